@@ -1,0 +1,1 @@
+"""Command-line interface: ``caltrain COMMAND``. One module per subcommand; see :mod:`caltrain.cli.main`."""

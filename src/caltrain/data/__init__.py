@@ -1,0 +1,3 @@
+"""Datasets by registry name, deterministic splits, device-resident loaders."""
+
+__all__: list[str] = []

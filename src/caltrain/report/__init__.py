@@ -1,0 +1,3 @@
+"""Plots and reports. matplotlib is imported only inside the drawing functions."""
+
+__all__: list[str] = []

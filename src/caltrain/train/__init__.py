@@ -1,0 +1,3 @@
+"""The trainer: one loop for every objective, driven by a validated configuration."""
+
+__all__: list[str] = []
