@@ -1,0 +1,109 @@
+"""The objective protocol: what every training objective tells the trainer, and what the trainer gives it.
+
+The trainer has no per-method branches. It asks an objective:
+
+- ``num_outputs``: how many logits the model must produce (``num_classes`` K, or K+1 when the objective adds
+  an "unknown" (abstention) output, in which case ``has_abstention`` is true and the last logit is "unknown");
+- ``requires``: which extra inputs ``forward`` needs, a subset of
+
+  * ``"indices"``: the dataset indices of the batch's samples (per-sample state such as EMA target tables);
+  * ``"model"``: the model itself (objectives that run extra forward passes, e.g. adversarial examples);
+  * ``"inputs"``: the batch's inputs, as fed to the model;
+
+- ``needs_input_grad``: whether the trainer must call ``inputs.requires_grad_(True)`` before the forward pass
+  (objectives that penalise input gradients of the logits);
+- ``needs_validation``: whether ``on_epoch_end`` wants the validation logits and labels (statistics gathered
+  once per epoch, e.g. AdaFocal's per-bin gamma, CALS' multipliers).
+
+and it calls, in this order, for every epoch ``e`` (0-based):
+
+    objective.on_epoch_start(e)
+    for each batch:  loss = objective(logits, labels, indices=..., model=..., inputs=...)
+    objective.on_epoch_end(e, val_logits=..., val_labels=...)
+
+``forward`` returns the loss reduced with the objective's ``reduction`` ("mean" by default; "none" gives one
+value per sample, shape [N], where the objective is a per-sample sum). It must not synchronise with the host
+(no ``.item()``, no Python branch on a tensor value), so hot loops stay asynchronous on GPUs.
+
+Warm-up schedules read the epoch on the host: ``on_epoch_start`` derives plain Python flags (e.g.
+``self._warming_up = epoch < self.warmup_epochs``) that ``forward`` branches on, since a resumed run calls
+``on_epoch_start`` again for the epoch it resumes in.
+
+State that must survive a resume (EMA tables, per-bin gammas, the current epoch for warm-up schedules) lives in
+registered buffers, so ``state_dict()``/``load_state_dict()`` restore it exactly. Per-sample state advances only
+in training mode (``objective.train()``); in ``eval()`` mode the loss is computed from the current state.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from caltrain.utils.checks import check_choice, check_positive_int
+
+__all__ = ["Objective", "REQUIREMENTS", "REDUCTIONS", "reduce_loss"]
+
+#: The extra inputs an objective may ask for.
+REQUIREMENTS = frozenset({"indices", "model", "inputs"})
+#: Valid values of ``reduction``.
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def reduce_loss(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Reduce a per-sample loss ``[N]`` by ``reduction`` in {"mean", "sum", "none"}."""
+    if reduction == "mean":
+        return per_sample.mean()
+    if reduction == "sum":
+        return per_sample.sum()
+    return per_sample
+
+
+class Objective(nn.Module):
+    """Base class of every training objective (see the module docstring for the protocol).
+
+    Subclasses set the class attributes below when they differ from the defaults, and implement
+    ``forward(logits, labels, *, indices=None, model=None, inputs=None)``.
+
+    Args:
+        num_classes: K, the number of real classes.
+        reduction: "mean" (default), "sum" or "none".
+    """
+
+    #: The extra ``forward`` inputs this objective needs (a subset of :data:`REQUIREMENTS`).
+    requires: ClassVar[frozenset[str]] = frozenset()
+    #: True when the model needs a K+1-th ("unknown") output.
+    has_abstention: ClassVar[bool] = False
+    #: True when the trainer must make the inputs require gradients before the forward pass.
+    needs_input_grad: ClassVar[bool] = False
+    #: True when ``on_epoch_end`` needs the validation logits and labels.
+    needs_validation: ClassVar[bool] = False
+
+    def __init__(self, *, num_classes: int, reduction: str = "mean") -> None:
+        super().__init__()
+        self.num_classes = check_positive_int(num_classes, "num_classes", minimum=2)
+        self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
+        # The current epoch (0-based); a buffer so warm-up schedules resume exactly.
+        self.register_buffer("epoch", torch.zeros((), dtype=torch.long))
+
+    @property
+    def num_outputs(self) -> int:
+        """The number of logits the model must produce: K, or K+1 with an abstention output."""
+        return self.num_classes + int(self.has_abstention)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Called before the first batch of epoch ``epoch`` (0-based). Stores the epoch."""
+        self.epoch.fill_(int(epoch))
+
+    def on_epoch_end(
+        self,
+        epoch: int,
+        *,
+        val_logits: torch.Tensor | None = None,
+        val_labels: torch.Tensor | None = None,
+    ) -> None:
+        """Called after the last batch of epoch ``epoch``; gets validation logits when ``needs_validation``."""
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes}, reduction={self.reduction!r}"
