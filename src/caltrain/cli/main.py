@@ -67,7 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = _find_command(argv)
     parser = build_parser(command if command in COMMANDS else None)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    args.extra_overrides = []
+    if unknown:
+        module = importlib.import_module(COMMANDS[args.command][0]) if args.command else None
+        dotted = [u for u in unknown if u.startswith("--") and "=" in u and "." in u.split("=", 1)[0]]
+        if module is None or not getattr(module, "ACCEPTS_OVERRIDES", False) or len(dotted) != len(unknown):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.extra_overrides = [u[2:] for u in dotted]
     if args.command is None:
         parser.print_help()
         return 0

@@ -1,0 +1,62 @@
+"""``caltrain bench SUITE``: run a benchmark suite's grid (skipping complete runs) and aggregate it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["ACCEPTS_OVERRIDES", "add_arguments", "run"]
+
+#: ``--section.key=value`` arguments are configuration overrides applied to every run.
+ACCEPTS_OVERRIDES = True
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("suite", nargs="?", help="a shipped suite name (see --list) or a suite YAML file")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: ./runs/bench-<suite>)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: sequential in this process (default); ray: one Ray task per run")
+    p.add_argument("--address", metavar="ADDR", help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument("--seeds", type=int, metavar="N", help="use seeds 0..N-1 instead of the suite's")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a configuration key in every run, e.g. --set epochs=5 --set data.root=~/data")
+    p.add_argument("--list", action="store_true", help="list the shipped suites and exit")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
+
+
+def run(args: argparse.Namespace) -> int:
+    from caltrain.train.suite import builtin_suites, load_suite, run_suite
+
+    if args.list or not args.suite:
+        for name in builtin_suites():
+            s = load_suite(name)
+            print(f"{name:26s} {s.description}\n{'':26s} data: {s.data_needed}")
+        return 0
+    suite = load_suite(args.suite)
+    out = Path(args.out) if args.out else Path("runs") / f"bench-{suite.name}"
+    seeds = list(range(args.seeds)) if args.seeds else None
+    result = run_suite(suite, out, executor=args.executor, address=args.address,
+                       overrides=list(args.set) + list(args.extra_overrides), seeds=seeds)
+    print((out / "results.md").read_text())
+    if not args.no_report:
+        _write_report(out)
+    print(f"results: {out / 'results.csv'}, {out / 'results.md'}, {out / 'results.json'}", file=sys.stderr)
+    if result["failed"]:
+        print(f"caltrain bench: {len(result['failed'])} run(s) failed (see messages above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _write_report(out: Path) -> None:
+    """The suite's HTML report, when the report extra (matplotlib) is installed."""
+    try:
+        from caltrain.report import write_report
+    except ImportError:
+        return
+    try:
+        path = write_report(out)
+    except ImportError as err:  # matplotlib missing
+        print(f"no report written: {err}", file=sys.stderr)
+        return
+    print(f"report: {path}", file=sys.stderr)

@@ -1,0 +1,280 @@
+"""The training configuration: typed, validated, frozen; built from YAML plus ``key=value`` overrides.
+
+A run is fully described by one :class:`TrainConfig`. It is built from defaults, then an optional YAML file,
+then overrides such as ``optim.lr=0.05`` or ``loss.options.gamma=3`` (dotted paths, values parsed as YAML
+scalars), and validated by pydantic: a mistyped key fails with the list of valid keys, a bad value with the
+field and the expectation. The resolved configuration is saved as ``config.yaml`` in the run directory.
+
+Example:
+    >>> cfg = build_config(overrides=["data.name=digits", "optim.lr=0.05", "epochs=3"])
+    >>> cfg.optim.lr, cfg.epochs
+    (0.05, 3)
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal, Sequence, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "ConfigError",
+    "CurvatureConfig",
+    "DataConfig",
+    "EvalConfig",
+    "LossConfig",
+    "MixupConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "ScheduleConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "build_config",
+    "config_to_dict",
+    "parse_override",
+]
+
+
+class ConfigError(ValueError):
+    """An invalid configuration (unknown key, bad value); the message names the key and the expectation."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    """Dataset and batching."""
+
+    name: str = "synthetic"
+    #: Directory holding real datasets (CIFAR, SVHN, ...); unused by the embedded sets.
+    root: str | None = None
+    #: Dataset options passed to ``caltrain.data.create`` (e.g. ``n_train``, ``noise``).
+    options: dict[str, Any] = Field(default_factory=dict)
+    batch_size: int = Field(128, ge=1)
+    eval_batch_size: int = Field(1024, ge=1)
+    #: False, True (the dataset's standard augmentation), or names of batch ops ("crop,flip,cutout").
+    augment: Union[bool, str] = False
+
+
+class ModelConfig(_Section):
+    """Model by registry name; ``auto`` picks ``mlp`` for feature data and ``cnn`` for images."""
+
+    name: str = "auto"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class LossConfig(_Section):
+    """Objective by registry name with its hyperparameters (``caltrain losses`` lists them)."""
+
+    name: str = "ce"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class OptimConfig(_Section):
+    """Optimiser. ``sam`` wraps ``sam_base`` (sgd or adamw) with Sharpness-Aware Minimisation."""
+
+    name: Literal["sgd", "adamw", "muon", "sam"] = "sgd"
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(5e-4, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    #: Muon: momentum of the Muon update, and learning rate of the AdamW that updates biases, norms and the head.
+    muon_momentum: float = Field(0.95, ge=0, lt=1)
+    muon_adamw_lr: float = Field(1e-3, gt=0)
+    sam_rho: float = Field(0.05, gt=0)
+    sam_base: Literal["sgd", "adamw"] = "sgd"
+    #: Clip the global gradient norm to this value (None: no clipping).
+    grad_clip: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> "OptimConfig":
+        if self.nesterov and self.momentum == 0 and self.name in ("sgd", "sam"):
+            raise ValueError("optim.nesterov=true needs optim.momentum > 0")
+        return self
+
+
+class ScheduleConfig(_Section):
+    """Learning-rate schedule, evaluated per step as a function of the (fractional) epoch.
+
+    - ``constant``; ``multistep``: multiply by ``gamma`` at each epoch in ``milestones``;
+    - ``step``: multiply by ``gamma`` every ``step_size`` epochs ("halve every 25 epochs": step_size 25, gamma 0.5);
+    - ``cosine``: cosine decay from lr to ``min_lr_factor * lr`` over the run.
+    ``warmup_epochs`` of linear warm-up from 0 precede any of them.
+    """
+
+    name: Literal["constant", "multistep", "step", "cosine"] = "constant"
+    milestones: tuple[float, ...] = ()
+    gamma: float = Field(0.1, gt=0)
+    step_size: float = Field(25, gt=0)
+    warmup_epochs: float = Field(0, ge=0)
+    min_lr_factor: float = Field(0.0, ge=0, le=1)
+
+
+class EvalConfig(_Section):
+    """What is measured, how often, and which checkpoint is kept."""
+
+    n_bins: int = Field(15, ge=1)
+    #: Also evaluate every k optimiser steps (0: only at the end of each epoch).
+    every_steps: int = Field(0, ge=0)
+    #: Splits evaluated each epoch ("train" is the running estimate over the epoch's batches).
+    splits: tuple[Literal["train", "val", "test"], ...] = ("train", "val", "test")
+    #: Model selection: the last epoch, or the epoch with the best validation loss (NLL) or accuracy.
+    select: Literal["last", "best_val_loss", "best_val_accuracy"] = "last"
+    #: How K+1 (abstention) outputs become K-class probabilities for the metrics; None: the objective's own.
+    abstention: str | None = None
+    #: Post-hoc calibrators fitted on validation logits at the end (``caltrain.posthoc`` names).
+    posthoc: tuple[str, ...] = ("ts", "ats")
+
+
+class MixupConfig(_Section):
+    """Mixup as a training setting.
+
+    - ``none``;
+    - ``mixup`` (Zhang et al. 2018, arXiv 1710.09412): train on x~ = l x_i + (1-l) x_j with loss
+      l L(z~, y_i) + (1-l) L(z~, y_j), l ~ Beta(alpha, alpha); Thulasidasan et al. 2019 (arXiv 1905.11001) found
+      it improves calibration;
+    - ``regmixup`` (Pinto et al. 2022, arXiv 2206.14502): the clean loss plus ``weight`` times the mixup loss,
+      calibration-aware by keeping the clean targets (alpha 10 in the paper).
+    """
+
+    mode: Literal["none", "mixup", "regmixup"] = "none"
+    alpha: float = Field(1.0, gt=0)
+    weight: float = Field(1.0, ge=0)
+
+
+class CurvatureConfig(_Section):
+    """Track Gauss-Newton sharpness and the margin tail every ``every_steps`` steps (0: off)."""
+
+    every_steps: int = Field(0, ge=0)
+    subset: int = Field(256, ge=1)
+    iters: int = Field(20, ge=1)
+
+
+class TrainConfig(_Section):
+    """One training run."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    mixup: MixupConfig = Field(default_factory=MixupConfig)
+    curvature: CurvatureConfig = Field(default_factory=CurvatureConfig)
+    epochs: int = Field(10, ge=1)
+    seed: int = Field(0, ge=0)
+    #: "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
+    device: str = "auto"
+    #: Autocast precision on GPU; on CPU only fp32 is accepted.
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    compile: bool = False
+    channels_last: bool = False
+    #: Save a checkpoint every this many epochs (and always at the end).
+    checkpoint_every: int = Field(1, ge=1)
+    quiet: bool = False
+
+    @field_validator("device")
+    @classmethod
+    def _device_syntax(cls, v: str) -> str:
+        if v != "auto" and not (v == "cpu" or v == "mps" or v.startswith("cuda")):
+            raise ValueError(f"expected 'auto', 'cpu', 'mps' or 'cuda[:N]', got {v!r}")
+        return v
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``"a.b.c=value"`` into ``(["a", "b", "c"], value)``; the value is parsed as a YAML scalar/list."""
+    import yaml
+
+    key, sep, raw = text.partition("=")
+    key = key.strip().lstrip("-")
+    if not sep or not key:
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. optim.lr=0.05")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r}: cannot parse value {raw!r}: {err}") from None
+    return key.split("."), value
+
+
+def apply_overrides(tree: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Return a copy of the nested dict ``tree`` with every ``key=value`` override applied."""
+    tree = copy.deepcopy(tree)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = tree
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {text!r}: {part!r} is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return tree
+
+
+def _format_validation_error(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            section = _section_for(e["loc"][:-1])
+            valid = ", ".join(section.model_fields) if section else ""
+            lines.append(f"{loc}: unknown key (valid keys here: {valid})")
+        else:
+            lines.append(f"{loc}: {e['msg']} (got {e.get('input')!r})")
+    return "invalid configuration: " + "; ".join(lines)
+
+
+def _section_for(loc: Sequence[Any]) -> type[BaseModel] | None:
+    model: type[BaseModel] = TrainConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return None
+        model = field.annotation
+    return model
+
+
+def build_config(
+    yaml_file: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    base: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """Defaults <- ``base`` dict <- YAML file <- overrides, validated into a :class:`TrainConfig`.
+
+    Raises:
+        ConfigError: an unknown key (listing the valid ones) or an invalid value.
+    """
+    import yaml
+
+    tree: dict[str, Any] = copy.deepcopy(base) if base else {}
+    if yaml_file is not None:
+        loaded = yaml.safe_load(Path(yaml_file).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{yaml_file}: expected a mapping at the top level, got {type(loaded).__name__}")
+        tree = _deep_merge(tree, loaded)
+    tree = apply_overrides(tree, overrides)
+    try:
+        return TrainConfig.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err)) from None
+
+
+def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """The configuration as plain JSON/YAML types (tuples as lists)."""
+    return cfg.model_dump(mode="json")
