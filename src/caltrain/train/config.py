@@ -172,7 +172,9 @@ class TrainConfig(_Section):
     #: Autocast precision on GPU; on CPU only fp32 is accepted.
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     compile: bool = False
-    channels_last: bool = False
+    #: channels-last memory format for image models; "auto": on for image inputs (1.5x faster convolutions on
+    #: CPU, see BENCHMARKS.md), off for feature data.
+    channels_last: Union[bool, Literal["auto"]] = "auto"
     #: Save a checkpoint every this many epochs (and always at the end).
     checkpoint_every: int = Field(1, ge=1)
     quiet: bool = False

@@ -122,7 +122,10 @@ class Trainer:
             model_name, num_classes=self.objective.num_outputs, in_channels=self.data.input_shape[0],
             input_shape=tuple(self.data.input_shape), **config.model.options,
         ).to(self.device)
-        if config.channels_last:
+        self.channels_last = config.channels_last is True or (
+            config.channels_last == "auto" and len(self.data.input_shape) == 3
+        )
+        if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         if self.dist.enabled:
@@ -178,6 +181,12 @@ class Trainer:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Inputs in the model's memory format."""
+        if self.channels_last and x.ndim == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
 
     def _objective_inputs(self, x: torch.Tensor, idx: torch.Tensor) -> dict[str, Any]:
         available = {"indices": idx, "model": self.forward_model, "inputs": x}
@@ -245,7 +254,7 @@ class Trainer:
         logits_parts, label_parts, index_parts = [], [], []
         for x, y, idx in self.eval_loaders[split]:
             with self._autocast():
-                out = self.forward_model(x)
+                out = self.forward_model(self._prepare(x))
             logits_parts.append(out.float())
             label_parts.append(y)
             index_parts.append(idx)
@@ -354,9 +363,7 @@ class Trainer:
         logits_parts, label_parts, index_parts = [], [], []
         records = []
         for i, (x, y, idx) in enumerate(self.train_loader):
-            if self.cfg.channels_last and x.ndim == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            loss, logits = self._train_step(x, y, idx)
+            loss, logits = self._train_step(self._prepare(x), y, idx)
             nonfinite |= ~torch.isfinite(loss)
             loss_sum += loss.double() * y.shape[0]
             n_seen += y.shape[0]
