@@ -79,6 +79,9 @@ class Objective(nn.Module):
     needs_input_grad: ClassVar[bool] = False
     #: True when ``on_epoch_end`` needs the validation logits and labels.
     needs_validation: ClassVar[bool] = False
+    #: Names of buffers indexed by dataset index (first dimension = number of training samples). Under
+    #: DistributedDataParallel each rank updates the rows of its own samples and the trainer merges them.
+    sample_state: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, num_classes: int, reduction: str = "mean") -> None:
         super().__init__()
