@@ -60,8 +60,8 @@ def _image_splits(
 ) -> tuple[Split, Split, Split]:
     x, y = load_digits_uint8()
     y = symmetric_label_noise(y, 10, label_noise, make_generator(seed, "digits", "label_noise"))
-    parts = random_partition(len(y), [train_size, test_size, val_size], seed=seed)
-    train, test, val = (Split(x[i], y[i], augment=()) for i in parts)
+    parts = random_partition(len(y), [test_size, train_size, val_size], seed=seed)
+    test, train, val = (Split(x[i], y[i], augment=()) for i in parts)
     return train, val, test
 
 

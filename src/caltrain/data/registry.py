@@ -78,7 +78,7 @@ def create(
         TypeError: an option the dataset does not take (the message lists the valid ones).
         FileNotFoundError: a real dataset's files are missing (the message says where to put them).
     """
-    DATASETS.check_kwargs(name, options)
+    DATASETS.check_kwargs(name, options, reserved=("root", "seed"))
     factory = DATASETS.get(name)
     ds = factory(root=Path(root).expanduser() if root is not None else default_root(), seed=seed, **options)
     resolved = {"name": name, "seed": seed, **options}

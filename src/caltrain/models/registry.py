@@ -57,7 +57,7 @@ def create(
         UnknownNameError: ``name`` is not registered (the message lists the valid names).
         TypeError: an option the model does not take (the message lists the valid ones).
     """
-    MODELS.check_kwargs(name, options)
+    MODELS.check_kwargs(name, options, reserved=("num_classes", "in_channels", "input_shape"))
     check_positive_int(num_classes, "num_classes")
     shape = None if input_shape is None else tuple(check_positive_int(s, "input_shape") for s in input_shape)
     if shape is not None and len(shape) == 3:
