@@ -40,7 +40,8 @@ def long_tailed_counts(class_counts: torch.Tensor, imbalance_factor: float) -> t
     """``int64 [K]`` per-class quotas ``floor(n_max * rho^(-k/(K-1)))`` with ``n_max = min(class_counts)``."""
     n_max = int(class_counts.min())
     if n_max < 1:
-        raise ValueError("labels: every class needs at least one sample to build a long-tailed variant")
+        empty = torch.nonzero(class_counts == 0).flatten().tolist()
+        raise ValueError(f"labels: class(es) {empty} have no sample; a long-tailed variant needs every class")
     profile = exponential_profile(class_counts.numel(), imbalance_factor)
     # The tiny offset keeps an exact product (e.g. 5000 * 0.1) from flooring to one less.
     return torch.floor(n_max * profile + 1e-9).clamp_min(1).to(torch.int64)
@@ -67,12 +68,17 @@ def long_tailed_indices(labels: torch.Tensor, num_classes: int, imbalance_factor
     return torch.nonzero(keep).flatten()
 
 
-def long_tailed_split(split: Split, num_classes: int, imbalance_factor: float, *, seed: int) -> Split:
-    """``split`` reduced to an exponential long-tailed profile.
+def long_tailed_split(
+    split: Split, num_classes: int, imbalance_factor: float, *, seed: int, name: str = "split"
+) -> Split:
+    """``split`` (called ``name`` in error messages) reduced to an exponential long-tailed profile.
 
     ``true_posterior`` is dropped (set to ``None``): it was ``p(y | x)`` under the original class prior, and
     subsampling classes changes the prior.
     """
-    indices = long_tailed_indices(split.y, num_classes, imbalance_factor, seed=seed)
+    try:
+        indices = long_tailed_indices(split.y, num_classes, imbalance_factor, seed=seed)
+    except ValueError as err:
+        raise ValueError(f"imbalance_factor: the {name} split: {err}") from None
     sub = split.subset(indices)
     return Split(sub.x, sub.y, None, sub.augment)

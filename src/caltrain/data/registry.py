@@ -84,8 +84,10 @@ def create(
     resolved = {"name": name, "seed": seed, **options}
     if imbalance_factor is not None:
         rho = check_number(imbalance_factor, "imbalance_factor", low=1.0)
-        train = long_tailed_split(ds.train, ds.num_classes, rho, seed=seed)
-        val = ds.val if balanced_val else long_tailed_split(ds.val, ds.num_classes, rho, seed=derive_seed(seed, "val"))
+        train = long_tailed_split(ds.train, ds.num_classes, rho, seed=seed, name="train")
+        val = ds.val
+        if not balanced_val:
+            val = long_tailed_split(ds.val, ds.num_classes, rho, seed=derive_seed(seed, "val"), name="validation")
         mean, std = channel_stats(train.x)
         ds = replace(ds, train=train, val=val, mean=mean, std=std)
         resolved.update(imbalance_factor=rho, balanced_val=balanced_val)
