@@ -17,7 +17,6 @@ Prints one line per loader and the ratio to the fastest baseline; ``--json PATH`
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch

@@ -97,7 +97,8 @@ def test_crop_flip_matches_per_sample_reference(rng):
     ref = np.stack([padded[b, :, dy[b] : dy[b] + 5, dx[b] : dx[b] + 7] for b in range(9)])
     ref = np.where(flip.numpy()[:, None, None, None], ref[..., ::-1], ref)
     assert np.array_equal(crop_flip(x, dy, dx, flip, pad=3).numpy(), ref)
-    assert np.array_equal(crop_flip(x, None, None, flip, pad=0).numpy(), np.where(flip.numpy()[:, None, None, None], x.numpy()[..., ::-1], x.numpy()))
+    flipped_only = np.where(flip.numpy()[:, None, None, None], x.numpy()[..., ::-1], x.numpy())
+    assert np.array_equal(crop_flip(x, None, None, flip, pad=0).numpy(), flipped_only)
 
 
 def test_cutout_matches_devries_taylor_reference(rng):
@@ -114,7 +115,8 @@ def test_cutout_matches_devries_taylor_reference(rng):
 
 
 def test_cutout_sets_normalised_pixels_to_zero_after_normalisation(images):
-    loader = make_loader(images, batch_size=23, shuffle=False, augment="cutout:4", normalization=((0.5,) * 3, (0.1,) * 3))
+    norm = ((0.5,) * 3, (0.1,) * 3)
+    loader = make_loader(images, batch_size=23, shuffle=False, augment="cutout:4", normalization=norm)
     ((x, _, i),) = epochs(loader, [0])[0]
     zero = (x == 0).all(dim=1)  # a cut square is 0 in every channel
     assert int(zero.flatten(1).sum(1).max()) <= 16 and int(zero.flatten(1).sum(1).min()) >= 4

@@ -48,6 +48,7 @@ def test_create_long_tailed_train_and_val_balanced_test():
     assert ds.test.y.equal(base.test.y)  # test untouched
     assert ds.train.true_posterior is None and ds.test.true_posterior is not None
     assert ds.options["imbalance_factor"] == 10
-    balanced_val = data.create("synthetic", train_size=1000, val_size=500, test_size=300, imbalance_factor=10, balanced_val=True)
+    sizes = dict(train_size=1000, val_size=500, test_size=300)
+    balanced_val = data.create("synthetic", **sizes, imbalance_factor=10, balanced_val=True)
     assert balanced_val.val.y.equal(base.val.y)
     np.testing.assert_allclose(ds.mean, channel_stats(ds.train.x)[0])  # statistics of the long-tailed split

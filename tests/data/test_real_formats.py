@@ -37,7 +37,8 @@ def write_cifar10(root, rng, per_batch=4, test=3):
     for name, n in [*((f"data_batch_{i}", per_batch) for i in range(1, 6)), ("test_batch", test)]:
         x = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
         y = rng.integers(0, 10, n).tolist()
-        _pickle(root / "cifar-10-batches-py" / name, {b"batch_label": name.encode(), b"labels": y, b"data": x, b"filenames": [b"f"] * n})
+        batch = {b"batch_label": name.encode(), b"labels": y, b"data": x, b"filenames": [b"f"] * n}
+        _pickle(root / "cifar-10-batches-py" / name, batch)
         batches[name] = (x, y)
     return batches
 
@@ -89,7 +90,8 @@ def test_cifar_refuses_a_pickle_that_is_not_data(tmp_path, rng):
 
 
 def test_missing_files_say_where_to_put_them(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"dataset 'cifar10': missing .*cifar-10-batches-py/data_batch_1.*cifar-10-python.tar.gz"):
+    expected = r"dataset 'cifar10': missing .*cifar-10-batches-py/data_batch_1.*cifar-10-python.tar.gz"
+    with pytest.raises(FileNotFoundError, match=expected):
         data.create("cifar10", root=tmp_path)
     with pytest.raises(FileNotFoundError, match=r"svhn/train_32x32.mat.*ufldl"):
         data.create("svhn", root=tmp_path)
@@ -180,7 +182,8 @@ def test_tinyimagenet_decodes_the_folders_once_and_caches(tmp_path, rng):
         for k in range(3):
             path = images / f"{wnid}_{k}.JPEG"
             mode = "L" if k == 0 else "RGB"  # Tiny-ImageNet has some greyscale JPEGs
-            Image.fromarray(rng.integers(0, 256, (64, 64, 3) if mode == "RGB" else (64, 64), dtype=np.uint8), mode).save(path)
+            pixels = rng.integers(0, 256, (64, 64, 3) if mode == "RGB" else (64, 64), dtype=np.uint8)
+            Image.fromarray(pixels, mode).save(path)
             expected[path.name] = np.asarray(Image.open(path).convert("RGB")).transpose(2, 0, 1)
     (folder / "val" / "images").mkdir(parents=True)
     lines = []

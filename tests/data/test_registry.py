@@ -21,9 +21,11 @@ def test_names_cover_the_issue():
 
 
 def test_unknown_name_and_option_list_the_valid_ones():
-    with pytest.raises(UnknownNameError, match="unknown dataset 'synthtic'.*Did you mean 'synthetic'.*Valid names: cifar10"):
+    expected = "unknown dataset 'synthtic'.*Did you mean 'synthetic'.*Valid names: cifar10"
+    with pytest.raises(UnknownNameError, match=expected):
         data.create("synthtic")
-    with pytest.raises(TypeError, match=r"unknown parameter\(s\) 'sepration'; valid parameters: num_classes, dim, separation"):
+    expected = r"unknown parameter\(s\) 'sepration'; valid parameters: num_classes, dim, separation"
+    with pytest.raises(TypeError, match=expected):
         data.create("synthetic", sepration=3.0)
 
 
@@ -53,7 +55,8 @@ def test_embedded_dataset_takes_a_long_tailed_variant(name):
 
 
 def test_long_tail_of_a_split_missing_a_class_names_the_split():
-    with pytest.raises(ValueError, match=r"imbalance_factor: the validation split: labels: class\(es\) \[.*\] have no sample"):
+    expected = r"imbalance_factor: the validation split: labels: class\(es\) \[.*\] have no sample"
+    with pytest.raises(ValueError, match=expected):
         data.create("synthetic", train_size=200, val_size=5, test_size=10, imbalance_factor=10)
 
 

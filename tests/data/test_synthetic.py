@@ -11,7 +11,8 @@ from caltrain.data.synthetic import GaussianMixture
 
 def reference_posterior(x, means, prior, eta):
     """Bayes' rule with scipy's Gaussian densities, then the symmetric-noise channel."""
-    dens = np.stack([prior[k] * multivariate_normal(means[k], np.eye(means.shape[1])).pdf(x) for k in range(len(prior))], 1)
+    identity = np.eye(means.shape[1])
+    dens = np.stack([prior[k] * multivariate_normal(means[k], identity).pdf(x) for k in range(len(prior))], 1)
     clean = dens / dens.sum(1, keepdims=True)
     return (1 - eta) * clean + eta / len(prior)
 

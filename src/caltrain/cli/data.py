@@ -22,10 +22,8 @@ from caltrain import data
 from caltrain.utils.io import to_jsonable
 from caltrain.utils.registry import Registry
 
-__all__ = ["add_arguments", "describe", "print_catalog", "run"]
+__all__ = ["add_arguments", "describe", "keyword_defaults", "print_catalog", "run"]
 
-#: Options create() handles for every dataset, with their defaults.
-COMMON = {"root": None, "seed": 0, "imbalance_factor": None, "balanced_val": False}
 
 
 def _summary(factory: Callable[..., Any]) -> str:
@@ -45,6 +43,15 @@ def describe(registry: Registry, name: str, *, hidden: Iterable[str] = ()) -> di
         if key not in hidden
     }
     return {"name": name, "summary": _summary(registry.get(name)), "options": options}
+
+
+def keyword_defaults(function: Callable[..., Any]) -> dict[str, Any]:
+    """The keyword-only parameters of ``function`` with their defaults (``None`` where required)."""
+    return {
+        p.name: (None if p.default is inspect.Parameter.empty else p.default)
+        for p in inspect.signature(function).parameters.values()
+        if p.kind == p.KEYWORD_ONLY
+    }
 
 
 def print_catalog(entries: list[dict[str, Any]], *, as_json: bool, common: dict[str, Any] | None = None) -> None:
@@ -73,5 +80,5 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         data.DATASETS.get(name)  # unknown names fail with the list of valid ones
     entries = [describe(data.DATASETS, name, hidden=("root", "seed")) for name in names]
-    print_catalog(entries, as_json=args.json, common=COMMON)
+    print_catalog(entries, as_json=args.json, common=keyword_defaults(data.create))
     return 0

@@ -14,12 +14,9 @@ import argparse
 import torch
 
 from caltrain import models
-from caltrain.cli.data import describe, print_catalog
+from caltrain.cli.data import describe, keyword_defaults, print_catalog
 
 __all__ = ["add_arguments", "run"]
-
-#: Arguments create() takes for every model, with their defaults.
-COMMON = {"num_classes": None, "in_channels": 3, "input_shape": None, "seed": None}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,10 +39,11 @@ def run(args: argparse.Namespace) -> int:
     names = args.names or models.names()
     for name in names:
         models.MODELS.get(name)  # unknown names fail with the list of valid ones
-    entries = [describe(models.MODELS, name, hidden=tuple(COMMON)) for name in names]
+    common = keyword_defaults(models.create)
+    entries = [describe(models.MODELS, name, hidden=tuple(common)) for name in names]
     if args.parameters:
         for entry in entries:
             entry["parameters"] = parameter_count(entry["name"])
             entry["summary"] += f" [{entry['parameters']:,} parameters]"
-    print_catalog(entries, as_json=args.json, common=COMMON)
+    print_catalog(entries, as_json=args.json, common=common)
     return 0

@@ -86,7 +86,9 @@ def _entry(batch: dict, key: str):
     return batch[key.encode()] if key.encode() in batch else batch[key]
 
 
-def load_cifar(root: Path, files: CifarFiles, part: str, *, download_missing: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def load_cifar(
+    root: Path, files: CifarFiles, part: str, *, download_missing: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``uint8 [N, 3, 32, 32]`` images and ``int64 [N]`` labels of ``part`` ("train" or "test")."""
     folder = root / files.folder
     paths = [folder / name for name in (*files.train, *files.test)]

@@ -78,7 +78,9 @@ def cifar10c(
 ) -> DatasetSplits:
     """CIFAR-10 train / val, CIFAR-10-C test at ``corruption`` and ``severity`` (module docstring)."""
     test = load_cifar10c(root, corruption, severity)  # first, so a missing file fails before CIFAR-10 loads
-    train, val, _ = cifar_splits(root, CIFAR10, seed=seed, val_size=val_size, train_size=train_size, download_missing=download)
+    train, val, _ = cifar_splits(
+        root, CIFAR10, seed=seed, val_size=val_size, train_size=train_size, download_missing=download
+    )
     mean, std = channel_stats(train.x)
     return DatasetSplits(
         name="cifar10c",

@@ -31,7 +31,9 @@ def require(paths: Iterable[Path], *, dataset: str, how: str) -> None:
     """Raise ``FileNotFoundError`` listing the missing ``paths`` (absolute) and ``how`` to get them."""
     missing = [Path(p).expanduser().resolve() for p in paths if not Path(p).exists()]
     if missing:
-        listed = ", ".join(str(p) for p in missing[:4]) + (f" (and {len(missing) - 4} more)" if len(missing) > 4 else "")
+        listed = ", ".join(str(p) for p in missing[:4])
+        if len(missing) > 4:
+            listed += f" (and {len(missing) - 4} more)"
         raise FileNotFoundError(
             f"dataset {dataset!r}: missing {listed}. {how} "
             "(pass root=... / --data-dir, or set CALTRAIN_DATA_DIR, to read them from elsewhere)"

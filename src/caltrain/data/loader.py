@@ -203,7 +203,8 @@ class Loader:
         count = len(self) * self.batch_size if self.drop_last else len(order)
         order = order[:count]
         height, width = (int(s) for s in self.x.shape[-2:]) if self.is_image else (0, 0)
-        params = draw_params(count, self.ops, height, width, make_generator(self.seed, self.epoch, self.rank, "augment"))
+        generator = make_generator(self.seed, self.epoch, self.rank, "augment")
+        params = draw_params(count, self.ops, height, width, generator)
         params = {k: v.to(self.device) for k, v in params.items()}
         order_device = order.to(self.device)
         starts = range(0, count, self.batch_size)

@@ -38,10 +38,6 @@ __all__ = ["DATASETS", "create", "default_root", "names"]
 #: name -> factory ``(*, root: Path, seed: int, **options) -> DatasetSplits``.
 DATASETS: Registry[Callable[..., DatasetSplits]] = Registry("dataset")
 
-#: Options :func:`create` handles itself, for every dataset.
-COMMON_OPTIONS = ("imbalance_factor", "balanced_val")
-
-
 def default_root() -> Path:
     """Where dataset files are looked for when no ``root`` is given: ``$CALTRAIN_DATA_DIR`` or ``./data``."""
     return Path(os.environ.get("CALTRAIN_DATA_DIR", "data")).expanduser()

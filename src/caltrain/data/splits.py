@@ -142,9 +142,9 @@ class DatasetSplits:
                 )
         channels = self.input_shape[0]
         if len(self.mean) != channels or len(self.std) != channels:
+            unit = "channel" if self.kind == "image" else "feature"
             raise ValueError(
-                f"mean and std: expected {channels} values (one per {'channel' if self.kind == 'image' else 'feature'}), "
-                f"got {len(self.mean)} and {len(self.std)}"
+                f"mean and std: expected {channels} values (one per {unit}), got {len(self.mean)} and {len(self.std)}"
             )
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
         object.__setattr__(self, "ood_sources", MappingProxyType(dict(self.ood_sources)))

@@ -194,9 +194,8 @@ def synthetic_image(
     if size % 4:
         raise ValueError(f"image_size: expected a multiple of 4, got {image_size}")
     prior = exponential_profile(num_classes, imbalance)
-    model = PatternImages(
-        stripe_patterns(num_classes, size // 2), tuple(float(a) for a in contrasts), noise, prior / prior.sum(), label_noise
-    )
+    levels = tuple(float(a) for a in contrasts)
+    model = PatternImages(stripe_patterns(num_classes, size // 2), levels, noise, prior / prior.sum(), label_noise)
     train, val, test = (
         model.split(check_positive_int(n, f"{name}_size"), size, make_generator(seed, "synthetic_image", name))
         for name, n in (("train", train_size), ("val", val_size), ("test", test_size))

@@ -7,8 +7,9 @@ linear layer: 6n + 2 layers, n = 3, 5, 9, 18 for depths 20, 32, 56, 110.
 
 Shortcuts: **option A** by default, as the paper uses on CIFAR: the identity, and where the shape changes
 the input subsampled with stride 2 and zero-padded with the missing channels (parameter-free), which gives
-the paper's parameter counts (0.27M, 0.46M, 0.85M, 1.7M; exactly 269,722 ... 1,727,962 for 10 classes). ``shortcut="B"`` uses a 1x1 convolution with
-BatchNorm where the shape changes (the projection shortcut of the paper's ImageNet models).
+the paper's parameter counts (0.27M, 0.46M, 0.85M, 1.7M; exactly 269,722 ... 1,727,962 for 10 classes).
+``shortcut="B"`` uses a 1x1 convolution with BatchNorm where the shape changes (the projection shortcut of
+the paper's ImageNet models; 2,752 more parameters, e.g. 272,474 for ResNet-20).
 Reading: the paper does not say where the zero channels go; we pad half on each side, as the widely used
 reimplementation by Y. Idelbayev does (the choice is a fixed channel permutation, equivalent for training).
 Convolution and linear weights are initialised He-normal (fan in), biases zero ("as in [13]" in the paper).

@@ -83,7 +83,12 @@ class UNet(nn.Module):
 
 @MODELS.register("unet")
 def unet(
-    *, num_classes: int, in_channels: int = 3, input_shape: tuple[int, ...] | None = None, width: int = 16, depth: int = 3
+    *,
+    num_classes: int,
+    in_channels: int = 3,
+    input_shape: tuple[int, ...] | None = None,
+    width: int = 16,
+    depth: int = 3,
 ) -> UNet:
     """A small :class:`UNet`; outputs ``[N, num_classes, H, W]``."""
     if input_shape is not None and len(input_shape) != 3:

@@ -69,8 +69,9 @@ class SelectiveVGG16(nn.Module):
             elif isinstance(item, float):
                 layers.append(nn.Dropout2d(item))
             else:
-                layers += [nn.Conv2d(channels, int(item), 3, padding=1), nn.ReLU(inplace=True), nn.BatchNorm2d(int(item))]
-                channels = int(item)
+                width = int(item)
+                layers += [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(inplace=True), nn.BatchNorm2d(width)]
+                channels = width
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
             nn.Linear(512 * (h // 32) * (w // 32), 512),
