@@ -34,6 +34,7 @@ def test_embedded_dataset_properties(name):
     ds = data.create(name, seed=3, **EMBEDDED[name])
     again = data.create(name, seed=3, **EMBEDDED[name])
     assert ds.name == name and ds.options["seed"] == 3
+    assert set(data.DATASETS.defaults(name)) - {"root"} <= set(ds.options)  # every option, defaults included
     for part, split in ds.splits().items():
         assert split.x.equal(getattr(again, part).x) and split.y.equal(getattr(again, part).y)
         assert tuple(split.x.shape[1:]) == ds.input_shape

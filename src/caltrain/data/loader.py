@@ -124,6 +124,7 @@ class Loader:
         self.drop_last = bool(drop_last)
         self.device = torch.device(device)
         self.ops = resolve_augment(split, augment)
+        self._op_params = {op.name: op.param for op in self.ops}
         self.size = len(split)
         self.num_samples = math.ceil(self.size / self.world_size)
         if self.size == 0:
@@ -222,7 +223,7 @@ class Loader:
         """uint8 images -> crop/flip -> float, normalised -> cutout; features pass through (pre-normalised)."""
         if not self.is_image:
             return x
-        ops = {op.name: op.param for op in self.ops}
+        ops = self._op_params
         if "crop" in ops or "flip" in ops:
             x = crop_flip(x, params.get("dy"), params.get("dx"), params.get("flip"), pad=ops.get("crop", 0))
         x = torch.addcmul(self._shift, x.to(torch.float32), self._scale)

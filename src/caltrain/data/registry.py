@@ -77,7 +77,8 @@ def create(
     DATASETS.check_kwargs(name, options, reserved=("root", "seed"))
     factory = DATASETS.get(name)
     ds = factory(root=Path(root).expanduser() if root is not None else default_root(), seed=seed, **options)
-    resolved = {"name": name, "seed": seed, **options}
+    defaults = {k: v for k, v in DATASETS.defaults(name).items() if k not in ("root", "seed")}
+    resolved = {"name": name, "root": str(root) if root is not None else None, "seed": seed, **defaults, **options}
     if imbalance_factor is not None:
         rho = check_number(imbalance_factor, "imbalance_factor", low=1.0)
         train = long_tailed_split(ds.train, ds.num_classes, rho, seed=seed, name="train")
