@@ -218,7 +218,7 @@ def test_download_checks_md5_and_extracts(tmp_path):
     source = tmp_path / "src" / "archive.tar.gz"
     source.parent.mkdir()
     _tar_gz(source, "folder/file.txt", b"hello")
-    md5 = data_files._md5(source)
+    md5 = data_files.md5sum(source)
     dest = tmp_path / "root" / "archive.tar.gz"
     data_files.download(source.as_uri(), dest, md5=md5, extract_to=tmp_path / "root")
     assert (tmp_path / "root" / "folder" / "file.txt").read_bytes() == b"hello"

@@ -31,7 +31,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import partial
+from functools import lru_cache, partial
 from typing import Sequence
 
 import numpy as np
@@ -46,8 +46,12 @@ from caltrain.data.splits import DatasetSplits, Split, channel_stats, random_par
 __all__ = ["digits", "digits_flat", "load_digits_uint8"]
 
 
+@lru_cache(maxsize=1)
 def load_digits_uint8() -> tuple[torch.Tensor, torch.Tensor]:
-    """All 1797 digits as ``uint8 [1797, 1, 8, 8]`` images (0..255) and ``int64`` labels."""
+    """All 1797 digits as ``uint8 [1797, 1, 8, 8]`` images (0..255) and ``int64`` labels.
+
+    Cached (benchmark suites create the dataset once per run); the splits index copies of these tensors.
+    """
     from sklearn.datasets import load_digits
 
     bunch = load_digits()

@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["download", "require", "safe_unpickle"]
+__all__ = ["download", "md5sum", "require", "safe_unpickle"]
 
 
 def require(paths: Iterable[Path], *, dataset: str, how: str) -> None:
@@ -40,7 +40,8 @@ def require(paths: Iterable[Path], *, dataset: str, how: str) -> None:
         )
 
 
-def _md5(path: Path) -> str:
+def md5sum(path: Path) -> str:
+    """The MD5 hex digest of the file at ``path`` (read in 1 MiB chunks)."""
     digest = hashlib.md5()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -65,7 +66,7 @@ def download(url: str, dest: Path, *, md5: str, extract_to: Path | None = None, 
             tmp.close()
             tmp_path.unlink(missing_ok=True)
             raise FileNotFoundError(f"could not download {url} ({err})") from err
-    if _md5(tmp_path) != md5:
+    if md5sum(tmp_path) != md5:
         tmp_path.unlink(missing_ok=True)
         raise ValueError(f"{url}: the downloaded file's MD5 is not the official {md5}; not using it")
     tmp_path.replace(dest)
