@@ -22,6 +22,7 @@ from caltrain import analysis, data, losses, metrics, models, posthoc, report, t
 # --- posthoc ---
 
 # --- data and models ---
+from caltrain.data import DatasetSplits, Split, make_loader, true_calibration_error  # noqa: E402,F401
 
 # --- trainer ---
 

@@ -1,3 +1,28 @@
 """Datasets by registry name, deterministic splits, device-resident loaders."""
 
-__all__: list[str] = []
+# Importing the dataset modules registers them.
+from caltrain.data import cifar as _cifar  # noqa: F401
+from caltrain.data import cifar10c as _cifar10c  # noqa: F401
+from caltrain.data import digits as _digits  # noqa: F401
+from caltrain.data import medmnist as _medmnist  # noqa: F401
+from caltrain.data import svhn as _svhn  # noqa: F401
+from caltrain.data import synthetic as _synthetic  # noqa: F401
+from caltrain.data import synthetic_image as _synthetic_image  # noqa: F401
+from caltrain.data import tinyimagenet as _tinyimagenet  # noqa: F401
+from caltrain.data.loader import Loader, make_loader
+from caltrain.data.registry import DATASETS, create, default_root, names
+from caltrain.data.splits import NO_LABEL, DatasetSplits, Split
+from caltrain.data.true_calibration import true_calibration_error
+
+__all__ = [
+    "DATASETS",
+    "DatasetSplits",
+    "Loader",
+    "NO_LABEL",
+    "Split",
+    "create",
+    "default_root",
+    "make_loader",
+    "names",
+    "true_calibration_error",
+]

@@ -1,3 +1,14 @@
 """Models by registry name: ``names()``, ``create(name, num_classes=..., in_channels=...)``."""
 
-__all__: list[str] = []
+# Importing the model modules registers them.
+from caltrain.models import cnn as _cnn  # noqa: F401
+from caltrain.models import densenet as _densenet  # noqa: F401
+from caltrain.models import mlp as _mlp  # noqa: F401
+from caltrain.models import resnet as _resnet  # noqa: F401
+from caltrain.models import resnet_cifar as _resnet_cifar  # noqa: F401
+from caltrain.models import unet as _unet  # noqa: F401
+from caltrain.models import vgg as _vgg  # noqa: F401
+from caltrain.models import wide_resnet as _wide_resnet  # noqa: F401
+from caltrain.models.registry import MODELS, create, names, num_parameters
+
+__all__ = ["MODELS", "create", "names", "num_parameters"]

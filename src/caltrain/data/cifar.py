@@ -1,0 +1,199 @@
+"""``cifar10``, ``cifar100``: the CIFAR sets from the official python-pickle archives (Krizhevsky 2009).
+
+Files (under ``root``): ``cifar-10-batches-py/data_batch_1..5`` and ``test_batch``, or
+``cifar-100-python/train`` and ``test`` - what extracting the official ``cifar-10-python.tar.gz`` /
+``cifar-100-python.tar.gz`` gives. With ``download=True`` (default) and a connection, a missing archive is
+downloaded from https://www.cs.toronto.edu/~kriz/ and checked against its official MD5.
+
+Each batch is a pickled dict: ``data`` ``uint8 [N, 3072]`` (the red, green, blue 32x32 planes, row-major)
+and ``labels`` (CIFAR-10) or ``fine_labels`` (CIFAR-100, 100 classes).
+
+Splits (defaults from the calibration papers, e.g. Guo et al. 2017 and Mukhoti et al. 2020): a seeded
+random ``val_size`` = 5000 images of the 50k training set for validation, the other 45k for training
+(``train_size`` can take fewer), the official 10k test set for testing. Standard augmentation: random crop
+(4 pixels of zero padding) and horizontal flip.
+
+OOD pairings (``ood`` option; default none, since they need other files): ``svhn`` (the SVHN test split,
+label -1; its files under ``root/svhn``), ``cifar10c-<corruption>-<severity>`` (CIFAR-10-C, labels kept;
+under ``root/CIFAR-10-C``, CIFAR-10 only) - e.g. ``ood=["svhn", "cifar10c-gaussian_noise-5"]`` or
+``ood="all"``.
+
+Example (needs the files)::
+
+    ds = caltrain.data.create("cifar10", root="~/data")     # 45000 / 5000 / 10000
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from caltrain.data.files import download, require, safe_unpickle
+from caltrain.data.ood import select_ood
+from caltrain.data.registry import DATASETS
+from caltrain.data.splits import DatasetSplits, Split, channel_stats, random_partition
+
+__all__ = ["CIFAR10", "CIFAR100", "CifarFiles", "cifar10", "cifar100", "cifar_dataset", "cifar_splits", "load_cifar"]
+
+
+@dataclass(frozen=True)
+class CifarFiles:
+    """Where one CIFAR variant lives and how to get it."""
+
+    name: str
+    folder: str
+    train: tuple[str, ...]
+    test: tuple[str, ...]
+    label_key: str
+    num_classes: int
+    url: str
+    md5: str
+
+    @property
+    def archive(self) -> str:
+        return self.url.rsplit("/", 1)[1]
+
+
+CIFAR10 = CifarFiles(
+    "cifar10",
+    "cifar-10-batches-py",
+    tuple(f"data_batch_{i}" for i in range(1, 6)),
+    ("test_batch",),
+    "labels",
+    10,
+    "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    "c58f30108f718f92721af3b95e74349a",
+)
+CIFAR100 = CifarFiles(
+    "cifar100",
+    "cifar-100-python",
+    ("train",),
+    ("test",),
+    "fine_labels",
+    100,
+    "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+    "eb9058c3a382ffc7106e4002c42a8d85",
+)
+
+
+def _entry(batch: dict, key: str):
+    """``batch[key]`` whether the pickle's keys are bytes (the official files) or str."""
+    return batch[key.encode()] if key.encode() in batch else batch[key]
+
+
+def load_cifar(
+    root: Path, files: CifarFiles, part: str, *, download_missing: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``uint8 [N, 3, 32, 32]`` images and ``int64 [N]`` labels of ``part`` ("train" or "test")."""
+    folder = root / files.folder
+    paths = [folder / name for name in (*files.train, *files.test)]
+    if download_missing and not all(p.exists() for p in paths):
+        try:
+            download(files.url, root / files.archive, md5=files.md5, extract_to=root)
+        except FileNotFoundError:
+            pass  # offline: the error below says where to put the files
+    require(
+        paths,
+        dataset=files.name,
+        how=f"Download {files.url} and extract it into {root.expanduser().resolve()}",
+    )
+    xs, ys = [], []
+    for name in files.train if part == "train" else files.test:
+        batch = safe_unpickle(folder / name)
+        xs.append(np.asarray(_entry(batch, "data"), dtype=np.uint8).reshape(-1, 3, 32, 32))
+        ys.append(np.asarray(_entry(batch, files.label_key), dtype=np.int64))
+    return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
+
+
+def cifar_splits(
+    root: Path, files: CifarFiles, *, seed: int, val_size: int, train_size: int | None, download_missing: bool
+) -> tuple[Split, Split, Split]:
+    """Seeded train / val split of the training set, and the official test set."""
+    x, y = load_cifar(root, files, "train", download_missing=download_missing)
+    val_idx, train_idx = random_partition(len(y), [val_size, train_size], seed=seed)
+    x_test, y_test = load_cifar(root, files, "test", download_missing=download_missing)
+    augment = ("crop", "flip")
+    return (
+        Split(x[train_idx], y[train_idx], augment=augment),
+        Split(x[val_idx], y[val_idx], augment=augment),
+        Split(x_test, y_test, augment=augment),
+    )
+
+
+def cifar_dataset(
+    files: CifarFiles,
+    *,
+    root: Path,
+    seed: int,
+    val_size: int,
+    train_size: int | None,
+    download_missing: bool,
+    ood_sources: dict,
+    ood: str | Sequence[str] | None,
+) -> DatasetSplits:
+    """The :class:`DatasetSplits` of one CIFAR variant, with the OOD sets selected from ``ood_sources``."""
+    train, val, test = cifar_splits(
+        root, files, seed=seed, val_size=val_size, train_size=train_size, download_missing=download_missing
+    )
+    mean, std = channel_stats(train.x)
+    return DatasetSplits(
+        name=files.name,
+        train=train,
+        val=val,
+        test=test,
+        num_classes=files.num_classes,
+        input_shape=(3, 32, 32),
+        mean=mean,
+        std=std,
+        kind="image",
+        ood_sources=select_ood(ood_sources, ood, default=()),
+    )
+
+
+def _svhn_ood(root: Path, download_missing: bool) -> Split:
+    from caltrain.data.svhn import svhn_as_ood
+
+    return svhn_as_ood(root, download_missing=download_missing)
+
+
+@DATASETS.register("cifar10")
+def cifar10(
+    *,
+    root: Path,
+    seed: int = 0,
+    val_size: int = 5000,
+    train_size: int | None = None,
+    download: bool = True,
+    ood: str | Sequence[str] | None = None,
+) -> DatasetSplits:
+    """CIFAR-10 (module docstring): 45000 / 5000 / 10000 by default."""
+    from caltrain.data.cifar10c import cifar10c_sources
+
+    sources = {"svhn": partial(_svhn_ood, root, download), **cifar10c_sources(root)}
+    return cifar_dataset(
+        CIFAR10, root=root, seed=seed, val_size=val_size, train_size=train_size, download_missing=download,
+        ood_sources=sources, ood=ood,
+    )  # fmt: skip
+
+
+@DATASETS.register("cifar100")
+def cifar100(
+    *,
+    root: Path,
+    seed: int = 0,
+    val_size: int = 5000,
+    train_size: int | None = None,
+    download: bool = True,
+    ood: str | Sequence[str] | None = None,
+) -> DatasetSplits:
+    """CIFAR-100 (module docstring): 45000 / 5000 / 10000 by default, 100 fine classes."""
+    sources = {"svhn": partial(_svhn_ood, root, download)}
+    return cifar_dataset(
+        CIFAR100, root=root, seed=seed, val_size=val_size, train_size=train_size, download_missing=download,
+        ood_sources=sources, ood=ood,
+    )  # fmt: skip

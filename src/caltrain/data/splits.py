@@ -1,0 +1,225 @@
+"""The containers every dataset returns: :class:`Split` (one split as tensors) and :class:`DatasetSplits`.
+
+A split holds all its samples as tensors: images as ``uint8 [N, C, H, W]`` (converted to float, augmented
+and normalised batch by batch by the loader, on the device), feature data as ``float32 [N, D]``, labels as
+``int64 [N]``. A sample's index is its position in its split; per-sample objectives key their tables by it.
+
+Synthetic data also carries ``true_posterior`` ``[N, K]``: the probability of each *observed* label given
+the input under the generating distribution (label noise included), from which the true calibration error
+of any model follows (:func:`caltrain.data.true_calibration_error`).
+
+Out-of-distribution sets paired with a dataset are :class:`Split` objects too; their labels are the source
+labels where they still mean something (corrupted or shifted copies of the test split) and
+:data:`NO_LABEL` (-1) where they do not (noise images, a far cluster, SVHN digits against CIFAR classes).
+
+Example:
+    >>> import torch
+    >>> s = Split(torch.zeros(4, 3), torch.tensor([0, 1, 1, 0]))
+    >>> len(s), s.x.dtype
+    (4, torch.float32)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+
+from caltrain.data.seeding import make_generator
+from caltrain.utils.checks import check_choice, check_finite, check_ndim, check_positive_int, check_same_length
+
+__all__ = [
+    "AUGMENT_OPS",
+    "DatasetSplits",
+    "KINDS",
+    "NO_LABEL",
+    "Split",
+    "channel_stats",
+    "random_partition",
+]
+
+#: Label of an out-of-distribution sample that has no in-distribution class.
+NO_LABEL = -1
+#: The kinds of input a dataset can hold.
+KINDS = ("image", "features")
+#: The augmentation operations the loader knows (see :mod:`caltrain.data.augment`).
+AUGMENT_OPS = ("crop", "flip", "cutout")
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of a dataset, held as tensors (on the CPU until a loader moves it).
+
+    Attributes:
+        x: ``uint8 [N, C, H, W]`` images (pixel values 0..255) or ``float32 [N, D]`` features.
+        y: ``int64 [N]`` labels in ``[0, K)``; :data:`NO_LABEL` (-1) for OOD samples without a class.
+        true_posterior: ``float64 [N, K]`` true ``p(observed label | x)`` for synthetic data, else ``None``.
+        augment: the dataset's standard augmentation, used when a loader is asked for ``augment=True``;
+            ``None`` means random crop and flip for images and nothing for features (the CIFAR standard).
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    true_posterior: torch.Tensor | None = None
+    augment: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        check_ndim(self.x, "x", (2, 4), "[N, D] (features) or [N, C, H, W] (images)")
+        if self.x.ndim == 4 and self.x.dtype != torch.uint8:
+            raise TypeError(f"x: images must be uint8 [N, C, H, W] (0..255), got dtype {self.x.dtype}")
+        if self.x.ndim == 2:
+            if self.x.dtype != torch.float32:
+                raise TypeError(f"x: features must be float32 [N, D], got dtype {self.x.dtype}")
+            check_finite(self.x, "x")
+        check_ndim(self.y, "y", 1, "[N]")
+        if self.y.dtype != torch.int64:
+            raise TypeError(f"y: expected int64 labels, got dtype {self.y.dtype}")
+        check_same_length(self.x, self.y, "x", "y")
+        if self.true_posterior is not None:
+            check_ndim(self.true_posterior, "true_posterior", 2, "[N, K]")
+            check_same_length(self.x, self.true_posterior, "x", "true_posterior")
+        if self.augment is not None:
+            for op in self.augment:
+                check_choice(op, "augment", AUGMENT_OPS)
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def kind(self) -> str:
+        """``"image"`` for ``[N, C, H, W]`` inputs, ``"features"`` for ``[N, D]``."""
+        return "image" if self.x.ndim == 4 else "features"
+
+    def subset(self, indices: torch.Tensor) -> "Split":
+        """The samples at ``indices`` (``int64 [M]``), in that order; positions are renumbered 0..M-1."""
+        posterior = None if self.true_posterior is None else self.true_posterior[indices]
+        return replace(self, x=self.x[indices], y=self.y[indices], true_posterior=posterior)
+
+
+@dataclass(frozen=True)
+class DatasetSplits:
+    """A dataset: train / validation / test splits, its shape, normalisation and paired OOD sets.
+
+    Attributes:
+        name: the registry name.
+        train, val, test: the splits (``val`` is what post-hoc calibrators and model selection use).
+        num_classes: K.
+        input_shape: ``(C, H, W)`` for images, ``(D,)`` for features.
+        mean, std: per-channel statistics of the training images on the [0, 1] scale, or per-feature
+            statistics of the training features; the loader normalises with them.
+        kind: ``"image"`` or ``"features"``.
+        options: the resolved options the dataset was built with (saved beside results).
+        ood_sources: name -> zero-argument function loading that OOD split (loaded on first use, cached).
+    """
+
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int
+    input_shape: tuple[int, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    kind: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    ood_sources: Mapping[str, Callable[[], Split]] = field(default_factory=dict, repr=False)
+    _ood_cache: dict[str, Split] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        check_positive_int(self.num_classes, "num_classes", minimum=2)
+        check_choice(self.kind, "kind", KINDS)
+        for split_name in ("train", "val", "test"):
+            split = getattr(self, split_name)
+            if split.kind != self.kind:
+                raise ValueError(f"{split_name}: expected {self.kind} data, got {split.kind}")
+            if tuple(split.x.shape[1:]) != tuple(self.input_shape):
+                raise ValueError(
+                    f"{split_name}: expected inputs of shape {tuple(self.input_shape)}, "
+                    f"got {tuple(split.x.shape[1:])}"
+                )
+        channels = self.input_shape[0]
+        if len(self.mean) != channels or len(self.std) != channels:
+            unit = "channel" if self.kind == "image" else "feature"
+            raise ValueError(
+                f"mean and std: expected {channels} values (one per {unit}), got {len(self.mean)} and {len(self.std)}"
+            )
+        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+        object.__setattr__(self, "ood_sources", MappingProxyType(dict(self.ood_sources)))
+        object.__setattr__(self, "_ood_cache", {})
+
+    @property
+    def ood_names(self) -> tuple[str, ...]:
+        """The names of the OOD sets paired with this dataset (nothing is loaded)."""
+        return tuple(self.ood_sources)
+
+    def ood(self, name: str | None = None) -> dict[str, Split]:
+        """The OOD sets paired with this dataset (all of them, or only ``name``); may be empty."""
+        if name is not None and name not in self.ood_sources:
+            valid = ", ".join(self.ood_sources) or "(none)"
+            raise ValueError(f"name: unknown OOD set {name!r} for dataset {self.name!r}; valid names: {valid}")
+        names = list(self.ood_sources) if name is None else [name]
+        for n in names:
+            if n not in self._ood_cache:
+                self._ood_cache[n] = self.ood_sources[n]()
+        return {n: self._ood_cache[n] for n in names}
+
+    def splits(self) -> dict[str, Split]:
+        """``{"train": ..., "val": ..., "test": ...}``."""
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+def random_partition(n: int, sizes: list[int | None], *, seed: int, key: str = "split") -> list[torch.Tensor]:
+    """Split ``range(n)`` into disjoint random index sets of the given sizes (a seeded permutation).
+
+    At most one size may be ``None``: it takes every index the others leave. Indices within a part come in
+    the permutation's order, so ``random_partition(n, [a, b], seed=s)[0]`` is the same for every ``b``
+    (growing the validation split never changes which samples the first part holds).
+
+    Args:
+        n: the number of samples.
+        sizes: the size of each part, one of them possibly ``None`` ("the rest").
+        seed: the dataset seed; the permutation is a pure function of ``(seed, key)``.
+        key: names the purpose, so two partitions of the same seed are independent.
+
+    Returns:
+        one ``int64`` index tensor per part.
+    """
+    fixed = [s for s in sizes if s is not None]
+    if len(fixed) < len(sizes) - 1:
+        raise ValueError(f"sizes: at most one size may be None (the rest), got {sizes}")
+    for s in fixed:
+        check_positive_int(s, "split size", minimum=0)
+    if sum(fixed) > n:
+        raise ValueError(f"split sizes: {sizes} ask for {sum(fixed)} samples but only {n} are available")
+    rest = n - sum(fixed)
+    resolved = [rest if s is None else s for s in sizes]
+    perm = torch.randperm(n, generator=make_generator(seed, key))
+    bounds = np.cumsum([0, *resolved])
+    return [perm[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel (images, on the [0, 1] scale) or per-feature mean and standard deviation, in float64.
+
+    A constant channel or feature (standard deviation below 1e-8, e.g. the always-blank border pixels of the
+    digits) gets std 1, so normalising it leaves a constant instead of dividing by zero.
+    """
+    if x.ndim == 4:
+        flat = x.permute(1, 0, 2, 3).reshape(x.shape[1], -1)
+        scale = 255.0
+    else:
+        flat = x.T
+        scale = 1.0
+    n = flat.shape[1]
+    total = flat.sum(dim=1, dtype=torch.float64)
+    mean = total / n
+    centred_sq = torch.zeros_like(mean)
+    for start in range(0, n, 1 << 22):  # bounded memory: float64 copies of ~4M values per channel at a time
+        chunk = flat[:, start : start + (1 << 22)].to(torch.float64)
+        centred_sq += ((chunk - mean[:, None]) ** 2).sum(dim=1)
+    std = (centred_sq / n).sqrt()
+    std = torch.where(std < 1e-8, torch.ones_like(std), std / scale)
+    return tuple((mean / scale).tolist()), tuple(std.tolist())
