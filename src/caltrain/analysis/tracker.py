@@ -45,7 +45,7 @@ class CurvatureTracker:
     ``tracker(model, inputs, labels)`` returns a dict of Python floats:
 
     - ``gn_sharpness``: lambda_max of the cross-entropy Gauss-Newton matrix
-      (:func:`~caltrain.analysis.gauss_newton_sharpness`);
+      (:func:`~caltrain.analysis.gauss_newton_sharpness`), and ``gn_iterations``, the products it took;
     - ``batch_sharpness``: E_B[g_B^T H_B g_B / ||g_B||^2] over ``num_batches`` batches of ``batch_size``
       (:func:`~caltrain.analysis.batch_sharpness`);
     - ``hessian_sharpness`` (only with ``hessian=True``): lambda_max of the loss Hessian
@@ -88,7 +88,7 @@ class CurvatureTracker:
         >>> tracker = CurvatureTracker(subset=64, batch_size=16)
         >>> record = tracker(net, torch.randn(100, 4), torch.randint(0, 3, (100,)))
         >>> sorted(record)
-        ['batch_sharpness', 'ece', 'gn_sharpness', 'log_margin_tail', 'margin_tail']
+        ['batch_sharpness', 'ece', 'gn_iterations', 'gn_sharpness', 'log_margin_tail', 'margin_tail']
     """
 
     def __init__(
@@ -126,17 +126,18 @@ class CurvatureTracker:
         x, y = evaluation_set(inputs, labels, subset=self.subset, seed=self.seed, device=fmodel.device)
         if y is None:
             raise ValueError("labels: the tracker needs the class labels [N], got None")
+        with evaluation_mode(model), torch.no_grad():
+            logits = model(x)
+        tail = margin_tail(logits, y)  # also checks the labels against the number of outputs
         solver = dict(method=self.method, iters=self.iters, tol=self.tol, seed=self.seed, chunk_size=self.chunk_size)
         gn = gauss_newton_sharpness(model, x, init=self._start("gn", fmodel.dim), **solver)
         self._remember("gn", gn.vector)
         batches = batch_sharpness(
             model, x, y, batch_size=self.batch_size, num_batches=self.num_batches, seed=self.seed
         )
-        with evaluation_mode(model), torch.no_grad():
-            logits = model(x)
-        tail = margin_tail(logits, y)
         record = {
             "gn_sharpness": gn.value,
+            "gn_iterations": gn.iterations,
             "batch_sharpness": batches.value,
             "margin_tail": float(tail.q),
             "log_margin_tail": float(tail.log_q),
