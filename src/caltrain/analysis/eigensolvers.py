@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from caltrain.analysis.functional_model import MatVec
@@ -164,13 +165,15 @@ def lanczos(matvec: MatVec, v0: torch.Tensor, *, iters: int = 30, tol: float = 1
 
 
 def _top_ritz_pair(alphas: list[float], betas: list[float]) -> tuple[float, torch.Tensor]:
-    """The largest eigenvalue of the tridiagonal T (diagonal ``alphas``, off-diagonal ``betas``) and its eigenvector."""
-    t = torch.diag(torch.tensor(alphas, dtype=torch.float64))
+    """The largest eigenvalue of the tridiagonal T (diagonal ``alphas``, off-diagonal ``betas``) and its eigenvector.
+
+    NumPy rather than torch: for these k x k matrices (k <= iters) the call overhead is the whole cost.
+    """
+    t = np.diag(np.asarray(alphas, dtype=np.float64))
     if betas:
-        off = torch.tensor(betas, dtype=torch.float64)
-        t = t + torch.diag(off, 1) + torch.diag(off, -1)
-    values, vectors = torch.linalg.eigh(t)
-    return float(values[-1]), vectors[:, -1]
+        t += np.diag(betas, 1) + np.diag(betas, -1)
+    values, vectors = np.linalg.eigh(t)
+    return float(values[-1]), torch.from_numpy(vectors[:, -1].copy())
 
 
 def top_eigenvalue(
