@@ -142,3 +142,9 @@ def test_gn_sharpness_errors(mlp_and_inputs):
         gauss_newton_sharpness(tiny_mlp(), x, subset=0)
     with pytest.raises(ValueError, match="chunk_size: expected an integer >= 1, got 0"):
         gauss_newton_sharpness(tiny_mlp(), x, chunk_size=0)
+
+
+def test_dense_outputs_are_rejected_with_the_expected_shape():
+    conv = nn.Conv2d(1, 3, 1).double()
+    with pytest.raises(ValueError, match=r"model output: expected shape \[N, K\].*got shape \(2, 3, 4, 4\)"):
+        gauss_newton_sharpness(conv, torch.randn(2, 1, 4, 4, dtype=torch.float64))

@@ -32,6 +32,7 @@ from torch.func import jvp, vjp
 from caltrain.analysis.eigensolvers import EigenEstimate, top_eigenvalue
 from caltrain.analysis.evaluation_set import evaluation_set
 from caltrain.analysis.functional_model import FunctionalModel, MatVec, mean_operator
+from caltrain.utils.checks import check_ndim
 
 __all__ = ["gauss_newton_operator", "gauss_newton_sharpness", "logit_hessian_product"]
 
@@ -73,6 +74,7 @@ def gauss_newton_operator(model: nn.Module, inputs: torch.Tensor, *, chunk_size:
             return fmodel(params, x)
 
         logits, pullback = vjp(logits_at, *fmodel.primals)
+        check_ndim(logits, "model output", 2, "[N, K] (one row of class logits per sample)")
         probs = logits.detach().softmax(dim=-1)
         scale = 1.0 / x.shape[0]
 

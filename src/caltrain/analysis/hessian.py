@@ -25,7 +25,7 @@ from caltrain.analysis.eigensolvers import EigenEstimate, top_eigenvalue
 from caltrain.analysis.evaluation_set import check_class_labels, evaluation_set
 from caltrain.analysis.functional_model import FunctionalModel, MatVec, mean_operator
 
-__all__ = ["LossFn", "hessian_operator", "hessian_sharpness"]
+__all__ = ["LossFn", "gradient_vector_product", "hessian_operator", "hessian_sharpness", "loss_gradient"]
 
 #: ``loss_fn(logits, labels) -> scalar``: the loss averaged over the samples it is given.
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

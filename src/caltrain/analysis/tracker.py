@@ -62,12 +62,12 @@ class CurvatureTracker:
     reach ``tol``. The vectors are the tracker's only state (``state_dict``/``load_state_dict``, so a
     resumed run gives the same estimates as an uninterrupted one).
 
-    Cost of one call, with F = one forward pass over ``subset`` samples: GN sharpness about 1 + 5 x
-    (products used, <= ``iters``) F; batch sharpness about 5 F x ``num_batches`` x ``batch_size`` /
-    ``subset``; Hessian sharpness (off by default: it doubles the call) about 2 + 4 x products F; margin
-    tail and ECE one F. With the defaults (subset 256, iters 20) this is at most about 100-150 forward
-    passes of 256 samples, a few dozen training steps' worth; tracking every ``k`` steps costs about
-    that divided by ``k`` (measured figures: BENCHMARKS.md, "analysis").
+    Cost of one call, with F = one forward pass over ``subset`` samples: GN sharpness one F with graph plus
+    4-5 F per product (at most ``iters``; 1-4 when warm-started); batch sharpness about 4 SGD steps of
+    ``batch_size`` per batch; Hessian sharpness (off by default: it roughly doubles the call) 3-4 F per
+    product; margin tail and ECE one F. Measured on CalMO's 2 x 200 MLP with the defaults: 0.09-0.18 s, the
+    time of 34-53 SGD steps of batch 128, about 60% of it batch sharpness (BENCHMARKS.md, "analysis").
+    Tracking every ``k`` steps costs about that divided by ``k``.
 
     Args:
         subset: the number of samples measured (default 256).
