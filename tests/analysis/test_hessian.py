@@ -48,7 +48,9 @@ def test_hessian_vector_product_equals_explicit_matrix_product(problem, rng):
 
 
 def test_hessian_minus_gauss_newton_is_the_second_order_term(problem):
-    """H = G + (1/N) sum_i sum_k (p_ik - 1[k = y_i]) d^2 z_ik / d theta^2; for a linear model z is linear in theta, so H = G."""
+    """H = G + (1/N) sum_i sum_k (p_ik - 1[k = y_i]) d^2 z_ik / d theta^2.
+
+    For a linear model z is linear in theta, so H = G."""
     model, x, y = problem
     assert not np.allclose(explicit_hessian(model, x, y), explicit_gauss_newton(model, x), atol=1e-6)
     torch.manual_seed(0)

@@ -24,7 +24,6 @@ miniature they differ in sign once the training set is memorised (docs/analysis.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time

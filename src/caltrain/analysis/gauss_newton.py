@@ -66,6 +66,13 @@ def gauss_newton_operator(model: nn.Module, inputs: torch.Tensor, *, chunk_size:
 
     Returns:
         A function mapping a flat vector v [P] (the parameters' dtype and device) to G v [P].
+
+    Example:
+        >>> net = torch.nn.Linear(3, 2)  # P = 8
+        >>> gv = gauss_newton_operator(net, torch.randn(10, 3))
+        >>> v = torch.randn(8)
+        >>> bool(torch.dot(v, gv(v)) >= 0)  # G is positive semi-definite
+        True
     """
     fmodel = FunctionalModel(model)
 

@@ -74,6 +74,12 @@ def hessian_operator(
 
     Returns:
         A function mapping a flat vector v [P] to H v [P].
+
+    Example:
+        >>> net = torch.nn.Linear(3, 2)  # P = 8
+        >>> hv = hessian_operator(net, torch.randn(10, 3), torch.randint(0, 2, (10,)))
+        >>> hv(torch.zeros(8)).abs().max().item()
+        0.0
     """
     fmodel = FunctionalModel(model)
 

@@ -108,5 +108,11 @@ def robust_margin_tail(model: nn.Module, inputs, labels, **pgd) -> MarginTail:
     """Q_eps = mean exp(-m_eps) of the robust margins (float64, log space); ``pgd``: see :func:`robust_margins`.
 
     Since m_eps <= m, Q_eps >= Q (the clean tail).
+
+    Example:
+        >>> net = torch.nn.Linear(2, 2)
+        >>> x, y = torch.randn(8, 2), torch.randint(0, 2, (8,))
+        >>> bool(robust_margin_tail(net, x, y, eps=0.1).log_q >= robust_margin_tail(net, x, y, eps=0.0).log_q)
+        True
     """
     return margin_tail_from_margins(robust_margins(model, inputs, labels, **pgd))
