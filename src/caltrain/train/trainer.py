@@ -32,7 +32,7 @@ from caltrain.train.config import TrainConfig, config_to_dict
 from caltrain.train.distributed import DistContext, all_gather_rows, init_from_env, merge_sample_state
 from caltrain.train.mixup import mix_batch
 from caltrain.train.optim import SAM, build_optimizer
-from caltrain.train.progress import make_progress
+from caltrain.train.progress import Progress, make_progress
 from caltrain.train.run_dir import RunDir, git_revision
 from caltrain.train.schedule import build_scheduler
 from caltrain.utils.io import atomic_write_json, save_npz
@@ -173,7 +173,8 @@ class Trainer:
             from caltrain.analysis import CurvatureTracker
 
             self.curvature = CurvatureTracker(
-                subset=config.curvature.subset, iters=config.curvature.iters, n_bins=config.eval.n_bins
+                subset=config.curvature.subset, iters=config.curvature.iters, n_bins=config.eval.n_bins,
+                batch_size=config.data.batch_size,
             )
 
     # ------------------------------------------------------------------ steps
@@ -310,6 +311,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "objective": self.objective.state_dict(),
             "rng": capture_rng(self.generator),
+            "curvature": self.curvature.state_dict() if self.curvature is not None else None,
             "history": self.history,
             "best": self.best,
             "config": config_to_dict(self.cfg),
@@ -327,6 +329,8 @@ class Trainer:
         self.scaler.load_state_dict(ckpt["scaler"])
         self.objective.load_state_dict(ckpt["objective"])
         restore_rng({k: v.cpu() if torch.is_tensor(v) else v for k, v in ckpt["rng"].items()}, self.generator)
+        if self.curvature is not None and ckpt.get("curvature") is not None:
+            self.curvature.load_state_dict(ckpt["curvature"])
         self.start_epoch = ckpt["epoch"] + 1
         self.step = ckpt["step"]
         self.history = ckpt["history"]
@@ -414,13 +418,17 @@ class Trainer:
         n = self.cfg.curvature.subset
         return self.curvature(_unwrap(self.model), torch.cat(xs)[:n], torch.cat(ys)[:n])
 
-    def fit(self) -> dict[str, Any]:
-        """Train for ``config.epochs`` epochs (from the checkpoint when resuming); returns the summary."""
+    def fit(self, progress: Progress | None = None) -> dict[str, Any]:
+        """Train for ``config.epochs`` epochs (from the checkpoint when resuming); returns the summary.
+
+        Args:
+            progress: where progress goes (default: a bar on a terminal, lines in logs, nothing when quiet).
+        """
         if self.resume:
             self._restore()
         elif self.dist.is_main:
             self._write_start_files()
-        progress = make_progress(self.cfg.quiet, self.dist.is_main)
+        progress = progress or make_progress(self.cfg.quiet, self.dist.is_main)
         t_start = time.perf_counter()
         try:
             for epoch in range(self.start_epoch, self.cfg.epochs):

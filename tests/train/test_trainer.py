@@ -1,0 +1,153 @@
+"""End-to-end tests of the trainer: every objective, resume exactness, NaN guard, selection, optimisers."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from caltrain import losses
+from caltrain.train.config import build_config
+from caltrain.train.run_dir import RunDir
+from caltrain.train.trainer import Trainer, TrainingDiverged, _frozen_batchnorm_stats, train
+from caltrain.utils.io import load_arrays
+
+#: Small and fast: ~300 training samples, one batch size that gives a few steps per epoch.
+TINY = {
+    "digits": {"data": {"name": "digits", "options": {"train_size": 256, "test_size": 200}, "batch_size": 64},
+               "model": {"name": "cnn"}},
+    "synthetic": {"data": {"name": "synthetic", "options": {"train_size": 256, "val_size": 128, "test_size": 200,
+                                                            "dim": 8}, "batch_size": 64},
+                  "model": {"name": "mlp"}},
+}
+SUMMARY_KEYS = {"n", "accuracy", "nll", "brier", "ece", "mce", "rmsce", "adaece", "classwise_ece", "aurc"}
+
+
+def tiny_config(dataset: str = "synthetic", *overrides: str, **base):
+    tree = {**TINY[dataset], "epochs": 2, "quiet": True, "eval": {"posthoc": ["ts"]}, "optim": {"lr": 0.05}}
+    tree.update(base)
+    return build_config(base=tree, overrides=list(overrides))
+
+
+@pytest.mark.parametrize("dataset", ["digits", "synthetic"])
+@pytest.mark.parametrize("objective", losses.names())
+def test_every_objective_trains_end_to_end(tmp_path, dataset, objective):
+    cfg = tiny_config(dataset, f"loss.name={objective}")
+    summary = train(cfg, tmp_path)
+    run = RunDir(tmp_path)
+    assert run.is_complete() and json.loads(run.summary.read_text()) == json.loads(json.dumps(summary))
+    assert SUMMARY_KEYS <= set(summary["test"]) and SUMMARY_KEYS <= set(summary["val"])
+    assert summary["test"]["n"] == 200
+    assert all(math.isfinite(v) for v in summary["test"].values())
+    assert 0.0 <= summary["test"]["ece"] <= 1.0 and 0.0 <= summary["test"]["accuracy"] <= 1.0
+    assert set(summary["posthoc"]) == {"ts"} and SUMMARY_KEYS <= set(summary["posthoc"]["ts"])
+    records = run.read_metrics()
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert records[-1]["test"] == summary["test"]  # last-epoch selection: the summary is the last record
+    saved = load_arrays(run.logits("test"))
+    n_out = losses.create(objective, num_classes=10, num_samples=1).num_outputs
+    assert saved["logits"].shape == (200, n_out) and saved["labels"].shape == (200,)
+    assert {"config.yaml", "meta.json", "checkpoint.pt"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_running_train_metrics_and_loss_are_recorded(tmp_path):
+    train(tiny_config("synthetic", "epochs=3"), tmp_path)
+    records = RunDir(tmp_path).read_metrics()
+    losses_per_epoch = [r["train"]["loss"] for r in records]
+    assert losses_per_epoch[-1] < losses_per_epoch[0]
+    assert all(r["train"]["n"] == 256 for r in records)
+    assert all("true_ece" in r["test"] for r in records)  # synthetic data: the true calibration error is known
+
+
+def test_best_validation_selection_reports_that_epoch(tmp_path):
+    cfg = tiny_config("synthetic", "epochs=4", "eval.select=best_val_accuracy", "optim.lr=0.5")
+    summary = train(cfg, tmp_path)
+    records = RunDir(tmp_path).read_metrics()
+    val_acc = [r["val"]["accuracy"] for r in records]
+    best = int(np.argmax(val_acc)) + 1
+    assert summary["selected_epoch"] == best
+    assert summary["test"] == records[best - 1]["test"]
+
+
+class _StopAfter:
+    """A progress sink that interrupts the run (like Ctrl-C) once epoch ``n`` has been checkpointed."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def start_epoch(self, *args):
+        pass
+
+    def update(self, *args):
+        pass
+
+    def end_epoch(self, record):
+        if record["epoch"] == self.n:
+            raise KeyboardInterrupt
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("objective", ["socrates", "adafocal"])  # per-sample EMA table; per-epoch validation state
+def test_resume_equals_uninterrupted(tmp_path, objective):
+    cfg = tiny_config("digits", "epochs=3", f"loss.name={objective}", "data.augment=true", "mixup.mode=mixup")
+    full = train(cfg, tmp_path / "full")
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg, tmp_path / "cut").fit(progress=_StopAfter(2))
+    assert not RunDir(tmp_path / "cut").is_complete()
+    resumed = Trainer(cfg, tmp_path / "cut", resume=True).fit()
+    assert resumed["test"] == full["test"] and resumed["posthoc"] == full["posthoc"]
+    strip = lambda recs: [{k: v for k, v in r.items() if k != "time_s"} for r in recs]  # noqa: E731
+    assert strip(RunDir(tmp_path / "cut").read_metrics()) == strip(RunDir(tmp_path / "full").read_metrics())
+
+
+def test_resume_refuses_a_different_configuration(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(tiny_config("synthetic"), tmp_path).fit(progress=_StopAfter(1))
+    with pytest.raises(ValueError, match="different configuration"):
+        Trainer(tiny_config("synthetic", "optim.lr=0.01"), tmp_path, resume=True).fit()
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    cfg = tiny_config("synthetic", "epochs=3", "optim.lr=1e30", "optim.momentum=0")
+    with pytest.raises(TrainingDiverged, match=r"non-finite loss at epoch \d+, step \d+"):
+        train(cfg, tmp_path)
+    run = RunDir(tmp_path)
+    assert not run.is_complete()
+    if run.checkpoint.exists():  # diverged after a good epoch: that epoch's state is kept, finite
+        state = torch.load(run.checkpoint, weights_only=False)
+        assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_sam_second_pass_leaves_batchnorm_statistics_alone():
+    bn = torch.nn.BatchNorm1d(3)
+    model = torch.nn.Sequential(bn)
+    with _frozen_batchnorm_stats(model):
+        model(torch.randn(8, 3) + 5)
+    assert torch.equal(bn.running_mean, torch.zeros(3)) and bn.momentum == 0.1
+
+
+@pytest.mark.parametrize("optim", ["sgd", "adamw", "muon", "sam"])
+def test_optimisers_reduce_the_training_loss(tmp_path, optim):
+    lr = {"sgd": 0.05, "adamw": 0.003, "muon": 0.02, "sam": 0.05}[optim]
+    train(tiny_config("synthetic", "epochs=3", f"optim.name={optim}", f"optim.lr={lr}"), tmp_path)
+    records = RunDir(tmp_path).read_metrics()
+    assert records[-1]["train"]["loss"] < records[0]["train"]["loss"]
+
+
+@pytest.mark.parametrize("mode", ["mixup", "regmixup"])
+def test_mixup_modes_train(tmp_path, mode):
+    summary = train(tiny_config("synthetic", f"mixup.mode={mode}", "mixup.alpha=0.4"), tmp_path)
+    assert summary["test"]["accuracy"] > 0.3
+
+
+def test_every_k_steps_evaluation_records(tmp_path):
+    train(tiny_config("synthetic", "eval.every_steps=2"), tmp_path)
+    records = RunDir(tmp_path).read_metrics()
+    steps = [r for r in records if not isinstance(r["epoch"], int)]
+    assert [r["step"] for r in steps] == [2, 4, 6, 8]  # 4 steps per epoch, 2 epochs
+    assert all("val" in r and "test" in r for r in steps)
