@@ -1,0 +1,57 @@
+"""Objectives by registry name: ``names()`` and ``create(name, num_classes=..., num_samples=..., **hp)``.
+
+Every objective is an :class:`~caltrain.losses.base.Objective` subclass (or a factory returning one)
+registered in :data:`LOSSES` with a keyword-only signature ``(*, num_classes, [num_samples,] **hyperparameters)``;
+its signature is its hyperparameter schema, so a mistyped hyperparameter fails with the list of valid ones.
+``num_samples`` (the training-set size) is passed only to objectives that declare it (per-sample state).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+from caltrain.losses.base import Objective
+from caltrain.utils.registry import Registry
+
+__all__ = ["LOSSES", "create", "names", "register"]
+
+#: name -> factory ``(*, num_classes, [num_samples], **hyperparameters) -> Objective``.
+LOSSES: Registry[Callable[..., Objective]] = Registry("loss")
+
+
+def register(name: str) -> Callable[[Any], Any]:
+    """Decorator registering an objective class/factory under ``name``."""
+    return LOSSES.register(name)
+
+
+def names() -> list[str]:
+    """Every registered objective name, sorted."""
+    return LOSSES.names()
+
+
+def create(name: str, *, num_classes: int, num_samples: int | None = None, **hyperparameters: Any) -> Objective:
+    """Build objective ``name`` for ``num_classes`` real classes K.
+
+    Args:
+        name: a registry name (see :func:`names`).
+        num_classes: K, the number of real classes (objectives with an abstention output declare K+1 outputs
+            through ``num_outputs`` themselves).
+        num_samples: the number of training samples; required by objectives with per-sample state
+            (those whose factory takes ``num_samples``), ignored by the others.
+        **hyperparameters: the objective's own hyperparameters (``caltrain losses --json`` lists them).
+
+    Raises:
+        UnknownNameError: ``name`` is not registered (the message lists the valid names).
+        TypeError: a hyperparameter the objective does not take (the message lists the valid ones).
+        ValueError: ``num_samples`` missing for an objective with per-sample state.
+    """
+    LOSSES.check_kwargs(name, hyperparameters, reserved=("num_classes", "num_samples", "reduction"))
+    factory = LOSSES.get(name)
+    params = inspect.signature(factory).parameters
+    kwargs: dict[str, Any] = dict(hyperparameters)
+    if "num_samples" in params:
+        if num_samples is None:
+            raise ValueError(f"num_samples: loss {name!r} keeps per-sample state and needs the training-set size")
+        kwargs["num_samples"] = num_samples
+    return factory(num_classes=num_classes, **kwargs)
