@@ -1,0 +1,77 @@
+"""The trainer as users run it, in separate processes: killed and resumed, under torchrun (gloo, 2 ranks), bad config."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TRAIN = [sys.executable, "-m", "caltrain", "train", "--quiet"]
+SMALL = ["--data", "synthetic", "--model", "mlp", "--set", "data.options.train_size=512",
+         "--set", "data.options.val_size=128", "--set", "data.options.test_size=256", "--set", "data.options.dim=8",
+         "--set", "data.batch_size=32", "--set", "eval.posthoc=[ts]", "--set", "optim.lr=0.05"]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = "1"  # one thread everywhere: bitwise-reproducible CPU runs
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _summary(run: Path) -> dict:
+    return json.loads((run / "summary.json").read_text())
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
+    args = SMALL + ["--loss", "socrates", "--epochs", "6", "--seed", "3"]
+    subprocess.run(TRAIN + args + ["--out", str(tmp_path / "full")], check=True, env=_env(), timeout=300)
+    proc = subprocess.Popen(TRAIN + args + ["--out", str(tmp_path / "cut")], env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    metrics = tmp_path / "cut" / "metrics.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        pytest.fail(f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}")
+    proc.send_signal(signal.SIGKILL)  # no clean-up handlers: what a power cut or OOM killer does
+    proc.wait()
+    assert not (tmp_path / "cut" / "summary.json").exists()
+    subprocess.run(TRAIN + ["--resume", str(tmp_path / "cut")], check=True, env=_env(), timeout=300)
+    full, cut = _summary(tmp_path / "full"), _summary(tmp_path / "cut")
+    assert cut["test"] == full["test"] and cut["val"] == full["val"] and cut["posthoc"] == full["posthoc"]
+    assert cut["steps"] == full["steps"]
+
+
+def test_torchrun_two_ranks_gloo(tmp_path):
+    pytest.importorskip("torch.distributed.run")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0",
+           "-m", "caltrain", "train", "--quiet", *SMALL, "--loss", "ce", "--epochs", "2", "--out", str(tmp_path / "ddp")]
+    out = subprocess.run(cmd, env=_env(), timeout=300, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = _summary(tmp_path / "ddp")
+    assert summary["test"]["n"] == 256 and summary["val"]["n"] == 128  # metrics over the whole split, not one shard
+    records = [json.loads(l) for l in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 2  # only rank 0 writes
+    assert summary["steps"] == 2 * (512 // 2 // 32)  # each rank sees half of every epoch
+    assert summary["test"]["accuracy"] > 0.5
+
+
+def test_bad_configuration_key_fails_with_the_valid_keys(tmp_path):
+    out = subprocess.run(TRAIN + ["--optim.lrr=0.1", "--out", str(tmp_path / "x")], env=_env(), timeout=120,
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "lrr" in out.stderr and "lr" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "x").exists()
+    out = subprocess.run(TRAIN + ["--epochs", "-1", "--out", str(tmp_path / "y")], env=_env(), timeout=120,
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "epochs" in out.stderr
