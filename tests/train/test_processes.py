@@ -54,7 +54,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
 
 def test_torchrun_two_ranks_gloo(tmp_path):
     pytest.importorskip("torch.distributed.run")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "caltrain", "train", "--quiet", *SMALL, "--loss", "ce", "--epochs", "2", "--out", str(tmp_path / "ddp")]
     out = subprocess.run(cmd, env=_env(), timeout=300, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
