@@ -36,14 +36,14 @@ in training mode (``objective.train()``); in ``eval()`` mode the loss is compute
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
 
 from caltrain.utils.checks import check_choice, check_positive_int
 
-__all__ = ["Objective", "REQUIREMENTS", "REDUCTIONS", "reduce_loss"]
+__all__ = ["LogitObjective", "Objective", "REQUIREMENTS", "REDUCTIONS", "reduce_loss"]
 
 #: The extra inputs an objective may ask for.
 REQUIREMENTS = frozenset({"indices", "model", "inputs"})
@@ -82,6 +82,8 @@ class Objective(nn.Module):
     #: Names of buffers indexed by dataset index (first dimension = number of training samples). Under
     #: DistributedDataParallel each rank updates the rows of its own samples and the trainer merges them.
     sample_state: ClassVar[tuple[str, ...]] = ()
+    #: The paper the objective comes from, with its arXiv id where it has one (``caltrain losses`` prints it).
+    paper: ClassVar[str] = ""
 
     def __init__(self, *, num_classes: int, reduction: str = "mean") -> None:
         super().__init__()
@@ -110,3 +112,48 @@ class Objective(nn.Module):
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, reduction={self.reduction!r}"
+
+
+class LogitObjective(Objective):
+    """An objective that is a pure function of (logits, labels): a thin module over ``function``.
+
+    ``function(logits, labels, *, reduction, **hyperparameters)`` is the pure function (usually the one in
+    :mod:`caltrain.losses.functional`); the hyperparameters are the attributes named in
+    :attr:`hyperparameter_names`, which the subclass' ``__init__`` validates and stores. ``forward`` accepts and
+    ignores ``indices``/``model``/``inputs``, so every objective can be called as
+    ``objective(logits, labels, indices=idx)``.
+
+    Example:
+        >>> import torch.nn.functional as F
+        >>> class PlainCE(LogitObjective):
+        ...     function = staticmethod(lambda z, y, *, reduction: F.cross_entropy(z, y, reduction=reduction))
+        >>> obj = PlainCE(num_classes=3)
+        >>> z, y = torch.zeros(2, 3), torch.tensor([0, 2])
+        >>> bool(torch.isclose(obj(z, y, indices=torch.arange(2)), torch.log(torch.tensor(3.0))))
+        True
+    """
+
+    #: The pure function ``(logits, labels, *, reduction, **hyperparameters) -> loss``.
+    function: ClassVar[Callable[..., torch.Tensor]]
+    #: Names of the attributes passed to :attr:`function` as keyword hyperparameters.
+    hyperparameter_names: ClassVar[tuple[str, ...]] = ()
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The keyword hyperparameters handed to :attr:`function`."""
+        return {name: getattr(self, name) for name in self.hyperparameter_names}
+
+    def forward(
+        self,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        indices: torch.Tensor | None = None,
+        model: nn.Module | None = None,
+        inputs: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The loss of ``logits`` [N, K] for ``labels`` [N], reduced by ``self.reduction``."""
+        return type(self).function(logits, labels, reduction=self.reduction, **self.hyperparameters())
+
+    def extra_repr(self) -> str:
+        hp = "".join(f", {k}={v!r}" for k, v in self.hyperparameters().items())
+        return super().extra_repr() + hp
