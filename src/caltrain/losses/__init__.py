@@ -7,5 +7,6 @@ from caltrain.losses.registry import LOSSES, create, names, register
 # baselines and simple seeds (one file per objective family):
 
 # stateful / model-aware objectives:
+from caltrain.losses import deep_gamblers, self_adaptive_training, socrates  # noqa: F401,E402
 
 __all__ = ["LOSSES", "Objective", "REDUCTIONS", "REQUIREMENTS", "create", "names", "reduce_loss", "register"]
