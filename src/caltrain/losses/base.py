@@ -82,6 +82,10 @@ class Objective(nn.Module):
     #: Names of buffers indexed by dataset index (first dimension = number of training samples). Under
     #: DistributedDataParallel each rank updates the rows of its own samples and the trainer merges them.
     sample_state: ClassVar[tuple[str, ...]] = ()
+    #: Input scale and valid range in model space (see :meth:`set_input_domain`); None until the trainer sets them.
+    input_std: torch.Tensor | None = None
+    input_low: torch.Tensor | None = None
+    input_high: torch.Tensor | None = None
     #: The paper the objective comes from, with its arXiv id where it has one (``caltrain losses`` prints it).
     paper: ClassVar[str] = ""
 
@@ -96,6 +100,23 @@ class Objective(nn.Module):
     def num_outputs(self) -> int:
         """The number of logits the model must produce: K, or K+1 with an abstention output."""
         return self.num_classes + int(self.has_abstention)
+
+    def set_input_domain(
+        self,
+        *,
+        std: torch.Tensor | None = None,
+        low: torch.Tensor | None = None,
+        high: torch.Tensor | None = None,
+    ) -> None:
+        """Told once by the trainer how the model's inputs relate to the raw data.
+
+        The loader feeds ``x = (x_raw - mean) / std``. Objectives that perturb inputs (CalMO's PGD) state their
+        radius in raw units (pixels on the [0, 1] scale): a raw L-inf radius ``eps`` is ``eps / std`` per channel
+        in model space, and the valid raw range [0, 1] is ``[low, high] = [(0 - mean) / std, (1 - mean) / std]``.
+        Shapes broadcast against one input (``[C, 1, 1]`` for images, ``[D]`` for features); ``None`` means
+        unit scale / unbounded. Stored as plain attributes (not state: the trainer sets them again on resume).
+        """
+        self.input_std, self.input_low, self.input_high = std, low, high
 
     def on_epoch_start(self, epoch: int) -> None:
         """Called before the first batch of epoch ``epoch`` (0-based). Stores the epoch."""

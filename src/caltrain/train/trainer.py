@@ -140,6 +140,7 @@ class Trainer:
         self.forward_model = torch.compile(self.model) if config.compile else self.model
 
         norm = (tuple(self.data.mean), tuple(self.data.std))
+        self.objective.set_input_domain(**_input_domain(norm, tuple(self.data.input_shape), self.device))
         loader_kw = dict(device=self.device, seed=config.seed, normalization=norm,
                          rank=self.dist.rank, world_size=self.dist.world_size)
         self.train_loader = data_mod.make_loader(
@@ -516,6 +517,20 @@ class Trainer:
     def _posthoc_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """Calibrators see the K class logits (an abstention output is dropped)."""
         return logits[:, : self.num_classes]
+
+
+def _input_domain(norm: tuple[tuple[float, ...], tuple[float, ...]], input_shape: tuple[int, ...],
+                  device: torch.device) -> dict[str, torch.Tensor | None]:
+    """The model-space scale and valid range of the inputs (see ``Objective.set_input_domain``).
+
+    Images are on the [0, 1] scale before normalisation, so their valid range is known; features are unbounded.
+    """
+    mean = torch.tensor(norm[0], dtype=torch.float32, device=device)
+    std = torch.tensor(norm[1], dtype=torch.float32, device=device)
+    if len(input_shape) == 3:
+        mean, std = mean.view(-1, 1, 1), std.view(-1, 1, 1)
+        return {"std": std, "low": (0.0 - mean) / std, "high": (1.0 - mean) / std}
+    return {"std": std, "low": None, "high": None}
 
 
 def _fitted_params(calibrator: Any) -> dict[str, Any]:
