@@ -1,3 +1,58 @@
-"""Post-hoc calibrators fitted on cached logits: ``fit(logits, labels)``, ``predict_proba``, ``transform``."""
+"""Post-hoc calibrators on cached logits: ``names()``, ``create(name, **options)``, ``load(path)``.
 
-__all__: list[str] = []
+One scikit-learn style protocol (:mod:`caltrain.posthoc.base`): ``fit(logits, labels) -> self``,
+``predict_proba(logits)``, ``transform(logits)`` for logit maps, fitted attributes ending in ``_``, ``params_``,
+``state_dict()``/``load_state_dict()``, ``save(path)``/``load(path)`` (small JSON files).
+
+Registry names: ``ts``, ``ts-grid-ece``, ``ats`` (a reconstruction), ``vector``, ``matrix``, ``dirichlet``,
+``ets``, ``histogram``, ``isotonic``, and for binary outputs ``platt`` and ``beta``.
+"""
+
+from caltrain.posthoc.base import ABSTENTION_MODES, Calibrator, NotFittedError
+from caltrain.posthoc.registry import CALIBRATORS, create, load, names, register
+
+# --- calibrator modules (importing registers them) ---
+from caltrain.posthoc.temperature import (  # noqa: E402
+    GridECETemperatureScaling,
+    TemperatureScaling,
+    fit_temperature,
+    temperature_nll,
+)
+from caltrain.posthoc.ats import AdaptiveTemperatureScaling  # noqa: E402
+from caltrain.posthoc.linear import (  # noqa: E402
+    DirichletCalibration,
+    MatrixScaling,
+    VectorScaling,
+    fit_linear_calibration,
+    linear_calibration_loss,
+)
+from caltrain.posthoc.ets import EnsembleTemperatureScaling  # noqa: E402
+from caltrain.posthoc.histogram import HistogramBinning  # noqa: E402
+from caltrain.posthoc.isotonic import IsotonicCalibration  # noqa: E402
+from caltrain.posthoc.binary import BetaCalibration, PlattScaling, fit_logistic  # noqa: E402
+
+__all__ = [
+    "ABSTENTION_MODES",
+    "AdaptiveTemperatureScaling",
+    "BetaCalibration",
+    "CALIBRATORS",
+    "Calibrator",
+    "DirichletCalibration",
+    "EnsembleTemperatureScaling",
+    "GridECETemperatureScaling",
+    "HistogramBinning",
+    "IsotonicCalibration",
+    "MatrixScaling",
+    "NotFittedError",
+    "PlattScaling",
+    "TemperatureScaling",
+    "VectorScaling",
+    "create",
+    "fit_linear_calibration",
+    "fit_logistic",
+    "fit_temperature",
+    "load",
+    "names",
+    "register",
+    "temperature_nll",
+]

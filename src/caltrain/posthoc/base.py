@@ -1,0 +1,239 @@
+"""The calibrator protocol: scikit-learn style estimators on cached logits.
+
+Every calibrator maps the logits of a trained classifier, ``z in R^C`` per sample, to calibrated class
+probabilities. The protocol (one for all of them, no per-method branches in callers):
+
+- ``fit(logits, labels) -> self`` on validation logits ``[N, C]`` and integer labels ``[N]``;
+- ``predict_proba(logits) -> probs [N, C']`` (rows sum to 1, float64, on the logits' device);
+- ``transform(logits) -> calibrated logits`` where the calibrator is a logit map (``is_logit_map``), such that
+  ``predict_proba(z) == softmax(transform(z))``; others raise ``NotImplementedError``;
+- fitted attributes end in ``_``; using a calibrator before ``fit`` raises :class:`NotFittedError`;
+- ``params_``: a dict of the scalar fitted values (e.g. ``{"temperature": 1.7}``) for summaries;
+- ``state_dict()`` / ``load_state_dict()`` and ``save(path)`` / :func:`caltrain.posthoc.load` through a small JSON
+  file that restores identical outputs.
+
+Inputs may be ``torch.Tensor`` (CPU or GPU) or NumPy arrays; everything is computed in float64 on the logits'
+device, and outputs are float64 tensors on that device.
+
+Abstention (K+1) models: the last logit is "unknown". ``abstention`` says what to calibrate, explicitly:
+
+- ``None`` (default): the logits are K ordinary class logits;
+- ``"all"``: calibrate all K+1 logits as one (K+1)-class problem; outputs have K+1 columns and the last is the
+  calibrated abstention probability (labels stay in ``[0, K)``; they are checked against K+1);
+- ``"classes"``: drop the abstention logit and calibrate the K class logits; outputs have K columns.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from caltrain.utils.checks import (
+    as_tensor,
+    check_choice,
+    check_finite,
+    check_labels,
+    check_ndim,
+    check_nonempty,
+    check_same_length,
+)
+from caltrain.utils.io import atomic_write_json, read_json, to_jsonable
+
+__all__ = ["ABSTENTION_MODES", "Calibrator", "FORMAT", "NotFittedError"]
+
+#: Valid values of every calibrator's ``abstention`` argument.
+ABSTENTION_MODES = (None, "all", "classes")
+#: Format tag of saved calibrator files.
+FORMAT = "caltrain.posthoc/1"
+
+
+class NotFittedError(ValueError, AttributeError):
+    """A calibrator was used before ``fit`` (subclasses ``ValueError`` and ``AttributeError``, like scikit-learn's)."""
+
+
+class Calibrator:
+    """Base class of every post-hoc calibrator (see the module docstring for the protocol).
+
+    Subclasses implement ``_fit(z, y)`` on validated float64 logits ``z [N, C]`` and int64 labels ``y [N]``, and
+    either ``_transform(z)`` (logit maps; ``predict_proba`` is then its softmax) or ``_predict_proba(z)``. They
+    list their fitted attributes in ``_fitted`` (tensors or Python numbers) and their scalar summary in
+    ``params_``. Hyperparameters are keyword-only constructor arguments stored under the same names.
+
+    Args:
+        abstention: ``None``, ``"all"`` or ``"classes"`` (module docstring).
+    """
+
+    #: Registry name (set by :func:`caltrain.posthoc.register`).
+    name: ClassVar[str] = ""
+    #: ``argmax predict_proba(z) == argmax z`` for every z (ties aside).
+    preserves_argmax: ClassVar[bool] = False
+    #: ``transform`` is available and ``predict_proba == softmax(transform)``.
+    is_logit_map: ClassVar[bool] = True
+    #: Only for two classes (logits ``[N]`` for the positive class, or ``[N, 2]``).
+    binary_only: ClassVar[bool] = False
+    #: Names of the fitted attributes saved by ``state_dict`` (``n_classes_`` is always saved).
+    _fitted: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *, abstention: str | None = None) -> None:
+        self.abstention = check_choice(abstention, "abstention", ABSTENTION_MODES)
+
+    # ----------------------------------------------------------------------------------------------- protocol
+    def fit(self, logits: Any, labels: Any) -> "Calibrator":
+        """Fit on validation ``logits`` ``[N, C]`` (``[N]`` allowed for binary calibrators) and ``labels`` ``[N]``."""
+        z = self._logits(logits, "logits")
+        y = as_tensor(labels, "labels")
+        check_ndim(y, "labels", 1, "[N]")
+        check_same_length(z, y, "logits", "labels")
+        check_labels(y, z.shape[1], "labels")
+        y = y.to(device=z.device, dtype=torch.long)
+        self._fit(z, y)
+        self.n_classes_ = int(z.shape[1])
+        return self
+
+    def predict_proba(self, logits: Any) -> torch.Tensor:
+        """Calibrated probabilities ``[N, C]`` (float64, on the logits' device)."""
+        z = self._prepared(logits)
+        return self._predict_proba(z)
+
+    def transform(self, logits: Any) -> torch.Tensor:
+        """Calibrated logits ``[N, C]`` (logit maps only; ``[N]`` in, ``[N]`` out for binary calibrators)."""
+        if not self.is_logit_map:
+            raise NotImplementedError(
+                f"{type(self).__name__} is not a logit map; use predict_proba (transform exists only for logit maps)"
+            )
+        raw = as_tensor(logits, "logits")
+        out = self._transform(self._prepared(logits))
+        if self.binary_only and raw.ndim == 1:
+            return out[:, 1]
+        return out
+
+    def fit_predict_proba(self, logits: Any, labels: Any) -> torch.Tensor:
+        """``fit(logits, labels).predict_proba(logits)``."""
+        return self.fit(logits, labels).predict_proba(logits)
+
+    @property
+    def params_(self) -> dict[str, float]:
+        """The scalar fitted values, e.g. ``{"temperature": 1.7}`` (raises :class:`NotFittedError` before fit)."""
+        self._check_fitted()
+        return self._params()
+
+    # --------------------------------------------------------------------------------------- for subclasses
+    def _fit(self, z: torch.Tensor, y: torch.Tensor) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _transform(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _predict_proba(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self._transform(z), dim=1)
+
+    def _params(self) -> dict[str, float]:
+        return {}
+
+    # ------------------------------------------------------------------------------------------------ state
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's keyword arguments with their current values (the hyperparameters)."""
+        sig = inspect.signature(type(self).__init__)
+        return {
+            p.name: getattr(self, p.name)
+            for p in sig.parameters.values()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"format", "name", "hyperparameters", "fitted"}``; fitted tensors are float64 CPU copies."""
+        self._check_fitted()
+        fitted: dict[str, Any] = {"n_classes_": self.n_classes_}
+        for key in self._fitted:
+            value = getattr(self, key)
+            fitted[key] = value.detach().to("cpu", torch.float64).clone() if torch.is_tensor(value) else value
+        return {"format": FORMAT, "name": self.name, "hyperparameters": self.get_params(), "fitted": fitted}
+
+    def load_state_dict(self, state: dict[str, Any]) -> "Calibrator":
+        """Restore the fitted attributes saved by :meth:`state_dict` (lists become float64 tensors)."""
+        if not isinstance(state, dict) or "fitted" not in state:
+            raise ValueError("state: expected a dict with a 'fitted' entry, as returned by state_dict()")
+        if state.get("name") not in (None, self.name):
+            raise ValueError(f"state: saved for calibrator {state.get('name')!r}, not {self.name!r}")
+        fitted = state["fitted"]
+        missing = [k for k in ("n_classes_", *self._fitted) if k not in fitted]
+        if missing:
+            raise ValueError(f"state: missing fitted attribute(s) {', '.join(missing)}")
+        for key in ("n_classes_", *self._fitted):
+            value = fitted[key]
+            if isinstance(value, (list, tuple, np.ndarray)) or torch.is_tensor(value):
+                value = as_tensor(value, f"state[{key!r}]", dtype=torch.float64).clone()
+            setattr(self, key, value)
+        return self
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the calibrator (name, hyperparameters, fitted values) to a small JSON file, atomically."""
+        atomic_write_json(path, to_jsonable(self.state_dict()))
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> "Calibrator":
+        """A calibrator of this class built from ``state["hyperparameters"]`` and loaded with ``state``."""
+        hyper = dict(state.get("hyperparameters", {}))
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in hyper.items()}).load_state_dict(state)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # ------------------------------------------------------------------------------------------- internals
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "n_classes_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(logits, labels) first")
+
+    def _logits(self, logits: Any, name: str) -> torch.Tensor:
+        """Validate and convert to float64 ``[N, C]``, applying the binary and abstention conventions."""
+        z = as_tensor(logits, name)
+        if not (z.is_floating_point() or z.dtype in (torch.int32, torch.int64)):
+            raise TypeError(f"{name}: expected real-valued logits, got dtype {z.dtype}")
+        if self.binary_only:
+            check_ndim(z, name, (1, 2), "[N] (logit of the positive class) or [N, 2]")
+            if z.ndim == 2 and z.shape[1] != 2:
+                raise ValueError(
+                    f"{name}: {type(self).__name__} is for binary outputs, expected [N] or [N, 2], "
+                    f"got shape {tuple(z.shape)}"
+                )
+        else:
+            check_ndim(z, name, 2, "[N, C]")
+        check_nonempty(z, name)
+        z = z.to(torch.float64)
+        check_finite(z, name)
+        if z.ndim == 1:
+            z = torch.stack([torch.zeros_like(z), z], dim=1)
+        if self.abstention == "classes":
+            if z.shape[1] < 3:
+                raise ValueError(
+                    f"{name}: abstention='classes' drops the last logit and needs at least 2 class logits "
+                    f"plus the abstention logit, got shape {tuple(z.shape)}"
+                )
+            z = z[:, :-1]
+        if z.shape[1] < 2:
+            raise ValueError(f"{name}: expected at least 2 classes, got shape {tuple(z.shape)}")
+        return z
+
+    def _prepared(self, logits: Any) -> torch.Tensor:
+        self._check_fitted()
+        z = self._logits(logits, "logits")
+        if z.shape[1] != self.n_classes_:
+            raise ValueError(
+                f"logits: this calibrator was fitted on {self.n_classes_} classes"
+                f"{' (after dropping the abstention logit)' if self.abstention == 'classes' else ''}, "
+                f"got {z.shape[1]}"
+            )
+        return z
+
+
+def load_json(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a saved calibrator file and check its format tag."""
+    state = read_json(path)
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a caltrain calibrator file (expected format {FORMAT!r})")
+    return state
