@@ -37,7 +37,7 @@ def sat_loss(logits: torch.Tensor, labels: torch.Tensor, tau: torch.Tensor, *, r
 
     Example:
         >>> sat_loss(torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([0]), torch.tensor([0.5]))
-        tensor(0.8620)
+        tensor(1.0514)
     """
     logp = torch.log_softmax(compute_dtype(logits), dim=1)
     tau = tau.to(logp.dtype)

@@ -1,0 +1,189 @@
+"""CalMO: cross-entropy plus an adversarial-consistency term and an input-gradient penalty on the margin.
+
+Morosini et al., "Too Sharp, Too Sure: the calibration-curvature link" (CalMO), arXiv 2604.20614
+(METHODS.md 1.3). The objective targets the tail of the (robust) logit margin, which bounds the ECE.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from caltrain.losses.adaptive_targets import check_logits_labels, compute_dtype
+from caltrain.losses.base import Objective, reduce_loss
+from caltrain.losses.pgd import check_bounds, pgd_attack
+from caltrain.losses.registry import register
+from caltrain.utils.checks import check_number, check_positive_int
+
+__all__ = ["CalMOLoss", "calmo", "calmo_flat", "calmo_robust", "logit_margins"]
+
+
+def logit_margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """m(x, y) = z_y - max_{j != y} z_j, [N], differentiable (the max's subgradient at ties)."""
+    z_y = logits.gather(1, labels.unsqueeze(1)).squeeze(1)
+    others = logits.scatter(1, labels.unsqueeze(1), float("-inf"))
+    return z_y - others.amax(dim=1)
+
+
+class CalMOLoss(Objective):
+    """CalMO: L = CE(x, y) + lambda_r KL( p(x) || p(x_adv) ) + lambda_s ||grad_x m(x, y)||^2.
+
+    For a batch of n samples with logits z = f(x) [n, K], p = softmax(z), per sample i
+
+        CE_i   = -log p_{i, y_i},
+        KL_i   = sum_k p_k(x_i) [ log p_k(x_i) - log p_k(x_adv_i) ],
+        S_i    = || d m(x_i, y_i) / d x_i ||_2^2,        m(x, y) = z_y - max_{j != y} z_j,
+        L      = (1/n) sum_i CE_i + lambda_r KL_i + lambda_s S_i,
+
+    x_adv from :func:`~caltrain.losses.pgd.pgd_attack`: ``steps`` PGD steps maximising CE(f(x'), y) in the
+    L-inf ball of radius ``epsilon`` (step ``step_size``, start at x, clamped to ``bounds``), run with the model
+    in eval mode; x_adv carries no gradient, f(x_adv) is evaluated in the model's own mode. The smoothness
+    term differentiates the margin w.r.t. the inputs with ``create_graph=True`` (double backpropagation), so
+    the inputs must require gradients before the forward pass: the objective declares ``needs_input_grad``
+    and the trainer sets it.
+
+    Paper: arXiv 2604.20614. Defaults: lambda_r = 0.5, lambda_s = 0.01, eps = 8/255, step 2/255, 3 steps.
+    Ablations: ``calmo_flat`` (lambda_r = 0: no attack, no model needed) and ``calmo_robust`` (lambda_s = 0:
+    no input gradients needed).
+
+    Readings (the paper is silent): the KL gradient flows through both p(x) and p(x_adv) (as in TRADES);
+    S_i is taken from the gradient of sum_i m_i, which is each sample's own input gradient unless batch
+    normalisation in training mode couples the batch (then it includes those small cross-sample terms);
+    ``bounds`` defaults to None (no range clamp) because caltrain's loaders feed standardised inputs; epsilon
+    and step_size are in the model's input units (for standardised inputs divide the pixel values by the
+    channel std, and pass ``bounds=(0, 1)`` for inputs in pixel space).
+
+    Args:
+        num_classes: K.
+        lambda_r: weight of the adversarial KL term, >= 0 (default 0.5).
+        lambda_s: weight of the margin-gradient penalty, >= 0 (default 0.01).
+        epsilon: PGD radius, >= 0 (default 8/255).
+        step_size: PGD step, > 0 (default 2/255).
+        steps: PGD steps, >= 0 (default 3).
+        bounds: valid input range (lo, hi) or None (default None).
+        reduction: "mean" (default), "sum" or "none".
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+        >>> x = torch.rand(6, 4).requires_grad_(); y = torch.randint(0, 3, (6,))
+        >>> loss = CalMOLoss(num_classes=3)
+        >>> loss(net(x), y, model=net, inputs=x).ndim
+        0
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        lambda_r: float = 0.5,
+        lambda_s: float = 0.01,
+        epsilon: float = 8 / 255,
+        step_size: float = 2 / 255,
+        steps: int = 3,
+        bounds: tuple[float, float] | None = None,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(num_classes=num_classes, reduction=reduction)
+        self.lambda_r = check_number(lambda_r, "lambda_r", low=0.0)
+        self.lambda_s = check_number(lambda_s, "lambda_s", low=0.0)
+        self.epsilon = check_number(epsilon, "epsilon", low=0.0)
+        self.step_size = check_number(step_size, "step_size", low=0.0, low_inclusive=False)
+        self.steps = check_positive_int(steps, "steps", minimum=0)
+        self.bounds = check_bounds(bounds)
+
+    @property
+    def requires(self) -> frozenset[str]:  # type: ignore[override]
+        """``{"model", "inputs"}`` with the adversarial term, ``{"inputs"}`` without it."""
+        return frozenset({"model", "inputs"}) if self.lambda_r > 0 else frozenset({"inputs"})
+
+    @property
+    def needs_input_grad(self) -> bool:  # type: ignore[override]
+        """True when the margin-gradient penalty is on (lambda_s > 0)."""
+        return self.lambda_s > 0
+
+    def forward(
+        self,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        indices=None,  # noqa: ANN001 (protocol argument, unused)
+        model: nn.Module | None = None,
+        inputs: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The loss of a batch: ``logits`` = model(inputs) [n, K], ``labels`` [n], the model and its inputs."""
+        check_logits_labels(logits, labels, self.num_outputs)
+        z = compute_dtype(logits)
+        logp = torch.log_softmax(z, dim=1)
+        per_sample = -logp.gather(1, labels.unsqueeze(1)).squeeze(1)
+        if self.lambda_r > 0:
+            if model is None or inputs is None:
+                raise ValueError("model, inputs: calmo's adversarial term needs the model and the batch's inputs")
+            x_adv = pgd_attack(
+                model, inputs, labels, epsilon=self.epsilon, step_size=self.step_size, steps=self.steps,
+                bounds=self.bounds,
+            )
+            logp_adv = torch.log_softmax(compute_dtype(model(x_adv)), dim=1)
+            kl = (logp.exp() * (logp - logp_adv)).sum(dim=1)
+            per_sample = per_sample + self.lambda_r * kl
+        if self.lambda_s > 0:
+            if inputs is None or not inputs.requires_grad:
+                raise ValueError(
+                    "inputs: calmo's margin-gradient penalty needs the inputs the logits were computed from, with "
+                    "requires_grad=True set before the forward pass (the objective declares needs_input_grad)"
+                )
+            margins = logit_margins(z, labels)
+            (grad,) = torch.autograd.grad(margins.sum(), inputs, create_graph=True, allow_unused=True)
+            if grad is None:
+                raise ValueError("inputs: the logits do not depend on these inputs (pass the model's own inputs)")
+            per_sample = per_sample + self.lambda_s * grad.flatten(1).pow(2).sum(dim=1).to(per_sample.dtype)
+        return reduce_loss(per_sample, self.reduction)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, lambda_r={self.lambda_r}, lambda_s={self.lambda_s}, epsilon={self.epsilon:.4g}, "
+            f"step_size={self.step_size:.4g}, steps={self.steps}, bounds={self.bounds}"
+        )
+
+
+@register("calmo")
+def calmo(
+    *,
+    num_classes: int,
+    lambda_r: float = 0.5,
+    lambda_s: float = 0.01,
+    epsilon: float = 8 / 255,
+    step_size: float = 2 / 255,
+    steps: int = 3,
+    bounds: tuple[float, float] | None = None,
+    reduction: str = "mean",
+) -> CalMOLoss:
+    """CalMO (arXiv 2604.20614): CE + lambda_r KL(p(x) || p(x_adv)) + lambda_s ||grad_x m||^2; see :class:`CalMOLoss`."""
+    return CalMOLoss(
+        num_classes=num_classes, lambda_r=lambda_r, lambda_s=lambda_s, epsilon=epsilon, step_size=step_size,
+        steps=steps, bounds=bounds, reduction=reduction,
+    )
+
+
+@register("calmo_flat")
+def calmo_flat(*, num_classes: int, lambda_s: float = 0.01, reduction: str = "mean") -> CalMOLoss:
+    """CalMO's "flat" ablation: CE + lambda_s ||grad_x m(x, y)||^2 (lambda_r = 0, no attack); see :class:`CalMOLoss`."""
+    return CalMOLoss(num_classes=num_classes, lambda_r=0.0, lambda_s=lambda_s, reduction=reduction)
+
+
+@register("calmo_robust")
+def calmo_robust(
+    *,
+    num_classes: int,
+    lambda_r: float = 0.5,
+    epsilon: float = 8 / 255,
+    step_size: float = 2 / 255,
+    steps: int = 3,
+    bounds: tuple[float, float] | None = None,
+    reduction: str = "mean",
+) -> CalMOLoss:
+    """CalMO's "robust" ablation: CE + lambda_r KL(p(x) || p(x_adv)) (lambda_s = 0); see :class:`CalMOLoss`."""
+    return CalMOLoss(
+        num_classes=num_classes, lambda_r=lambda_r, lambda_s=0.0, epsilon=epsilon, step_size=step_size,
+        steps=steps, bounds=bounds, reduction=reduction,
+    )

@@ -1,0 +1,108 @@
+"""Projected gradient ascent on the cross-entropy within an L-infinity ball: the attack CalMO trains against.
+
+    x_0 = x,   x_{t+1} = Proj( x_t + a * sign( grad_x CE(f(x_t), y) ) ),   t = 0, ..., T - 1,
+
+where Proj clips to the ball ||x' - x||_inf <= eps and then to the valid input range [lo, hi] (Madry et al.
+2018, arXiv 1706.06083; CalMO's setting, Morosini et al., arXiv 2604.20614: T = 3, eps = 8/255, a = 2/255,
+start at x, pixels in [0, 1]). Both projections keep the point feasible: clipping into [lo, hi] a point of
+the ball around a feasible x stays inside the ball.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from caltrain.utils.checks import check_number, check_positive_int
+
+__all__ = ["check_bounds", "pgd_attack"]
+
+
+def check_bounds(bounds) -> tuple[float, float] | None:  # noqa: ANN001 (None or a pair)
+    """``None`` or a pair ``(lo, hi)`` of finite numbers with lo < hi (the valid input range)."""
+    if bounds is None:
+        return None
+    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+        raise ValueError(f"bounds: expected None or a pair (lo, hi), got {bounds!r}")
+    lo = check_number(bounds[0], "bounds[0]")
+    hi = check_number(bounds[1], "bounds[1]")
+    if not lo < hi:
+        raise ValueError(f"bounds: expected lo < hi, got {bounds!r}")
+    return lo, hi
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Put ``model`` and every submodule in eval mode, restoring each one's own mode afterwards."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.train(mode)
+
+
+def pgd_attack(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epsilon: float = 8 / 255,
+    step_size: float = 2 / 255,
+    steps: int = 3,
+    bounds: tuple[float, float] | None = None,
+    eval_mode: bool = True,
+) -> torch.Tensor:
+    """L-inf PGD maximising the cross-entropy of ``labels``, from x itself (no random start).
+
+    Args:
+        model: maps inputs [N, ...] to logits [N, C]. Its parameters' ``.grad`` are not touched (gradients are
+            taken with ``torch.autograd.grad`` w.r.t. the perturbation only) and every submodule's train/eval
+            mode is restored on exit.
+        inputs: x, floating point [N, ...] (used detached; the result does not depend on x's graph).
+        labels: y, [N] integer classes in [0, C).
+        epsilon: eps >= 0, the radius in input units (default 8/255: CalMO's, for pixels in [0, 1]; for
+            standardised inputs divide by the channel std).
+        step_size: a > 0 (default 2/255).
+        steps: T >= 0 (default 3; 0 returns x).
+        bounds: the valid input range (lo, hi), e.g. (0, 1) for pixels, or None (default) for no range clamp
+            (caltrain's loaders feed standardised inputs, whose range is per channel).
+        eval_mode: run the attack with the model in eval mode (default true: batch-norm statistics are not
+            updated by the attack and each sample's perturbation depends on it alone).
+
+    Returns:
+        x_adv, detached, same shape and dtype as x, with ||x_adv - x||_inf <= eps and x_adv in ``bounds``.
+
+    Example:
+        >>> net = torch.nn.Linear(4, 3)
+        >>> x = torch.rand(5, 4); y = torch.randint(0, 3, (5,))
+        >>> x_adv = pgd_attack(net, x, y, bounds=(0.0, 1.0))
+        >>> bool(((x_adv - x).abs() <= 8 / 255 + 1e-7).all()), bool(((x_adv >= 0) & (x_adv <= 1)).all())
+        (True, True)
+    """
+    epsilon = check_number(epsilon, "epsilon", low=0.0)
+    step_size = check_number(step_size, "step_size", low=0.0, low_inclusive=False)
+    steps = check_positive_int(steps, "steps", minimum=0)
+    rng = check_bounds(bounds)
+    if not inputs.is_floating_point():
+        raise TypeError(f"inputs: expected floating-point inputs to perturb, got dtype {inputs.dtype}")
+    x = inputs.detach()
+    x_adv = x.clone()
+    if steps == 0 or epsilon == 0.0:
+        return x_adv
+    lo, hi = (x - epsilon, x + epsilon)
+    if rng is not None:
+        lo, hi = lo.clamp(min=rng[0]), hi.clamp(max=rng[1])
+    mode = _eval_mode(model) if eval_mode else contextlib.nullcontext()
+    with mode, torch.enable_grad():
+        for _ in range(steps):
+            x_adv.requires_grad_(True)
+            loss = F.cross_entropy(model(x_adv), labels, reduction="sum")
+            (grad,) = torch.autograd.grad(loss, x_adv)
+            x_adv = torch.minimum(torch.maximum(x_adv.detach() + step_size * grad.sign(), lo), hi)
+    return x_adv.detach()
