@@ -12,7 +12,7 @@ from torch import nn
 
 from caltrain.losses.adaptive_targets import check_logits_labels, compute_dtype
 from caltrain.losses.base import Objective, reduce_loss
-from caltrain.losses.pgd import check_bounds, pgd_attack
+from caltrain.losses.pgd import pgd_attack
 from caltrain.losses.registry import register
 from caltrain.utils.checks import check_number, check_positive_int
 
@@ -37,8 +37,12 @@ class CalMOLoss(Objective):
         L      = (1/n) sum_i CE_i + lambda_r KL_i + lambda_s S_i,
 
     x_adv from :func:`~caltrain.losses.pgd.pgd_attack`: ``steps`` PGD steps maximising CE(f(x'), y) in the
-    L-inf ball of radius ``epsilon`` (step ``step_size``, start at x, clamped to ``bounds``), run with the model
-    in eval mode; x_adv carries no gradient, f(x_adv) is evaluated in the model's own mode. The smoothness
+    L-inf ball of radius ``epsilon`` (step ``step_size``, start at x, clamped to the valid input range), run
+    with the model in eval mode; x_adv carries no gradient, f(x_adv) is evaluated in the model's own mode.
+    ``epsilon`` and ``step_size`` are in raw input units (pixels on the [0, 1] scale): the trainer tells the
+    objective the loader's standardisation through :meth:`~caltrain.losses.base.Objective.set_input_domain`
+    (model-space radius eps / std per channel, valid range [(0 - mean) / std, (1 - mean) / std]); without it the
+    inputs are taken as raw and unbounded. The smoothness
     term differentiates the margin w.r.t. the inputs with ``create_graph=True`` (double backpropagation), so
     the inputs must require gradients before the forward pass: the objective declares ``needs_input_grad``
     and the trainer sets it.
@@ -50,9 +54,7 @@ class CalMOLoss(Objective):
     Readings (the paper is silent): the KL gradient flows through both p(x) and p(x_adv) (as in TRADES);
     S_i is taken from the gradient of sum_i m_i, which is each sample's own input gradient unless batch
     normalisation in training mode couples the batch (then it includes those small cross-sample terms);
-    ``bounds`` defaults to None (no range clamp) because caltrain's loaders feed standardised inputs; epsilon
-    and step_size are in the model's input units (for standardised inputs divide the pixel values by the
-    channel std, and pass ``bounds=(0, 1)`` for inputs in pixel space).
+    S_i is measured in the model's input units (the standardised inputs the trainer feeds).
 
     Args:
         num_classes: K.
@@ -61,7 +63,6 @@ class CalMOLoss(Objective):
         epsilon: PGD radius, >= 0 (default 8/255).
         step_size: PGD step, > 0 (default 2/255).
         steps: PGD steps, >= 0 (default 3).
-        bounds: valid input range (lo, hi) or None (default None).
         reduction: "mean" (default), "sum" or "none".
 
     Example:
@@ -81,7 +82,6 @@ class CalMOLoss(Objective):
         epsilon: float = 8 / 255,
         step_size: float = 2 / 255,
         steps: int = 3,
-        bounds: tuple[float, float] | None = None,
         reduction: str = "mean",
     ) -> None:
         super().__init__(num_classes=num_classes, reduction=reduction)
@@ -90,7 +90,6 @@ class CalMOLoss(Objective):
         self.epsilon = check_number(epsilon, "epsilon", low=0.0)
         self.step_size = check_number(step_size, "step_size", low=0.0, low_inclusive=False)
         self.steps = check_positive_int(steps, "steps", minimum=0)
-        self.bounds = check_bounds(bounds)
 
     @property
     def requires(self) -> frozenset[str]:  # type: ignore[override]
@@ -121,7 +120,7 @@ class CalMOLoss(Objective):
                 raise ValueError("model, inputs: calmo's adversarial term needs the model and the batch's inputs")
             x_adv = pgd_attack(
                 model, inputs, labels, epsilon=self.epsilon, step_size=self.step_size, steps=self.steps,
-                bounds=self.bounds,
+                bounds=None if self.input_low is None else (self.input_low, self.input_high), scale=self.input_std,
             )
             logp_adv = torch.log_softmax(compute_dtype(model(x_adv)), dim=1)
             kl = (logp.exp() * (logp - logp_adv)).sum(dim=1)
@@ -142,7 +141,7 @@ class CalMOLoss(Objective):
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, lambda_r={self.lambda_r}, lambda_s={self.lambda_s}, epsilon={self.epsilon:.4g}, "
-            f"step_size={self.step_size:.4g}, steps={self.steps}, bounds={self.bounds}"
+            f"step_size={self.step_size:.4g}, steps={self.steps}"
         )
 
 
@@ -155,13 +154,12 @@ def calmo(
     epsilon: float = 8 / 255,
     step_size: float = 2 / 255,
     steps: int = 3,
-    bounds: tuple[float, float] | None = None,
     reduction: str = "mean",
 ) -> CalMOLoss:
     """CalMO (arXiv 2604.20614): CE + lambda_r KL(p(x) || p(x_adv)) + lambda_s ||grad_x m||^2; see :class:`CalMOLoss`."""
     return CalMOLoss(
         num_classes=num_classes, lambda_r=lambda_r, lambda_s=lambda_s, epsilon=epsilon, step_size=step_size,
-        steps=steps, bounds=bounds, reduction=reduction,
+        steps=steps, reduction=reduction,
     )
 
 
@@ -179,11 +177,10 @@ def calmo_robust(
     epsilon: float = 8 / 255,
     step_size: float = 2 / 255,
     steps: int = 3,
-    bounds: tuple[float, float] | None = None,
     reduction: str = "mean",
 ) -> CalMOLoss:
     """CalMO's "robust" ablation: CE + lambda_r KL(p(x) || p(x_adv)) (lambda_s = 0); see :class:`CalMOLoss`."""
     return CalMOLoss(
         num_classes=num_classes, lambda_r=lambda_r, lambda_s=0.0, epsilon=epsilon, step_size=step_size,
-        steps=steps, bounds=bounds, reduction=reduction,
+        steps=steps, reduction=reduction,
     )

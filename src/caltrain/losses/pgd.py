@@ -22,12 +22,14 @@ from caltrain.utils.checks import check_number, check_positive_int
 __all__ = ["check_bounds", "pgd_attack"]
 
 
-def check_bounds(bounds) -> tuple[float, float] | None:  # noqa: ANN001 (None or a pair)
-    """``None`` or a pair ``(lo, hi)`` of finite numbers with lo < hi (the valid input range)."""
+def check_bounds(bounds) -> tuple[float | torch.Tensor, float | torch.Tensor] | None:  # noqa: ANN001
+    """``None`` or a pair ``(lo, hi)``: numbers with lo < hi, or tensors broadcastable to one input."""
     if bounds is None:
         return None
     if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
         raise ValueError(f"bounds: expected None or a pair (lo, hi), got {bounds!r}")
+    if any(isinstance(b, torch.Tensor) for b in bounds):
+        return bounds[0], bounds[1]
     lo = check_number(bounds[0], "bounds[0]")
     hi = check_number(bounds[1], "bounds[1]")
     if not lo < hi:
@@ -55,7 +57,8 @@ def pgd_attack(
     epsilon: float = 8 / 255,
     step_size: float = 2 / 255,
     steps: int = 3,
-    bounds: tuple[float, float] | None = None,
+    bounds: tuple[float | torch.Tensor, float | torch.Tensor] | None = None,
+    scale: torch.Tensor | None = None,
     eval_mode: bool = True,
 ) -> torch.Tensor:
     """L-inf PGD maximising the cross-entropy of ``labels``, from x itself (no random start).
@@ -70,13 +73,18 @@ def pgd_attack(
             standardised inputs divide by the channel std).
         step_size: a > 0 (default 2/255).
         steps: T >= 0 (default 3; 0 returns x).
-        bounds: the valid input range (lo, hi), e.g. (0, 1) for pixels, or None (default) for no range clamp
-            (caltrain's loaders feed standardised inputs, whose range is per channel).
+        bounds: the valid input range (lo, hi) in the model's input units, e.g. (0, 1) for raw pixels, or None
+            (default) for no range clamp; lo and hi may be tensors broadcastable to one input (per-channel
+            ranges of standardised inputs: ``((0 - mean) / std, (1 - mean) / std)``).
+        scale: s, a positive tensor broadcastable to one input, or None (default: 1). ``epsilon`` and
+            ``step_size`` are in raw units; the model sees x = (x_raw - mean) / s, so the ball and the step in
+            model units are eps / s and a / s per channel.
         eval_mode: run the attack with the model in eval mode (default true: batch-norm statistics are not
             updated by the attack and each sample's perturbation depends on it alone).
 
     Returns:
-        x_adv, detached, same shape and dtype as x, with ||x_adv - x||_inf <= eps and x_adv in ``bounds``.
+        x_adv, detached, same shape and dtype as x, with |x_adv - x| <= eps / s elementwise and x_adv in
+        ``bounds`` (for x itself in ``bounds``).
 
     Example:
         >>> net = torch.nn.Linear(4, 3)
@@ -89,20 +97,24 @@ def pgd_attack(
     step_size = check_number(step_size, "step_size", low=0.0, low_inclusive=False)
     steps = check_positive_int(steps, "steps", minimum=0)
     rng = check_bounds(bounds)
+    radius: float | torch.Tensor = epsilon if scale is None else epsilon / scale
+    step: float | torch.Tensor = step_size if scale is None else step_size / scale
     if not inputs.is_floating_point():
         raise TypeError(f"inputs: expected floating-point inputs to perturb, got dtype {inputs.dtype}")
     x = inputs.detach()
     x_adv = x.clone()
     if steps == 0 or epsilon == 0.0:
         return x_adv
-    lo, hi = (x - epsilon, x + epsilon)
+    lo, hi = x - radius, x + radius
     if rng is not None:
-        lo, hi = lo.clamp(min=rng[0]), hi.clamp(max=rng[1])
+        lo, hi = torch.maximum(lo, torch.as_tensor(rng[0], dtype=x.dtype, device=x.device)), torch.minimum(
+            hi, torch.as_tensor(rng[1], dtype=x.dtype, device=x.device)
+        )
     mode = _eval_mode(model) if eval_mode else contextlib.nullcontext()
     with mode, torch.enable_grad():
         for _ in range(steps):
             x_adv.requires_grad_(True)
             loss = F.cross_entropy(model(x_adv), labels, reduction="sum")
             (grad,) = torch.autograd.grad(loss, x_adv)
-            x_adv = torch.minimum(torch.maximum(x_adv.detach() + step_size * grad.sign(), lo), hi)
+            x_adv = torch.minimum(torch.maximum(x_adv.detach() + step * grad.sign(), lo), hi)
     return x_adv.detach()
