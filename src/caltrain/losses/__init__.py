@@ -27,6 +27,6 @@ _BASELINES = [
 ]
 
 # stateful / model-aware objectives:
-from caltrain.losses import calmo, deep_gamblers, self_adaptive_training, socrates  # noqa: F401,E402
+from caltrain.losses import adafocal, calmo, cals, deep_gamblers, self_adaptive_training, socrates  # noqa: F401,E402
 
 __all__ = ["LOSSES", "Objective", "REDUCTIONS", "REQUIREMENTS", "create", "names", "reduce_loss", "register"]
