@@ -216,7 +216,9 @@ class GridECETemperatureScaling(Calibrator):
         eces = []
         for t in self.grid:
             probs = torch.softmax(z / t, dim=1)
-            eces.append(expected_calibration_error(probs, y, n_bins=self.n_bins, binning=self.binning))
+            eces.append(
+                expected_calibration_error(probs, y, n_bins=self.n_bins, binning=self.binning, validate_args=False)
+            )
         values = torch.stack([torch.as_tensor(e, dtype=torch.float64).reshape(()).cpu() for e in eces])
         best = int(torch.argmin(values))  # the first minimum: the smallest T on ties (grid order)
         self.temperature_ = float(self.grid[best])
