@@ -1,3 +1,93 @@
-"""Plots and reports. matplotlib is imported only inside the drawing functions."""
+"""Plots and reports of runs and suites. matplotlib is imported only inside the drawing functions.
 
-__all__: list[str] = []
+Plot objects hold their data and draw on a given matplotlib axis, in the style of scikit-learn's Display objects:
+``X.from_predictions(probs, labels)`` or ``X.from_run(run_dir)`` computes the data (checked against
+:mod:`caltrain.metrics` in the tests), ``.plot(ax=None)`` draws it and returns the object (``ax_``, ``figure_``).
+
+- :class:`ReliabilityDiagram` (gap bars, histogram beneath, equal-width or equal-mass bins; before/after a
+  calibrator with ``calibrator=`` and :func:`plot_side_by_side`), :class:`SmoothReliability` (kernel curve with a
+  bootstrap band), :class:`ClasswiseReliability` (small multiples);
+- :class:`LearningCurves` (accuracy, ECE, NLL against epochs, seed spread as a band), :class:`TradeoffScatter`
+  (accuracy vs ECE, error bars across seeds);
+- :class:`RiskCoverageCurve`, :class:`OODHistogram`, :class:`SharpnessTrajectory` (ECE and sharpness against
+  steps).
+
+:func:`write_report` writes a self-contained ``report.html`` (or ``report.md`` with PNGs) of a suite or a run;
+``caltrain report DIR`` and the end of ``caltrain bench`` call it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from caltrain.report.classwise import ClasswiseReliability
+from caltrain.report.learning_curves import LearningCurves
+from caltrain.report.loading import RunRecord, SuiteRecord, load_run, load_suite
+from caltrain.report.reliability import ReliabilityDiagram, plot_side_by_side
+from caltrain.report.selective import OODHistogram, RiskCoverageCurve
+from caltrain.report.sharpness import SharpnessTrajectory
+from caltrain.report.smooth import SmoothReliability
+from caltrain.report.tradeoff import TradeoffScatter
+from caltrain.utils.checks import check_choice
+
+__all__ = [
+    "FORMATS",
+    "ClasswiseReliability",
+    "LearningCurves",
+    "OODHistogram",
+    "ReliabilityDiagram",
+    "RiskCoverageCurve",
+    "RunRecord",
+    "SharpnessTrajectory",
+    "SmoothReliability",
+    "SuiteRecord",
+    "TradeoffScatter",
+    "load_run",
+    "load_suite",
+    "plot_side_by_side",
+    "write_report",
+]
+
+#: Report formats of :func:`write_report`.
+FORMATS = ("html", "md")
+
+
+def write_report(path: str | Path, *, format: str = "html", out: str | Path | None = None, max_classes: int = 10,
+                 dpi: int = 96, log: Callable[[str], None] = lambda s: None) -> Path:
+    """Write the report of a suite directory or a single run directory; returns the written file.
+
+    Args:
+        path: a suite directory (``runs/``, ``results.json``) or a complete run directory (``summary.json``).
+        format: "html" (one self-contained ``report.html``: figures inlined as base64 PNG, inline CSS/JS, no
+            network needed) or "md" (``report.md`` plus its PNGs in ``report_files/`` beside it).
+        out: the output file (default ``path/report.html`` or ``path/report.md``).
+        max_classes: classwise small multiples show at most this many classes.
+        dpi: PNG resolution.
+        log: receives one progress line per figure.
+
+    Raises:
+        ValueError: unknown ``format``.
+        FileNotFoundError: ``path`` is not a run or suite directory, or holds no complete run.
+        ImportError: matplotlib is not installed.
+    """
+    from caltrain.utils.io import atomic_write_text
+
+    check_choice(format, "format", FORMATS)
+    import matplotlib  # noqa: F401  (fail early and clearly when the report extra is missing)
+
+    from caltrain.report.document import build_report
+
+    root = Path(path)
+    target = Path(out) if out is not None else root / f"report.{format}"
+    report = build_report(root, max_classes=max_classes, dpi=dpi, log=log)
+    if format == "html":
+        from caltrain.report.html import render_html
+
+        text = render_html(report)
+    else:
+        from caltrain.report.markdown import render_markdown
+
+        text = render_markdown(report, out=target, files_dir=target.parent / f"{target.stem}_files")
+    atomic_write_text(target, text)
+    return target

@@ -1,0 +1,101 @@
+"""Figure plumbing shared by the plot objects: matplotlib is imported here, only when something is drawn.
+
+Figures are created as :class:`matplotlib.figure.Figure` objects bound to the Agg canvas (no global pyplot
+state, no display needed), unless the caller already uses pyplot, in which case ``plt.figure`` is used so the
+figure shows up in notebooks. PNG bytes come from :func:`figure_png`.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from typing import Any
+
+import numpy as np
+import torch
+
+from caltrain.utils.checks import as_tensor, check_labels, check_ndim, check_nonempty, check_probabilities, \
+    check_same_length
+
+__all__ = ["figure_png", "new_figure", "top_label", "validated_probs"]
+
+#: Colours used for the objectives, in order (matplotlib's tab10).
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf")
+
+
+def colour(i: int) -> str:
+    """The ``i``-th colour of :data:`PALETTE` (cycled)."""
+    return PALETTE[i % len(PALETTE)]
+
+
+def new_figure(figsize: tuple[float, float] = (5.0, 4.0), **kwargs: Any):
+    """A new figure: ``pyplot.figure`` when pyplot is already imported, else a bare Agg ``Figure``."""
+    if "matplotlib.pyplot" in sys.modules:
+        import matplotlib.pyplot as plt
+
+        return plt.figure(figsize=figsize, **kwargs)
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, **kwargs)
+
+
+def new_axes(ax: Any = None, figsize: tuple[float, float] = (5.0, 4.0)):
+    """``ax`` itself, or one axis on a new figure when ``ax`` is None."""
+    if ax is not None:
+        return ax
+    return new_figure(figsize).add_subplot(1, 1, 1)
+
+
+def figure_png(fig: Any, *, dpi: int = 96) -> bytes:
+    """The figure rendered as PNG bytes by the Agg backend (then closed when pyplot owns it)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if fig.canvas is None or type(fig.canvas).__name__ == "FigureCanvasBase":
+        FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    if "matplotlib.pyplot" in sys.modules:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def validated_probs(probs: Any, labels: Any, *, from_logits: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(probs [N, K] float64, labels [N] int64)`` after the shared checks (softmax first when from_logits)."""
+    p = as_tensor(probs, "probs")
+    y = as_tensor(labels, "labels")
+    check_ndim(p, "probs", 2, "[N, K]")
+    check_ndim(y, "labels", 1, "[N]")
+    check_nonempty(p, "probs")
+    check_same_length(p, y, "probs", "labels")
+    if from_logits:
+        if not p.is_floating_point():
+            raise TypeError(f"probs: expected floating-point logits, got dtype {p.dtype}")
+        p = torch.softmax(p.to(torch.float64), dim=1)
+    else:
+        check_probabilities(p, "probs")
+        p = p.to(torch.float64)
+    check_labels(y, p.shape[1], "labels")
+    return p, y.to(torch.int64)
+
+
+def top_label(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(confidence [N] float64, correct [N] float64)`` of the arg-max prediction (first index on ties)."""
+    conf, pred = probs.max(dim=1)
+    return conf.to(torch.float64), (pred == labels).to(torch.float64)
+
+
+def as_numpy(t: torch.Tensor | np.ndarray) -> np.ndarray:
+    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+
+
+def metric(name: str):
+    """The function ``caltrain.metrics.<name>``; ImportError naming it when this installation lacks it."""
+    from caltrain import metrics
+
+    fn = getattr(metrics, name, None)
+    if fn is None:
+        raise ImportError(f"caltrain.metrics.{name} is not available in this installation")
+    return fn

@@ -1,0 +1,231 @@
+"""Reading what the trainer wrote: one run directory, or a suite directory of many, into plain records.
+
+A run directory (see :mod:`caltrain.train.run_dir`) holds ``config.yaml``, ``metrics.jsonl``, ``summary.json``
+(written last: its presence marks a complete run), ``logits_val.npz`` / ``logits_test.npz`` (arrays ``logits``
+[N, C] and ``labels`` [N]) and, inside a suite, ``labels.json`` with its grid coordinates. A suite directory holds
+``runs/<dataset>__<objective>[__<variant>]__seed<k>/`` and the aggregate ``results.json`` of
+:func:`caltrain.train.aggregate.aggregate`.
+
+Nothing here imports matplotlib or computes a metric; the records are what the plots and the report read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from caltrain.utils.io import load_arrays, read_json
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["RunRecord", "SuiteRecord", "group_label", "is_run_dir", "is_suite_dir", "load_run", "load_suite"]
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """True when ``path`` is a complete run directory (it holds ``summary.json``)."""
+    return (Path(path) / "summary.json").is_file()
+
+
+def is_suite_dir(path: str | Path) -> bool:
+    """True when ``path`` holds a ``runs/`` folder or an aggregate ``results.json``."""
+    p = Path(path)
+    return (p / "runs").is_dir() or (p / "results.json").is_file()
+
+
+@dataclass
+class RunRecord:
+    """One complete run: its grid labels, configuration, summary and per-epoch records.
+
+    Attributes:
+        path: the run directory.
+        name: its folder name.
+        labels: grid coordinates from ``labels.json`` (``dataset``, ``model``, ``objective``, ``variant``,
+            ``seed``); for a stand-alone run they are filled from ``config.yaml``.
+        config: the resolved configuration (``config.yaml``), ``{}`` when absent.
+        config_text: the text of ``config.yaml`` as written by the trainer.
+        summary: ``summary.json``.
+        epochs: the epoch-end records of ``metrics.jsonl`` (integer ``epoch`` and a ``val`` entry), in order.
+        curvature: the records holding a ``curvature`` entry (``{"epoch", "step", "curvature": {...}}``).
+    """
+
+    path: Path
+    name: str
+    labels: dict[str, Any]
+    config: dict[str, Any]
+    config_text: str
+    summary: dict[str, Any]
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    curvature: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def objective(self) -> str:
+        return str(self.labels.get("objective", "?"))
+
+    @property
+    def dataset(self) -> str:
+        return str(self.labels.get("dataset", "?"))
+
+    @property
+    def seed(self) -> int:
+        return int(self.labels.get("seed", 0) or 0)
+
+    @property
+    def n_bins(self) -> int:
+        """The number of bins the run's ECE used (``eval.n_bins``, 15 by default)."""
+        return int((self.config.get("eval") or {}).get("n_bins", 15))
+
+    @property
+    def abstention(self) -> str | None:
+        """The abstention convention of the run's metrics (``None`` for a K-output model)."""
+        return self.summary.get("abstention")
+
+    def has_logits(self, split: str) -> bool:
+        return (self.path / f"logits_{split}.npz").is_file()
+
+    def logits(self, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+        """``(logits [N, C] float, labels [N] int)`` of the selected model on ``split`` ("val" or "test").
+
+        Raises:
+            FileNotFoundError: the run did not save that split's logits.
+        """
+        arrays = load_arrays(self.path / f"logits_{split}.npz")
+        return arrays["logits"], arrays["labels"]
+
+    def probs(self, split: str = "test") -> tuple["torch.Tensor", "torch.Tensor"]:
+        """``(probs [N, K] float64, labels [N] int64)``: the float64 softmax of the saved logits.
+
+        Reading: for a run with an abstention output (K+1 logits) the K class probabilities are renormalised,
+        p_k / (1 - p_idk) (convention iii of METHODS.md 1.1), so a reliability diagram is drawn over the K
+        classes whatever convention the run's summary used; the report states this in its caveats.
+        """
+        import torch
+
+        logits, labels = self.logits(split)
+        p = torch.softmax(torch.from_numpy(np.asarray(logits, dtype=np.float64)), dim=1)
+        if self.abstention:
+            p = p[:, :-1] / p[:, :-1].sum(dim=1, keepdim=True)
+        return p, torch.from_numpy(np.asarray(labels)).to(torch.int64)
+
+    @cached_property
+    def num_classes(self) -> int | None:
+        """K (the logits' width, minus the abstention output when the run had one)."""
+        if not self.has_logits("test"):
+            return None
+        width = int(self.logits("test")[0].shape[1])
+        return width - 1 if self.abstention else width
+
+
+def load_run(path: str | Path) -> RunRecord:
+    """Read one complete run directory.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a directory or holds no ``summary.json`` (the run is incomplete).
+    """
+    import yaml
+
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"path: no such run directory: {root}")
+    if not is_run_dir(root):
+        raise FileNotFoundError(f"path: {root} holds no summary.json (not a run directory, or the run is incomplete)")
+    config_path = root / "config.yaml"
+    config_text = config_path.read_text() if config_path.is_file() else ""
+    config = (yaml.safe_load(config_text) or {}) if config_text else {}
+    if not config and (root / "config.json").is_file():
+        config = read_json(root / "config.json")
+        config_text = json.dumps(config, indent=2)
+    if (root / "labels.json").is_file():
+        labels = read_json(root / "labels.json")
+    else:
+        labels = {
+            "dataset": (config.get("data") or {}).get("name", "?"),
+            "model": (config.get("model") or {}).get("name", "?"),
+            "objective": (config.get("loss") or {}).get("name", "?"),
+            "variant": "",
+            "seed": config.get("seed", 0),
+        }
+    records = []
+    metrics_path = root / "metrics.jsonl"
+    if metrics_path.is_file():
+        records = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    epochs = [r for r in records if isinstance(r.get("epoch"), int) and "val" in r]
+    curvature = [r for r in records if isinstance(r.get("curvature"), dict)]
+    return RunRecord(path=root, name=root.name, labels=labels, config=config, config_text=config_text,
+                     summary=read_json(root / "summary.json"), epochs=epochs, curvature=curvature)
+
+
+@dataclass
+class SuiteRecord:
+    """A suite directory: its complete runs and the aggregate rows.
+
+    Attributes:
+        path: the suite directory.
+        name: the suite's name (``suite.json``) or the folder name.
+        description: the suite's description ('' when unknown).
+        runs: every complete run under ``runs/``, sorted by (dataset, objective, variant, seed).
+        rows: the rows of ``results.json`` (one per dataset x model x objective x variant, mean/std over seeds);
+            computed with :func:`caltrain.train.aggregate.aggregate` semantics when the file is missing.
+        incomplete: names of run folders without ``summary.json``.
+    """
+
+    path: Path
+    name: str
+    description: str
+    runs: list[RunRecord]
+    rows: list[dict[str, Any]]
+    incomplete: list[str] = field(default_factory=list)
+
+    def datasets(self) -> list[str]:
+        """Dataset labels in first-seen order."""
+        return list(dict.fromkeys(r.dataset for r in self.runs))
+
+    def runs_of(self, dataset: str | None = None, objective: str | None = None) -> list[RunRecord]:
+        return [r for r in self.runs if (dataset is None or r.dataset == dataset)
+                and (objective is None or r.objective == objective)]
+
+    def objectives(self, dataset: str | None = None) -> list[str]:
+        """Objective labels (with their variant, ``objective/variant``) in first-seen order."""
+        return list(dict.fromkeys(group_label(r) for r in self.runs_of(dataset)))
+
+
+def group_label(run: RunRecord) -> str:
+    """The label a run's group is drawn under: the objective, plus ``/variant`` when the suite has variants."""
+    variant = run.labels.get("variant") or ""
+    return f"{run.objective}/{variant}" if variant else run.objective
+
+
+def load_suite(path: str | Path) -> SuiteRecord:
+    """Read a suite directory (its complete runs and ``results.json``).
+
+    When ``results.json`` is missing (a suite copied without it) it is first written by
+    :func:`caltrain.train.aggregate.aggregate`, exactly as ``caltrain bench`` would.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a suite directory.
+    """
+    root = Path(path)
+    if not root.is_dir() or not is_suite_dir(root):
+        raise FileNotFoundError(f"path: {root} is not a suite directory (expected a runs/ folder or results.json)")
+    runs, incomplete = [], []
+    runs_root = root / "runs"
+    if runs_root.is_dir():
+        for sub in sorted(p for p in runs_root.iterdir() if p.is_dir()):
+            if is_run_dir(sub):
+                runs.append(load_run(sub))
+            else:
+                incomplete.append(sub.name)
+    runs.sort(key=lambda r: (r.dataset, r.objective, str(r.labels.get("variant") or ""), r.seed))
+    meta = read_json(root / "suite.json") if (root / "suite.json").is_file() else {}
+    if not (root / "results.json").is_file() and runs:
+        from caltrain.train.aggregate import aggregate
+
+        aggregate(root, runs=[r.name for r in runs])  # writes results.{csv,md,json}, as `caltrain bench` does
+    rows = read_json(root / "results.json").get("rows", []) if (root / "results.json").is_file() else []
+    return SuiteRecord(path=root, name=meta.get("name", root.name), description=meta.get("description", ""),
+                       runs=runs, rows=rows, incomplete=incomplete)

@@ -1,0 +1,233 @@
+"""``ReliabilityDiagram``: binned accuracy against confidence, the gap to the diagonal, and the confidence histogram.
+
+For top-label predictions (confidence c_i = max_k p_ik, correctness a_i = 1[argmax_k p_ik = y_i]) and bins
+B_1..B_M, each bin b shows
+
+    acc_b  = (1/n_b) sum_{i in B_b} a_i      (bar height)
+    conf_b = (1/n_b) sum_{i in B_b} c_i      (the gap bar spans acc_b .. conf_b; red above the bar = over-confident)
+    n_b / N                                  (the histogram beneath)
+
+and ECE = sum_b (n_b/N) |acc_b - conf_b| is printed in the corner. The bin statistics are exactly those of
+:func:`caltrain.metrics.reliability_curve` and the ECE is :func:`caltrain.metrics.expected_calibration_error`
+(nothing here recomputes them): equal-width bins ``binning="uniform"`` are (lo, hi] with confidence 0 in the
+first bin; equal-mass bins ``binning="quantile"`` follow AdaECE (METHODS.md section 3).
+
+Guo, Pleiss, Sun, Weinberger, "On Calibration of Modern Neural Networks", ICML 2017 (arXiv:1706.04599),
+figure 1 is the reference layout; the confidence histogram beneath follows its top row.
+
+Example:
+    >>> import torch
+    >>> probs = torch.softmax(torch.randn(500, 3, generator=torch.Generator().manual_seed(0)) * 3, dim=1)
+    >>> labels = torch.randint(0, 3, (500,), generator=torch.Generator().manual_seed(1))
+    >>> d = ReliabilityDiagram.from_predictions(probs, labels, n_bins=10)  # doctest: +SKIP
+    >>> d.plot()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from caltrain.report.figures import as_numpy, metric, new_figure, validated_probs
+from caltrain.utils.checks import check_choice, check_positive_int
+
+__all__ = ["BINNINGS", "ReliabilityDiagram", "calibrated_probs", "plot_side_by_side"]
+
+#: Valid ``binning`` values.
+BINNINGS = ("uniform", "quantile")
+
+
+@dataclass(frozen=True)
+class ReliabilityDiagram:
+    """The data of one reliability diagram, and its drawing.
+
+    Attributes:
+        edges: bin edges [M+1] (float64; equal-width, or the equal-mass quantiles).
+        confidence: mean confidence per bin [M] (NaN for an empty bin).
+        accuracy: accuracy per bin [M] (NaN for an empty bin).
+        count: samples per bin [M].
+        ece: the expected calibration error with the same bins (metrics' value, a float in [0, 1]).
+        binning: "uniform" or "quantile".
+        label: a title for the diagram (e.g. the objective, "after ts"), or None.
+    """
+
+    edges: np.ndarray
+    confidence: np.ndarray
+    accuracy: np.ndarray
+    count: np.ndarray
+    ece: float
+    binning: str = "uniform"
+    label: str | None = None
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.count)
+
+    @property
+    def n(self) -> int:
+        return int(self.count.sum())
+
+    @classmethod
+    def from_predictions(
+        cls,
+        probs: Any,
+        labels: Any,
+        *,
+        n_bins: int = 15,
+        binning: str = "uniform",
+        from_logits: bool = False,
+        label: str | None = None,
+    ) -> "ReliabilityDiagram":
+        """Bin top-label predictions.
+
+        Args:
+            probs: class probabilities [N, K] (rows sum to 1), or logits when ``from_logits=True``.
+            labels: integer labels [N] in [0, K).
+            n_bins: number of bins M >= 1 (15, as in Guo et al. 2017).
+            binning: "uniform" (equal width) or "quantile" (equal mass).
+            from_logits: apply a float64 softmax to ``probs`` first.
+            label: the diagram's title.
+
+        Raises:
+            ValueError: bad shapes or values (named), ``n_bins < 1``, unknown ``binning``.
+        """
+        n_bins = check_positive_int(n_bins, "n_bins")
+        check_choice(binning, "binning", BINNINGS)
+        p, y = validated_probs(probs, labels, from_logits=from_logits)
+        curve = metric("reliability_curve")(p, y, n_bins=n_bins, binning=binning)
+        ece = metric("expected_calibration_error")(p, y, n_bins=n_bins, binning=binning)
+        count = as_numpy(curve.count).astype(np.float64)
+        empty = count == 0
+        confidence = np.where(empty, np.nan, as_numpy(curve.confidence).astype(np.float64))
+        accuracy = np.where(empty, np.nan, as_numpy(curve.accuracy).astype(np.float64))
+        return cls(edges=as_numpy(curve.edges).astype(np.float64), confidence=confidence, accuracy=accuracy,
+                   count=count, ece=float(ece), binning=binning, label=label)
+
+    @classmethod
+    def from_run(
+        cls,
+        run: Any,
+        *,
+        split: str = "test",
+        calibrator: str | None = None,
+        n_bins: int | None = None,
+        binning: str = "uniform",
+        label: str | None = None,
+    ) -> "ReliabilityDiagram":
+        """The diagram of a run's saved logits (``logits_<split>.npz``).
+
+        Args:
+            run: a run directory or a :class:`~caltrain.report.loading.RunRecord`.
+            split: "test" or "val".
+            calibrator: a ``caltrain.posthoc`` name (e.g. "ts"): fit it on the run's validation logits and draw
+                its probabilities on ``split`` (the same protocol as the trainer's post-hoc summary).
+            n_bins: bins; the run's ``eval.n_bins`` when None, so the printed ECE matches its summary.
+        """
+        from caltrain.report.loading import RunRecord, load_run
+
+        record = run if isinstance(run, RunRecord) else load_run(Path(run))
+        check_choice(split, "split", ("val", "test"))
+        if calibrator is None:
+            probs, labels = record.probs(split)
+        else:
+            probs, labels = calibrated_probs(record, calibrator, split=split)
+        title = label if label is not None else record.name if calibrator is None else f"{record.name} + {calibrator}"
+        return cls.from_predictions(probs, labels, n_bins=n_bins or record.n_bins, binning=binning, label=title)
+
+    def plot(self, ax: Any = None, *, hist_ax: Any = None, show_histogram: bool = True, gap: bool = True,
+             colour: str = "#1f77b4") -> "ReliabilityDiagram":
+        """Draw on ``ax`` (a new figure when None), with the confidence histogram on ``hist_ax``.
+
+        When ``show_histogram`` and no ``hist_ax`` is given, a histogram axis is carved out beneath ``ax``
+        (sharing its x axis). The drawn axes are stored as ``self.ax_`` / ``self.hist_ax_`` / ``self.figure_``
+        (like scikit-learn's Display objects); returns ``self``.
+        """
+        if ax is None:
+            fig = new_figure((4.2, 4.8) if show_histogram else (4.2, 3.8))
+            if show_histogram:
+                grid = fig.add_gridspec(2, 1, height_ratios=(3, 1), hspace=0.08)
+                ax = fig.add_subplot(grid[0])
+                hist_ax = fig.add_subplot(grid[1], sharex=ax)
+            else:
+                ax = fig.add_subplot(1, 1, 1)
+        elif show_histogram and hist_ax is None:
+            from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+            hist_ax = make_axes_locatable(ax).append_axes("bottom", size="30%", pad=0.08, sharex=ax)
+        left, width = self.edges[:-1], np.diff(self.edges)
+        filled = self.count > 0
+        acc = np.where(filled, self.accuracy, 0.0)
+        conf = np.where(filled, self.confidence, 0.0)
+        ax.bar(left, acc, width=width, align="edge", color=colour, edgecolor="black", linewidth=0.5,
+               alpha=0.85, label="accuracy")
+        if gap:
+            over = conf >= acc
+            ax.bar(left[filled], (conf - acc)[filled], bottom=acc[filled], width=width[filled], align="edge",
+                   color=np.where(over[filled], "#d62728", "#2ca02c"), alpha=0.35, edgecolor="#d62728",
+                   hatch="//", linewidth=0.5, label="gap (red: over-confident)")
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("accuracy")
+        ax.text(0.04, 0.94, f"ECE {100 * self.ece:.2f}%  ({self.n_bins} {self.binning} bins)", transform=ax.transAxes,
+                va="top", fontsize=8, bbox={"boxstyle": "round", "fc": "white", "alpha": 0.8})
+        if self.label:
+            ax.set_title(self.label, fontsize=9)
+        ax.legend(loc="lower right", fontsize=7)
+        if hist_ax is not None:
+            hist_ax.bar(left, self.count / max(self.n, 1), width=width, align="edge", color="grey",
+                        edgecolor="black", linewidth=0.5)
+            hist_ax.set_xlim(0, 1)
+            hist_ax.set_ylabel("fraction", fontsize=8)
+            hist_ax.set_xlabel("confidence")
+            ax.tick_params(labelbottom=False)
+        else:
+            ax.set_xlabel("confidence")
+        self.__dict__.update(ax_=ax, hist_ax_=hist_ax, figure_=ax.figure)
+        return self
+
+
+def calibrated_probs(run: Any, calibrator: str, *, split: str = "test"):
+    """``(probs [N, K], labels [N])`` of ``split`` after a ``caltrain.posthoc`` calibrator fitted on validation.
+
+    The calibrator sees the K class logits (an abstention output is dropped), as in the trainer's summary.
+    """
+    import torch
+
+    from caltrain import posthoc
+
+    create = getattr(posthoc, "create", None)
+    if create is None:
+        raise ImportError("caltrain.posthoc.create is not available in this installation")
+    val_z, val_y = run.logits("val")
+    z, y = run.logits(split)
+    k = run.num_classes or val_z.shape[1]
+    fitted = create(calibrator).fit(torch.from_numpy(val_z[:, :k]).double(), torch.from_numpy(val_y).long())
+    probs = fitted.predict_proba(torch.from_numpy(z[:, :k]).double())
+    return probs.double(), torch.from_numpy(y).long()
+
+
+def plot_side_by_side(diagrams: Sequence[Sequence[ReliabilityDiagram]], *, panel_size: float = 3.2,
+                      row_labels: Sequence[str] | None = None):
+    """A grid of diagrams (rows x columns, e.g. objectives x [uncalibrated, after ts, after ats]); returns the figure.
+
+    Every panel has its histogram beneath. ``row_labels`` prefix each row's first panel title.
+    """
+    rows = [list(r) for r in diagrams]
+    if not rows or not any(rows):
+        raise ValueError("diagrams: expected at least one row with one diagram")
+    n_cols = max(len(r) for r in rows)
+    fig = new_figure((panel_size * n_cols, panel_size * 1.25 * len(rows)))
+    outer = fig.add_gridspec(len(rows), n_cols, hspace=0.35, wspace=0.25)
+    for i, row in enumerate(rows):
+        for j, diagram in enumerate(row):
+            inner = outer[i, j].subgridspec(2, 1, height_ratios=(3, 1), hspace=0.08)
+            ax = fig.add_subplot(inner[0])
+            hist_ax = fig.add_subplot(inner[1], sharex=ax)
+            diagram.plot(ax, hist_ax=hist_ax)
+            if row_labels is not None and j == 0:
+                ax.set_title(f"{row_labels[i]}: {diagram.label or ''}".rstrip(": "), fontsize=9)
+    return fig
