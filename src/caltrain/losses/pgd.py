@@ -64,13 +64,13 @@ def pgd_attack(
     """L-inf PGD maximising the cross-entropy of ``labels``, from x itself (no random start).
 
     Args:
-        model: maps inputs [N, ...] to logits [N, C]. Its parameters' ``.grad`` are not touched (gradients are
-            taken with ``torch.autograd.grad`` w.r.t. the perturbation only) and every submodule's train/eval
-            mode is restored on exit.
+        model: maps inputs [N, ...] to logits [N, C] (an ``nn.Module`` or any callable). Its parameters'
+            ``.grad`` are not touched (gradients are taken with ``torch.autograd.grad`` w.r.t. the perturbation
+            only) and every submodule's train/eval mode is restored on exit.
         inputs: x, floating point [N, ...] (used detached; the result does not depend on x's graph).
         labels: y, [N] integer classes in [0, C).
-        epsilon: eps >= 0, the radius in input units (default 8/255: CalMO's, for pixels in [0, 1]; for
-            standardised inputs divide by the channel std).
+        epsilon: eps >= 0, the radius in raw input units (default 8/255: CalMO's, for pixels in [0, 1]; see
+            ``scale`` for standardised inputs).
         step_size: a > 0 (default 2/255).
         steps: T >= 0 (default 3; 0 returns x).
         bounds: the valid input range (lo, hi) in the model's input units, e.g. (0, 1) for raw pixels, or None
@@ -110,7 +110,7 @@ def pgd_attack(
         lo, hi = torch.maximum(lo, torch.as_tensor(rng[0], dtype=x.dtype, device=x.device)), torch.minimum(
             hi, torch.as_tensor(rng[1], dtype=x.dtype, device=x.device)
         )
-    mode = _eval_mode(model) if eval_mode else contextlib.nullcontext()
+    mode = _eval_mode(model) if eval_mode and isinstance(model, nn.Module) else contextlib.nullcontext()
     with mode, torch.enable_grad():
         for _ in range(steps):
             x_adv.requires_grad_(True)
