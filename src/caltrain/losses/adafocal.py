@@ -89,7 +89,8 @@ def adafocal_update(
     conf, correct = conf[order], correct[order]
     n = conf.shape[0]
     # equal-mass bins: bin b holds sorted positions [floor(b n / M), floor((b+1) n / M))
-    bin_of = (torch.arange(n, device=g.device) * m) // n
+    cuts = (torch.arange(m + 1, device=g.device) * n) // m
+    bin_of = torch.bucketize(torch.arange(n, device=g.device), cuts[1:], right=True)
     count = torch.zeros(m, dtype=torch.float64, device=g.device).index_add_(0, bin_of, torch.ones_like(conf))
     sum_conf = torch.zeros_like(count).index_add_(0, bin_of, conf)
     sum_acc = torch.zeros_like(count).index_add_(0, bin_of, correct)
@@ -99,8 +100,7 @@ def adafocal_update(
     small = new.abs() < switch_pt
     new = torch.where(small, torch.where(new > 0, -switch_pt, switch_pt), new).to(torch.float64)
     new = torch.where(nonempty, new.clamp(gamma_min, gamma_max), g)
-    starts = (torch.arange(m, device=g.device) * n + m - 1) // m  # first sorted position of each bin
-    first_conf = torch.where(nonempty, conf[starts.clamp(max=n - 1)], torch.nan)
+    first_conf = torch.where(nonempty, conf[cuts[:-1].clamp(max=n - 1)], torch.nan)  # smallest conf of each bin
     # an empty bin takes the edge of the next non-empty one (cummin from the right over NaN -> 1)
     first_conf = torch.where(torch.isnan(first_conf), 1.0, first_conf)
     first_conf = torch.flip(torch.cummin(torch.flip(first_conf, [0]), 0).values, [0])
