@@ -12,7 +12,7 @@ def minimize_lbfgs(
     params: Sequence[torch.Tensor],
     *,
     max_iter: int = 500,
-    tol: float = 1e-9,
+    tol: float = 1e-7,
 ) -> tuple[int, float]:
     """Minimise ``loss_fn()`` over ``params`` (leaf float64 tensors, modified in place) with L-BFGS.
 

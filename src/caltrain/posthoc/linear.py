@@ -85,7 +85,7 @@ def fit_linear_calibration(
     reg_lambda: float = 0.0,
     reg_mu: float = 0.0,
     max_iter: int = 500,
-    tol: float = 1e-9,
+    tol: float = 1e-7,
 ) -> tuple[torch.Tensor, torch.Tensor, int, float]:
     """Fit ``W, b`` minimising :func:`linear_calibration_loss` from the identity (W = I, b = 0), float64 L-BFGS.
 
@@ -121,7 +121,7 @@ class _LinearCalibrator(Calibrator):
         reg_lambda: float = 0.0,
         reg_mu: float | None = None,
         max_iter: int = 500,
-        tol: float = 1e-9,
+        tol: float = 1e-7,
         abstention: str | None = None,
     ) -> None:
         super().__init__(abstention=abstention)
@@ -184,7 +184,7 @@ class VectorScaling(_LinearCalibrator):
 
     Args:
         reg_mu: L2 weight mu on the intercepts, ``mu / K * sum b^2`` (default 0).
-        max_iter: most L-BFGS iterations (default 500). tol: gradient tolerance (default 1e-9).
+        max_iter: most L-BFGS iterations (default 500). tol: gradient tolerance (default 1e-7).
         abstention: see :mod:`caltrain.posthoc.base`.
 
     Fitted attributes: ``weight_ [K]``, ``bias_ [K]``, ``n_iter_`` (function evaluations), ``loss_``.
@@ -197,7 +197,7 @@ class VectorScaling(_LinearCalibrator):
         *,
         reg_mu: float = 0.0,
         max_iter: int = 500,
-        tol: float = 1e-9,
+        tol: float = 1e-7,
         abstention: str | None = None,
     ) -> None:
         super().__init__(reg_lambda=0.0, reg_mu=reg_mu, max_iter=max_iter, tol=tol, abstention=abstention)
@@ -245,7 +245,7 @@ class DirichletCalibration(_LinearCalibrator):
         reg_lambda: float = 0.01,
         reg_mu: float | None = None,
         max_iter: int = 500,
-        tol: float = 1e-9,
+        tol: float = 1e-7,
         abstention: str | None = None,
     ) -> None:
         super().__init__(reg_lambda=reg_lambda, reg_mu=reg_mu, max_iter=max_iter, tol=tol, abstention=abstention)
