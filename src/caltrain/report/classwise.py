@@ -10,7 +10,8 @@ Their mean over the K classes is the classwise ECE of Kull et al., "Beyond tempe
 well-calibrated multi-class probabilities with Dirichlet calibration", NeurIPS 2019 (arXiv:1910.12656), which
 the tests check against :func:`caltrain.metrics.classwise_calibration_error`.
 
-The per-class bin sums are one ``bincount`` over the flattened index k * M + b (float64, no loop over classes).
+The per-class bin sums are those of :func:`caltrain.metrics.classwise_bin_statistics` (float64), the statistics the
+classwise ECE itself is computed from.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from caltrain.report.figures import as_numpy, new_figure, validated_probs
+from caltrain.report.figures import as_numpy, metric, new_figure, validated_probs
 from caltrain.utils.checks import check_positive_int
 
 __all__ = ["ClasswiseReliability"]
@@ -66,14 +67,9 @@ class ClasswiseReliability:
         names = tuple(str(c) for c in class_names) if class_names is not None else tuple(str(i) for i in range(k))
         if len(names) != k:
             raise ValueError(f"class_names: expected {k} names (one per class), got {len(names)}")
-        edges = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64)
-        bins = torch.bucketize(p, edges[1:-1], right=False)  # (lo, hi]: a value on an edge goes to the lower bin
-        flat = (bins + n_bins * torch.arange(k)[None, :]).reshape(-1)
-        onehot = torch.nn.functional.one_hot(y, k).to(torch.float64)
-        size = k * n_bins
-        count = torch.bincount(flat, minlength=size).double().reshape(k, n_bins)
-        conf_sum = torch.bincount(flat, weights=p.reshape(-1), minlength=size).reshape(k, n_bins)
-        hit_sum = torch.bincount(flat, weights=onehot.reshape(-1), minlength=size).reshape(k, n_bins)
+        stats = metric("classwise_bin_statistics")(p, y, n_bins)  # [K, M] float64 sums
+        edges = stats.edges.to(torch.float64)
+        count, conf_sum, hit_sum = stats.count.to(torch.float64), stats.conf_sum, stats.acc_sum
         class_ece = (hit_sum - conf_sum).abs().sum(dim=1) / n
         safe = count.clamp(min=1)
         empty = count == 0

@@ -30,7 +30,11 @@ def colour(i: int) -> str:
 
 
 def new_figure(figsize: tuple[float, float] = (5.0, 4.0), **kwargs: Any):
-    """A new figure: ``pyplot.figure`` when pyplot is already imported, else a bare Agg ``Figure``."""
+    """A new figure: ``pyplot.figure`` when pyplot is already imported, else a bare Agg ``Figure``.
+
+    The layout is "constrained" unless ``layout=`` says otherwise (labels never clipped, one layout pass).
+    """
+    kwargs.setdefault("layout", "constrained")
     if "matplotlib.pyplot" in sys.modules:
         import matplotlib.pyplot as plt
 
@@ -54,7 +58,7 @@ def figure_png(fig: Any, *, dpi: int = 96) -> bytes:
     if fig.canvas is None or type(fig.canvas).__name__ == "FigureCanvasBase":
         FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi)
     if "matplotlib.pyplot" in sys.modules:
         import matplotlib.pyplot as plt
 

@@ -25,8 +25,10 @@ table.results { border-collapse: collapse; font-size: .85rem; margin: 1rem 0; }
 table.results th, table.results td { border: 1px solid #ccc; padding: .25rem .5rem; text-align: right; }
 table.results td.text, table.results th.text { text-align: left; }
 table.results th { background: #f3f3f3; cursor: pointer; user-select: none; white-space: nowrap; }
+table.results td { white-space: nowrap; }
 table.results th.sorted-asc::after { content: " \\25B2"; } table.results th.sorted-desc::after { content: " \\25BC"; }
 table.results tr:nth-child(even) td { background: #fafafa; }
+.scroll { overflow-x: auto; }
 figure { margin: 1rem 0 2rem; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: .85rem; color: #444; margin-top: .3rem; }
 details { margin: .3rem 0; } summary { cursor: pointer; font-family: monospace; }
@@ -102,7 +104,7 @@ def render_html(report: Report) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{html.escape(report.title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(report.title)}</h1>", f'<p class="sub">{html.escape(report.subtitle)}</p>',
-        "<h2>Results</h2>", _table(report),
+        "<h2>Results</h2>", '<div class="scroll">' + _table(report) + "</div>",
     ]
     for heading, figures in report.sections.items():
         parts.append(f"<h2>Plots: {html.escape(heading)}</h2>")

@@ -52,6 +52,8 @@ class ReliabilityDiagram:
         ece: the expected calibration error with the same bins (metrics' value, a float in [0, 1]).
         binning: "uniform" or "quantile".
         label: a title for the diagram (e.g. the objective, "after ts"), or None.
+        data_range: the smallest and largest confidence; equal-mass bars are drawn within it (their outer
+            edges are 0 and 1 otherwise, and the last bar would stretch over a range holding no sample).
     """
 
     edges: np.ndarray
@@ -61,6 +63,7 @@ class ReliabilityDiagram:
     ece: float
     binning: str = "uniform"
     label: str | None = None
+    data_range: tuple[float, float] = (0.0, 1.0)
 
     @property
     def n_bins(self) -> int:
@@ -100,11 +103,13 @@ class ReliabilityDiagram:
         curve = metric("reliability_curve")(p, y, n_bins=n_bins, binning=binning)
         ece = metric("expected_calibration_error")(p, y, n_bins=n_bins, binning=binning)
         count = as_numpy(curve.count).astype(np.float64)
+        conf = p.max(dim=1).values
         empty = count == 0
         confidence = np.where(empty, np.nan, as_numpy(curve.confidence).astype(np.float64))
         accuracy = np.where(empty, np.nan, as_numpy(curve.accuracy).astype(np.float64))
         return cls(edges=as_numpy(curve.edges).astype(np.float64), confidence=confidence, accuracy=accuracy,
-                   count=count, ece=float(ece), binning=binning, label=label)
+                   count=count, ece=float(ece), binning=binning, label=label,
+                   data_range=(float(conf.min()), float(conf.max())))
 
     @classmethod
     def from_run(
@@ -148,7 +153,7 @@ class ReliabilityDiagram:
         if ax is None:
             fig = new_figure((4.2, 4.8) if show_histogram else (4.2, 3.8))
             if show_histogram:
-                grid = fig.add_gridspec(2, 1, height_ratios=(3, 1), hspace=0.08)
+                grid = fig.add_gridspec(2, 1, height_ratios=(3, 1))
                 ax = fig.add_subplot(grid[0])
                 hist_ax = fig.add_subplot(grid[1], sharex=ax)
             else:
@@ -157,7 +162,11 @@ class ReliabilityDiagram:
             from mpl_toolkits.axes_grid1 import make_axes_locatable
 
             hist_ax = make_axes_locatable(ax).append_axes("bottom", size="30%", pad=0.08, sharex=ax)
-        left, width = self.edges[:-1], np.diff(self.edges)
+        edges = self.edges.copy()
+        if self.binning == "quantile":
+            edges[0], edges[-1] = max(edges[0], self.data_range[0]), min(edges[-1], self.data_range[1])
+            edges = np.maximum.accumulate(edges)
+        left, width = edges[:-1], np.diff(edges)
         filled = self.count > 0
         acc = np.where(filled, self.accuracy, 0.0)
         conf = np.where(filled, self.confidence, 0.0)
@@ -221,10 +230,10 @@ def plot_side_by_side(diagrams: Sequence[Sequence[ReliabilityDiagram]], *, panel
         raise ValueError("diagrams: expected at least one row with one diagram")
     n_cols = max(len(r) for r in rows)
     fig = new_figure((panel_size * n_cols, panel_size * 1.25 * len(rows)))
-    outer = fig.add_gridspec(len(rows), n_cols, hspace=0.35, wspace=0.25)
+    outer = fig.add_gridspec(len(rows), n_cols)
     for i, row in enumerate(rows):
         for j, diagram in enumerate(row):
-            inner = outer[i, j].subgridspec(2, 1, height_ratios=(3, 1), hspace=0.08)
+            inner = outer[i, j].subgridspec(2, 1, height_ratios=(3, 1))
             ax = fig.add_subplot(inner[0])
             hist_ax = fig.add_subplot(inner[1], sharex=ax)
             diagram.plot(ax, hist_ax=hist_ax)

@@ -1,11 +1,11 @@
 """``RiskCoverageCurve`` (selective prediction) and ``OODHistogram`` (score distributions in and out of distribution).
 
-Risk-coverage: sort the N samples by a confidence score s_i (descending; ties keep the input order, a stable
-sort) and keep the top n of them; then
+Risk-coverage: sort the N samples by a confidence score s_i (descending) and keep the top n of them; then
 
     coverage_n = n / N,   risk_n = (1/n) sum_{j <= n} (1 - a_(j))      (a = top-label correctness),
 
-for n = 1..N; the area under the curve, AURC = (1/N) sum_n risk_n, is the quantity of Geifman, Uziel and
+for n = 1..N (tied scores share their errors evenly, the reading of :func:`caltrain.metrics.risk_coverage_curve`,
+which computes the points); the area under the curve, AURC = (1/N) sum_n risk_n, is the quantity of Geifman, Uziel and
 El-Yaniv, "Bias-Reduced Uncertainty Estimation for Deep Neural Classifiers", ICLR 2019 (arXiv:1805.08206); the
 tests check it against :func:`caltrain.metrics.aurc`. The score defaults to the maximum softmax probability; pass
 another (e.g. 1 - p_idk for an abstention model, or the negative entropy).
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from caltrain.report.figures import as_numpy, new_axes, top_label, validated_probs
+from caltrain.report.figures import as_numpy, metric, new_axes, top_label, validated_probs
 from caltrain.utils.checks import as_tensor, check_choice, check_finite, check_ndim, check_nonempty, \
     check_positive_int, check_same_length
 
@@ -63,11 +63,8 @@ class RiskCoverageCurve:
             check_same_length(s, conf, "score", "probs")
             check_finite(s, "score")
             conf = s
-        order = torch.sort(conf, descending=True, stable=True).indices
-        errors = torch.cumsum(1.0 - correct[order], dim=0)
-        n = torch.arange(1, conf.shape[0] + 1, dtype=torch.float64)
-        risk = errors / n
-        return cls(coverage=as_numpy(n / conf.shape[0]), risk=as_numpy(risk), aurc=float(risk.mean()), label=label)
+        coverage, risk = metric("risk_coverage_curve")(conf, correct > 0.5)
+        return cls(coverage=as_numpy(coverage), risk=as_numpy(risk), aurc=float(risk.mean()), label=label)
 
     @classmethod
     def from_run(cls, run: Any, *, split: str = "test", label: str | None = None) -> "RiskCoverageCurve":
@@ -101,20 +98,10 @@ class RiskCoverageCurve:
 
 
 def ood_score(outputs: Any, score: str = "msp", *, from_logits: bool = False) -> torch.Tensor:
-    """The OOD score [N] (higher = more in-distribution) of probabilities or logits [N, K] (module docstring)."""
+    """The OOD score [N] (higher = more in-distribution) of probabilities or logits [N, K]: the function
+    :func:`caltrain.metrics.ood_score` (module docstring)."""
     check_choice(score, "score", OOD_SCORES)
-    if score == "energy" and not from_logits:
-        raise ValueError("score: 'energy' needs logits; pass from_logits=True")
-    x = as_tensor(outputs, "outputs", dtype=torch.float64)
-    check_ndim(x, "outputs", 2, "[N, K]")
-    check_nonempty(x, "outputs")
-    check_finite(x, "outputs")
-    if score == "energy":
-        return torch.logsumexp(x, dim=1)
-    p = torch.softmax(x, dim=1) if from_logits else x
-    if score == "msp":
-        return p.max(dim=1).values
-    return torch.xlogy(p, p).sum(dim=1)
+    return metric("ood_score")(outputs, score, from_logits=from_logits)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,47 @@
+"""``caltrain report DIR``: write a self-contained HTML (or Markdown) report of a suite or a run directory.
+
+Examples::
+
+    caltrain report runs/bench-quick                 # runs/bench-quick/report.html
+    caltrain report runs/bench-quick --format md     # report.md and report_files/*.png
+    caltrain report runs/my-run --out /tmp/run.html  # a single run directory
+
+All the work is :func:`caltrain.report.write_report`; this module only parses the arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", help="a suite directory (runs/, results.json) or a complete run directory")
+    parser.add_argument("--format", choices=("html", "md"), default="html",
+                        help="html: one self-contained report.html (default); md: report.md with PNG files")
+    parser.add_argument("--out", metavar="FILE", help="output file (default: PATH/report.html or PATH/report.md)")
+    parser.add_argument("--max-classes", type=int, default=10, metavar="N",
+                        help="classwise reliability panels show at most N classes (default 10)")
+    parser.add_argument("--dpi", type=int, default=96, help="resolution of the figures (default 96)")
+    parser.add_argument("--quiet", action="store_true", help="print only the path of the report")
+
+
+def run(args: argparse.Namespace) -> int:
+    from caltrain.report import write_report
+
+    if args.max_classes < 1:
+        raise ValueError(f"--max-classes: expected an integer >= 1, got {args.max_classes}")
+    if args.dpi < 10:
+        raise ValueError(f"--dpi: expected an integer >= 10, got {args.dpi}")
+    log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
+    try:
+        path = write_report(args.path, format=args.format, out=args.out, max_classes=args.max_classes,
+                            dpi=args.dpi, log=log)
+    except ImportError as err:
+        print(f"caltrain report: error: {err} (install the report extra: pip install 'caltrain[report]')",
+              file=sys.stderr)
+        return 2
+    print(path)
+    return 0

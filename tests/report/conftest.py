@@ -1,0 +1,60 @@
+"""Fixtures: a tiny real suite (2 objectives x 2 seeds, 2-epoch MLP on synthetic data) and derived run folders."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+TINY_SUITE = {
+    "base": {"epochs": 3, "quiet": True, "optim": {"lr": 0.05}, "eval": {"posthoc": ["ts"]},
+             "data": {"batch_size": 64, "options": {"train_size": 192, "val_size": 160, "test_size": 240, "dim": 8}}},
+    "datasets": {"synthetic": {"data": {"name": "synthetic"}, "model": {"name": "mlp"}}},
+    "objectives": {"ce": {"loss": {"name": "ce"}}, "ls": {"loss": {"name": "ls", "options": {"smoothing": 0.1}}}},
+}
+
+
+@pytest.fixture(scope="session")
+def suite_dir(tmp_path_factory, worker_id):
+    """A complete suite directory written by the real trainer and aggregate (read-only: copy before editing).
+
+    Trained once per test session: pytest-xdist workers share it through a file lock in the common temp root.
+    """
+    from filelock import FileLock
+
+    from caltrain.train.suite import Suite, run_suite
+
+    root = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        root = root.parent
+    out = root / "report-tiny-suite"
+    with FileLock(str(out) + ".lock"):
+        if not (out / "results.json").exists():
+            suite = Suite(name="tiny", description="2 objectives x 2 seeds", seeds=(0, 1), **TINY_SUITE)
+            result = run_suite(suite, out, log=lambda s: None)
+            assert not result["failed"], result["failed"]
+    return out
+
+
+@pytest.fixture(scope="session")
+def run_dir(suite_dir):
+    """One complete run directory of the suite."""
+    return suite_dir / "runs" / "synthetic__ce__seed0"
+
+
+@pytest.fixture
+def curvature_run(run_dir, tmp_path):
+    """A copy of a run whose metrics.jsonl also holds curvature records (as the tracker writes them)."""
+    dst = tmp_path / "curv"
+    shutil.copytree(run_dir, dst)
+    records = [json.loads(line) for line in (dst / "metrics.jsonl").read_text().splitlines()]
+    extra = [{"epoch": 0.5 * k, "step": 4 * k,
+              "curvature": {"gn_sharpness": 2.0 + k ** 1.5, "gn_iterations": 10, "batch_sharpness": 1.0 + k,
+                            "margin_tail": 0.1, "log_margin_tail": -2.3, "ece": 0.05 + 0.01 * k + 0.002 * (k % 2)}}
+             for k in range(1, 7)]
+    (dst / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records + extra))
+    return dst
