@@ -19,6 +19,7 @@ def preds(tmp_path, rng):
     p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
     np.savez(tmp_path / "probs.npz", probs=p, labels=labels)
     np.savez(tmp_path / "logits.npz", logits=z, labels=labels)
+    np.savez(tmp_path / "abstain.npz", probs=p, labels=labels % 3)
     torch.save({"probs": torch.from_numpy(p), "labels": torch.from_numpy(labels)}, tmp_path / "probs.pt")
     return tmp_path, p, labels
 
@@ -40,7 +41,7 @@ def test_table_abstention_and_bootstrap(preds, capsys):
     assert main(["evaluate", str(path / "probs.npz")]) == 0
     table = capsys.readouterr().out
     assert "adaece" in table and "expected calibration error" in table
-    assert main(["evaluate", str(path / "probs.npz"), "--abstention", "renormalized", "--json"]) == 0
+    assert main(["evaluate", str(path / "abstain.npz"), "--abstention", "renormalized", "--json"]) == 0
     assert "abstention_rate" in json.loads(capsys.readouterr().out)
     assert main(["evaluate", str(path / "probs.npz"), "--bootstrap", "50", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
