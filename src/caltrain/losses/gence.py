@@ -93,8 +93,7 @@ class GenCE(LogitObjective):
         log_batch = torch.logsumexp(logp, dim=0) - math.log(z.shape[0])  # log p̄_B, [K]
         ema = self.prior_ema.to(z.dtype)
         log_old = torch.log(m * ema)  # -inf before the first update; logaddexp handles it
-        correction = torch.log1p(-torch.pow(torch.tensor(m, dtype=torch.float64, device=z.device),
-                                            (self.ema_steps + 1).to(torch.float64))).to(z.dtype)
+        correction = torch.log1p(-torch.pow(m, (self.ema_steps + 1).to(torch.float64))).to(z.dtype)
         log_est = torch.logaddexp(log_old, math.log1p(-m) + log_batch) - correction
         if self.training:
             with torch.no_grad():
