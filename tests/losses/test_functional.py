@@ -85,14 +85,12 @@ def test_focal_stays_exact_when_true_class_dominates():
 
 
 def test_flsd53_switches_gamma_at_p_0_2():
-    k = 4
     # p_y just below and just above 0.2: logits [a, 0, 0, 0] with e^a/(e^a + 3) = p.
     for p, gamma in ((0.19, 5.0), (0.21, 3.0)):
         a = np.log(3 * p / (1 - p))
         z = torch.tensor([[a, 0.0, 0.0, 0.0]], dtype=torch.float64)
         expected = -((1 - p) ** gamma) * np.log(p)
         assert float(LF.flsd53(z, torch.tensor([0]))) == pytest.approx(expected, rel=1e-9)
-    assert k == 4
 
 
 def test_dual_focal_p_j_is_zero_for_the_smallest_class():

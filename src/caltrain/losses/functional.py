@@ -157,7 +157,9 @@ def flsd53(logits: torch.Tensor, labels: torch.Tensor, *, reduction: str = "mean
     return reduce_loss(-factor * logp_y, reduction)
 
 
-def dual_focal(logits: torch.Tensor, labels: torch.Tensor, *, gamma: float = 5.0, reduction: str = "mean") -> torch.Tensor:
+def dual_focal(
+    logits: torch.Tensor, labels: torch.Tensor, *, gamma: float = 5.0, reduction: str = "mean"
+) -> torch.Tensor:
     """Dual focal loss (Tao, Dong, Xu; ICML 2023, arXiv 2305.13665).
 
     L_i = −(1 − p_y + p_j)^γ log p_y, where p_j is the largest probability strictly below p_y (0 when p_y is the
@@ -446,5 +448,7 @@ def _log_class_prior(prior: Sequence[float] | torch.Tensor, num_classes: int, li
         total = sum(values)
         pi = torch.tensor([v / total for v in values], dtype=like.dtype, device=like.device)
     if pi.shape != (num_classes,):
-        raise ValueError(f"class_prior: expected {num_classes} positive values (one per class), got shape {tuple(pi.shape)}")
+        raise ValueError(
+            f"class_prior: expected {num_classes} positive values (one per class), got shape {tuple(pi.shape)}"
+        )
     return torch.log(pi)
