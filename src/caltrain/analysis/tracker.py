@@ -21,22 +21,10 @@ from caltrain.analysis.functional_model import FunctionalModel, evaluation_mode
 from caltrain.analysis.gauss_newton import gauss_newton_sharpness
 from caltrain.analysis.hessian import hessian_sharpness
 from caltrain.analysis.margins import margin_tail
+from caltrain.metrics import expected_calibration_error
 from caltrain.utils.checks import check_number, check_positive_int
 
 __all__ = ["CurvatureTracker"]
-
-
-def _expected_calibration_error(logits: torch.Tensor, labels: torch.Tensor, n_bins: int) -> float:
-    """Top-label ECE (Guo et al. 2017) with equal-width bins (lo, hi] (confidence 0 in the first), float64.
-
-    ECE = sum_b (n_b / N) |acc_b - conf_b| = (1/N) sum_b |sum_{i in b} (1[correct_i] - conf_i)|.
-    Replace by ``caltrain.metrics.expected_calibration_error`` once the metrics package is merged.
-    """
-    confidence, prediction = logits.to(torch.float64).softmax(dim=1).max(dim=1)
-    correct = (prediction == labels).to(torch.float64)
-    bins = (confidence * n_bins).ceil().long().clamp_(1, n_bins) - 1
-    gap = torch.bincount(bins, weights=correct - confidence, minlength=n_bins)
-    return float(gap.abs().sum() / labels.numel())
 
 
 class CurvatureTracker:
@@ -141,7 +129,7 @@ class CurvatureTracker:
             "batch_sharpness": batches.value,
             "margin_tail": float(tail.q),
             "log_margin_tail": float(tail.log_q),
-            "ece": _expected_calibration_error(logits, y, self.n_bins),
+            "ece": float(expected_calibration_error(logits.to(torch.float64), y, self.n_bins, from_logits=True)),
         }
         if self.hessian:
             top = hessian_sharpness(model, x, y, init=self._start("hessian", fmodel.dim), **solver)
