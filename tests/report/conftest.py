@@ -11,7 +11,7 @@ import pytest
 matplotlib.use("Agg")
 
 TINY_SUITE = {
-    "base": {"epochs": 3, "quiet": True, "optim": {"lr": 0.05}, "eval": {"posthoc": ["ts"]},
+    "base": {"epochs": 2, "quiet": True, "optim": {"lr": 0.05}, "eval": {"posthoc": ["ts"]},
              "data": {"batch_size": 64, "options": {"train_size": 192, "val_size": 160, "test_size": 240, "dim": 8}}},
     "datasets": {"synthetic": {"data": {"name": "synthetic"}, "model": {"name": "mlp"}}},
     "objectives": {"ce": {"loss": {"name": "ce"}}, "ls": {"loss": {"name": "ls", "options": {"smoothing": 0.1}}}},
@@ -58,3 +58,28 @@ def curvature_run(run_dir, tmp_path):
              for k in range(1, 7)]
     (dst / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records + extra))
     return dst
+
+
+@pytest.fixture(scope="session")
+def suite_reports(suite_dir):
+    """``{"html": path, "md": path, "report": Report}`` of the tiny suite, drawn once per session (shared lock)."""
+    import pickle
+
+    from filelock import FileLock
+
+    from caltrain.report.document import build_report
+    from caltrain.report.html import render_html
+    from caltrain.report.markdown import render_markdown
+
+    out = suite_dir.parent / "report-tiny-suite-reports"
+    with FileLock(str(out) + ".lock"):
+        if not (out / "report.pkl").exists():
+            out.mkdir(exist_ok=True)
+            report = build_report(suite_dir)
+            (out / "report.html").write_text(render_html(report))
+            md = out / "md" / "report.md"
+            md.parent.mkdir()
+            md.write_text(render_markdown(report, out=md, files_dir=md.parent / "report_files"))
+            (out / "report.pkl").write_bytes(pickle.dumps(report))
+    return {"html": out / "report.html", "md": out / "md" / "report.md",
+            "report": pickle.loads((out / "report.pkl").read_bytes())}

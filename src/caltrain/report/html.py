@@ -3,7 +3,8 @@
 The page needs no network access: no external stylesheet, script, font or image. The results table sorts by a
 column when its header is clicked (numbers by value, text alphabetically; click again to reverse). An inline
 script checks after ``load`` that every ``<img>`` decoded (``complete`` and ``naturalWidth > 0``) and records the
-result on ``<body data-images-ok="true|false" data-images="n">``, which the browser test reads back.
+result on ``<body data-images-ok="true|false" data-images="n" data-js-errors="n">`` (uncaught script errors
+counted by a handler installed first), which the browser test reads back.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ figcaption { font-size: .85rem; color: #444; margin-top: .3rem; }
 details { margin: .3rem 0; } summary { cursor: pointer; font-family: monospace; }
 pre { background: #f7f7f7; padding: .5rem; overflow-x: auto; font-size: .8rem; }
 ul.caveats li { margin: .3rem 0; font-size: .9rem; }
+"""
+
+#: Runs first (in <head>): counts uncaught errors so a test can read them back from the DOM.
+_ERROR_JS = """
+window.__reportErrors = [];
+window.addEventListener('error', function (e) { window.__reportErrors.push(String(e.message)); });
 """
 
 _JS = """
@@ -71,6 +78,7 @@ _JS = """
     var ok = imgs.every(function (img) { return img.complete && img.naturalWidth > 0; });
     document.body.setAttribute('data-images', String(imgs.length));
     document.body.setAttribute('data-images-ok', ok ? 'true' : 'false');
+    document.body.setAttribute('data-js-errors', String(window.__reportErrors.length));
   });
 })();
 """
@@ -102,7 +110,7 @@ def render_html(report: Report) -> str:
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{html.escape(report.title)}</title><style>{_CSS}</style></head><body>",
+        f"<title>{html.escape(report.title)}</title><style>{_CSS}</style><script>{_ERROR_JS}</script></head><body>",
         f"<h1>{html.escape(report.title)}</h1>", f'<p class="sub">{html.escape(report.subtitle)}</p>',
         "<h2>Results</h2>", '<div class="scroll">' + _table(report) + "</div>",
     ]

@@ -143,7 +143,7 @@ class ReliabilityDiagram:
         return cls.from_predictions(probs, labels, n_bins=n_bins or record.n_bins, binning=binning, label=title)
 
     def plot(self, ax: Any = None, *, hist_ax: Any = None, show_histogram: bool = True, gap: bool = True,
-             colour: str = "#1f77b4") -> "ReliabilityDiagram":
+             colour: str = "#1f77b4", legend: bool = True) -> "ReliabilityDiagram":
         """Draw on ``ax`` (a new figure when None), with the confidence histogram on ``hist_ax``.
 
         When ``show_histogram`` and no ``hist_ax`` is given, a histogram axis is carved out beneath ``ax``
@@ -185,7 +185,8 @@ class ReliabilityDiagram:
                 va="top", fontsize=8, bbox={"boxstyle": "round", "fc": "white", "alpha": 0.8})
         if self.label:
             ax.set_title(self.label, fontsize=9)
-        ax.legend(loc="lower right", fontsize=7)
+        if legend:
+            ax.legend(loc="lower right", fontsize=7)
         if hist_ax is not None:
             hist_ax.bar(left, self.count / max(self.n, 1), width=width, align="edge", color="grey",
                         edgecolor="black", linewidth=0.5)
@@ -229,14 +230,22 @@ def plot_side_by_side(diagrams: Sequence[Sequence[ReliabilityDiagram]], *, panel
     if not rows or not any(rows):
         raise ValueError("diagrams: expected at least one row with one diagram")
     n_cols = max(len(r) for r in rows)
-    fig = new_figure((panel_size * n_cols, panel_size * 1.25 * len(rows)))
-    outer = fig.add_gridspec(len(rows), n_cols)
+    width, height = panel_size * n_cols + 0.3, panel_size * 1.3 * len(rows) + 0.2
+    fig = new_figure((width, height), layout=None)  # fixed margins: one draw pass, fast for many panels
+    fig.subplots_adjust(left=0.55 / width, right=1 - 0.1 / width, bottom=0.45 / height, top=1 - 0.3 / height)
+    outer = fig.add_gridspec(len(rows), n_cols, hspace=0.25, wspace=0.2)
     for i, row in enumerate(rows):
         for j, diagram in enumerate(row):
-            inner = outer[i, j].subgridspec(2, 1, height_ratios=(3, 1))
+            inner = outer[i, j].subgridspec(2, 1, height_ratios=(3, 1), hspace=0.06)
             ax = fig.add_subplot(inner[0])
             hist_ax = fig.add_subplot(inner[1], sharex=ax)
-            diagram.plot(ax, hist_ax=hist_ax)
+            diagram.plot(ax, hist_ax=hist_ax, legend=i == 0 and j == 0)
             if row_labels is not None and j == 0:
                 ax.set_title(f"{row_labels[i]}: {diagram.label or ''}".rstrip(": "), fontsize=9)
+            if j:
+                ax.set_ylabel("")
+                hist_ax.set_ylabel("")
+                ax.tick_params(labelleft=False)
+            if i < len(rows) - 1:
+                hist_ax.set_xlabel("")
     return fig
