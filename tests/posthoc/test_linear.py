@@ -89,7 +89,7 @@ def test_regularised_fits_do_not_warn_and_odir_shrinks_off_diagonals():
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         strong = posthoc.create("dirichlet", reg_lambda=10.0).fit(z, y)
-        weak = posthoc.create("dirichlet", reg_lambda=1e-4).fit(z, y)
+        weak = posthoc.create("dirichlet", reg_lambda=1e-2).fit(z, y)
     assert strong.params_["off_diagonal_l2"] < weak.params_["off_diagonal_l2"]
     assert strong.params_["bias_l2"] < weak.params_["bias_l2"]
     assert strong.params_["n_parameters"] == 72

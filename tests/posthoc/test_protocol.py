@@ -216,7 +216,7 @@ def test_binary_calibrators_reject_multiclass_and_accept_two_columns(name):
     assert a.transform(z1).shape == z1.shape and b.transform(two).shape == two.shape
 
 
-@pytest.mark.parametrize("name", ["ts", "ats", "dirichlet", "histogram", "isotonic"])
+@pytest.mark.parametrize("name", ["ts", "ats", "vector", "histogram", "isotonic"])
 def test_abstention_modes(name):
     z, y = sample_logits(800, 5, seed=4)  # the last of the 5 logits is the abstention output
     y = y.clamp(max=3)

@@ -1,47 +1,55 @@
-"""Full-batch L-BFGS in float64 for the smooth, convex calibration objectives (private to posthoc)."""
+"""Full-batch L-BFGS in float64 for the smooth, convex calibration objectives (private to posthoc).
+
+The objective and its gradient are computed by torch on the parameters' device; scipy's L-BFGS-B drives the
+iteration on the host (the parameters are small: at most K^2 + K numbers). Reading: scipy rather than
+``torch.optim.LBFGS`` because the latter's first ``step`` imports ``torch._dynamo`` (seconds on a loaded CPU, more
+than a whole fit) and its strong-Wolfe search needs many more evaluations on ill-conditioned Dirichlet fits.
+"""
 
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 
 
 def minimize_lbfgs(
-    loss_fn: Callable[[], torch.Tensor],
-    params: Sequence[torch.Tensor],
+    loss_fn: Callable[..., torch.Tensor],
+    init: Sequence[torch.Tensor],
     *,
     max_iter: int = 500,
     tol: float = 1e-7,
-) -> tuple[int, float]:
-    """Minimise ``loss_fn()`` over ``params`` (leaf float64 tensors, modified in place) with L-BFGS.
+) -> tuple[list[torch.Tensor], int, float]:
+    """Minimise ``loss_fn(*params)`` from ``init`` (float64 tensors) with scipy's L-BFGS-B, gradients by autograd.
 
-    Strong-Wolfe line search, history 20, stopping when the largest gradient entry is below ``tol`` or a
-    step changes the loss by less than ``1e-15``. Returns ``(function evaluations, final loss)``.
+    Stops when the largest gradient entry is at most ``tol``, the relative decrease of the loss falls below
+    1e-15, or after ``max_iter`` iterations. Returns ``(params, function_evaluations, final_loss)``; the
+    params are new tensors on the device and with the shapes of ``init``.
     """
-    for p in params:
-        p.requires_grad_(True)
-    opt = torch.optim.LBFGS(
-        list(params),
-        lr=1.0,
-        max_iter=max_iter,
-        max_eval=2 * max_iter,
-        tolerance_grad=tol,
-        tolerance_change=1e-15,
-        history_size=20,
-        line_search_fn="strong_wolfe",
+    from scipy.optimize import minimize
+
+    device = init[0].device
+    shapes = [t.shape for t in init]
+    sizes = [t.numel() for t in init]
+
+    def unpack(x: np.ndarray) -> list[torch.Tensor]:
+        flat = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)).to(device)
+        return [c.reshape(s).clone() for c, s in zip(torch.split(flat, sizes), shapes)]
+
+    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        leaves = [t.requires_grad_(True) for t in unpack(x)]
+        loss = loss_fn(*leaves)
+        grads = torch.autograd.grad(loss, leaves)
+        flat_grad = torch.cat([g.reshape(-1) for g in grads]).detach().cpu().numpy().astype(np.float64)
+        return float(loss.detach()), flat_grad
+
+    x0 = torch.cat([t.detach().reshape(-1).to(torch.float64) for t in init]).cpu().numpy()
+    res = minimize(
+        fun,
+        x0,
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-15, "maxcor": 20},
     )
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad(set_to_none=False)
-        loss = loss_fn()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    state = opt.state[opt._params[0]]
-    with torch.no_grad():
-        final = float(loss_fn())
-    for p in params:
-        p.requires_grad_(False)
-    return int(state.get("func_evals", 0)), final
+    return unpack(res.x), int(res.nfev), float(res.fun)

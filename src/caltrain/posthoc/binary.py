@@ -12,7 +12,8 @@ logit ``s'``; ``transform`` returns ``s'`` (``[N]`` in, ``[N]`` out; ``[N, 2]`` 
   fit on the two features; if ``a < 0`` refit with ``a = 0``, else if ``b < 0`` refit with ``b = 0``.
   ``a = b`` gives Platt scaling; the map is monotone non-decreasing in s.
 
-Both are fitted in float64 by full-batch L-BFGS on the mean binary NLL (convex).
+Both are fitted in float64 by full-batch L-BFGS (scipy L-BFGS-B, autograd gradients) on the mean binary NLL
+(convex).
 """
 
 from __future__ import annotations
@@ -41,13 +42,13 @@ def fit_logistic(
     t = targets.to(torch.float64)
     coef = torch.ones(f.shape[1], dtype=torch.float64, device=f.device)
     intercept = torch.zeros((), dtype=torch.float64, device=f.device)
-    minimize_lbfgs(
-        lambda: torch.nn.functional.binary_cross_entropy_with_logits(f @ coef + intercept, t),
+    (coef, intercept), _, _ = minimize_lbfgs(
+        lambda c, b: torch.nn.functional.binary_cross_entropy_with_logits(f @ c + b, t),
         [coef, intercept],
         max_iter=max_iter,
         tol=tol,
     )
-    return coef.detach(), float(intercept)
+    return coef, float(intercept)
 
 
 def _binary_logit(z: torch.Tensor) -> torch.Tensor:

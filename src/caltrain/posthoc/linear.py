@@ -95,18 +95,22 @@ def fit_linear_calibration(
     check_choice(structure, "structure", STRUCTURES)
     f = features.to(torch.float64)
     k = f.shape[1]
+    # Diagonal preconditioning: optimise W~ = W * s (column j scaled by the spread s_j of feature j), so L-BFGS
+    # sees unit-scale features; the objective is unchanged (the penalty acts on W = W~ / s).
+    scale = f.std(dim=0).clamp(min=1e-6) if f.shape[0] > 1 else torch.ones(k, dtype=torch.float64, device=f.device)
     if structure == "vector":
-        weight = torch.ones(k, dtype=torch.float64, device=f.device)
+        init_w = scale.clone()
     else:
-        weight = torch.eye(k, dtype=torch.float64, device=f.device)
+        init_w = torch.diag(scale)
     bias = torch.zeros(k, dtype=torch.float64, device=f.device)
-    n_eval, final = minimize_lbfgs(
-        lambda: linear_calibration_loss(f, labels, weight, bias, reg_lambda=reg_lambda, reg_mu=reg_mu),
-        [weight, bias],
+    (scaled_w, bias), n_eval, final = minimize_lbfgs(
+        lambda w, b: linear_calibration_loss(f, labels, w / scale, b, reg_lambda=reg_lambda, reg_mu=reg_mu),
+        [init_w, bias],
         max_iter=max_iter,
         tol=tol,
     )
-    return weight.detach(), bias.detach(), n_eval, final
+    weight = scaled_w / scale
+    return weight, bias, n_eval, final
 
 
 class _LinearCalibrator(Calibrator):

@@ -1,0 +1,224 @@
+"""``caltrain calibrate``: fit a post-hoc calibrator on validation logits, report it on test logits.
+
+Examples::
+
+    caltrain calibrate --method ts --val val.npz --test test.npz            # table: before / after
+    caltrain calibrate --method ts --val val.npz --test test.npz --json     # {"method", "params", "before", "after"}
+    caltrain calibrate --method all --val val.npz --test test.npz           # every calibrator in one table
+    caltrain calibrate --method dirichlet --option reg_lambda=0.1 --val val.npz --test test.npz
+    caltrain calibrate --method ts --abstention classes --val val.npz --test test.npz   # K+1 outputs
+
+Both files (``.npz``, or ``.pt`` holding a dict) hold ``logits`` ``[N, C]`` and integer ``labels`` ``[N]`` (a
+trainer run writes them as ``logits_val.npz`` / ``logits_test.npz``). "before" and "after" are
+:func:`caltrain.metrics.summarize` of the test split, so their keys are those of ``caltrain evaluate --json``.
+The fitted calibrator is written to ``--output`` (default ``calibrator-<method>.json``; with ``--method all``
+a directory, default ``.``, one ``calibrator-<name>.json`` each) unless ``--no-save``; reload it with
+``caltrain.posthoc.load(path)``.
+
+Abstention (K+1) outputs: ``--abstention classes`` calibrates the K class logits (the last logit is dropped,
+"before" is the softmax over the K class logits); ``--abstention all`` calibrates all K+1 logits and evaluates
+both sides with ``--eval-abstention`` (default ``with_unknown``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_arguments", "calibrate_files", "parse_options", "run"]
+
+EVAL_ABSTENTION = ("with_unknown", "without_unknown", "renormalized")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from caltrain import posthoc
+
+    parser.add_argument(
+        "--method",
+        default="ts",
+        choices=[*posthoc.names(), "all"],
+        help="calibrator (default ts); 'all' compares every calibrator that fits the number of classes",
+    )
+    parser.add_argument("--val", required=True, help="file with validation logits and labels (fit on this)")
+    parser.add_argument("--test", required=True, help="file with test logits and labels (report on this)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--n-bins", type=int, default=15, help="bins of the binned metrics (default 15)")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="calibrator option (repeatable; VALUE read as JSON, else a string), e.g. reg_lambda=0.1",
+    )
+    parser.add_argument("--abstention", default=None, choices=("all", "classes"), help="K+1 outputs: what to calibrate")
+    parser.add_argument(
+        "--eval-abstention",
+        default="with_unknown",
+        choices=EVAL_ABSTENTION,
+        help="metric convention with --abstention all (default with_unknown)",
+    )
+    parser.add_argument("--output", default=None, help="where to write the fitted calibrator(s)")
+    parser.add_argument("--no-save", action="store_true", help="do not write the fitted calibrator")
+    parser.add_argument("--device", default="cpu", help="torch device of the computation (default cpu)")
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``["k=v", ...]`` -> ``{k: json.loads(v) or v}``; a pair without ``=`` raises ``ValueError``."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--option: expected KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _load_split(path: str, device: str) -> tuple[Any, Any]:
+    import torch
+
+    from caltrain.utils.io import load_arrays
+
+    arrays = load_arrays(path)
+    missing = [k for k in ("logits", "labels") if k not in arrays]
+    if missing:
+        raise ValueError(f"{path}: expected arrays 'logits' and 'labels', missing {missing}; found {sorted(arrays)}")
+    logits = torch.as_tensor(arrays["logits"]).to(device=device, dtype=torch.float64)
+    labels = torch.as_tensor(arrays["labels"]).to(device=device)
+    return logits, labels
+
+
+def _summarize(probs: Any, labels: Any, n_bins: int, abstention: str | None) -> dict[str, float]:
+    from caltrain import metrics
+
+    return metrics.summarize(probs, labels, n_bins=n_bins, abstention=abstention)
+
+
+def calibrate_files(
+    method: str,
+    val: str,
+    test: str,
+    *,
+    n_bins: int = 15,
+    options: dict[str, Any] | None = None,
+    abstention: str | None = None,
+    eval_abstention: str = "with_unknown",
+    device: str = "cpu",
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fit ``method`` (or every calibrator for ``"all"``) on ``val``, evaluate on ``test``.
+
+    Returns ``(report, calibrators)``: the JSON-able report (``{"method", "params", "before", "after",
+    "fit_seconds", "warnings"}`` for one method; ``{"method": "all", "before", "results": {name: {...}}}`` for
+    all) and the fitted calibrators by name.
+    """
+    import torch
+
+    from caltrain import posthoc
+
+    options = dict(options or {})
+    if method == "all" and options:
+        raise ValueError("--option: calibrator options need a single --method, not 'all'")
+    val_z, val_y = _load_split(val, device)
+    test_z, test_y = _load_split(test, device)
+    if val_z.ndim != 2 or test_z.ndim != 2 or val_z.shape[1] != test_z.shape[1]:
+        raise ValueError(
+            f"--val/--test: expected logits [N, C] with the same C, got {tuple(val_z.shape)} and {tuple(test_z.shape)}"
+        )
+    metric_abstention = eval_abstention if abstention == "all" else None
+    test_before = test_z[:, :-1] if abstention == "classes" else test_z
+    before = _summarize(torch.softmax(test_before, dim=1), test_y, n_bins, metric_abstention)
+    num_classes = test_before.shape[1] - (1 if abstention == "all" else 0)
+    names = posthoc.names(num_classes=num_classes) if method == "all" else [method]
+    results: dict[str, Any] = {}
+    fitted: dict[str, Any] = {}
+    for name in names:
+        kwargs = dict(options)
+        if abstention is not None and "abstention" in posthoc.CALIBRATORS.parameters(name):
+            kwargs["abstention"] = abstention
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                start = time.perf_counter()
+                cal = posthoc.create(name, **kwargs).fit(val_z, val_y)
+                seconds = time.perf_counter() - start
+                after = _summarize(cal.predict_proba(test_z), test_y, n_bins, metric_abstention)
+        except (ValueError, TypeError, ImportError) as err:
+            if method != "all":
+                raise
+            results[name] = {"error": f"{type(err).__name__}: {err}"}
+            continue
+        fitted[name] = cal
+        results[name] = {
+            "params": cal.params_,
+            "after": after,
+            "fit_seconds": seconds,
+            "warnings": [str(w.message) for w in caught],
+        }
+    if method == "all":
+        return {"method": "all", "before": before, "results": results}, fitted
+    one = results[method]
+    report = {"method": method, "params": one["params"], "before": before, "after": one["after"]}
+    report.update(fit_seconds=one["fit_seconds"], warnings=one["warnings"])
+    return report, fitted
+
+
+def _save(fitted: dict[str, Any], method: str, output: str | None) -> dict[str, str]:
+    if method == "all":
+        folder = Path(output or ".")
+        paths = {name: folder / f"calibrator-{name}.json" for name in fitted}
+    else:
+        paths = {method: Path(output or f"calibrator-{method}.json")}
+    for name, path in paths.items():
+        fitted[name].save(path)
+    return {name: str(path) for name, path in paths.items()}
+
+
+def run(args: argparse.Namespace) -> int:
+    from caltrain.cli.evaluate import format_table
+    from caltrain.utils.io import to_jsonable
+
+    report, fitted = calibrate_files(
+        args.method,
+        args.val,
+        args.test,
+        n_bins=args.n_bins,
+        options=parse_options(args.option),
+        abstention=args.abstention,
+        eval_abstention=args.eval_abstention,
+        device=args.device,
+    )
+    saved = {} if args.no_save else _save(fitted, args.method, args.output)
+    if args.json:
+        if saved:
+            report["saved"] = saved if args.method == "all" else saved[args.method]
+        print(json.dumps(to_jsonable(report), indent=2))
+        return 0
+    if args.method == "all":
+        columns = {"uncalibrated": report["before"]}
+        columns.update({name: r["after"] for name, r in report["results"].items() if "after" in r})
+        print(format_table(columns))
+        print()
+        for name, r in report["results"].items():
+            if "error" in r:
+                print(f"{name}: failed: {r['error']}")
+                continue
+            params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["params"].items())
+            print(f"{name} ({r['fit_seconds']:.3f} s): {params}")
+            for w in r["warnings"]:
+                print(f"  warning: {w}")
+    else:
+        print(format_table({"before": report["before"], "after": report["after"]}))
+        params = ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in report["params"].items())
+        print(f"\n{args.method} fitted on {args.val} in {report['fit_seconds']:.3f} s: {params}")
+        for w in report["warnings"]:
+            print(f"warning: {w}")
+    for name, path in saved.items():
+        print(f"saved {name} to {path}", file=sys.stdout)
+    return 0
