@@ -27,6 +27,18 @@ _BASELINES = [
 ]
 
 # stateful / model-aware objectives:
-from caltrain.losses import adafocal, calmo, cals, deep_gamblers, self_adaptive_training, socrates  # noqa: F401,E402
+from caltrain.losses.adafocal import AdaFocalLoss  # noqa: E402
+from caltrain.losses.calmo import CalMOLoss  # noqa: E402
+from caltrain.losses.cals import CALSLoss  # noqa: E402
+from caltrain.losses.deep_gamblers import DeepGamblersLoss  # noqa: E402
+from caltrain.losses.pgd import pgd_attack  # noqa: E402
+from caltrain.losses.self_adaptive_training import SelfAdaptiveTrainingLoss  # noqa: E402
+from caltrain.losses.socrates import SocratesLoss  # noqa: E402
 
-__all__ = ["LOSSES", "Objective", "REDUCTIONS", "REQUIREMENTS", "create", "names", "reduce_loss", "register"]
+_STATEFUL = ["AdaFocalLoss", "CALSLoss", "CalMOLoss", "DeepGamblersLoss", "SelfAdaptiveTrainingLoss", "SocratesLoss",
+             "pgd_attack"]
+
+__all__ = [
+    "LOSSES", "Objective", "REDUCTIONS", "REQUIREMENTS", "create", "names", "reduce_loss", "register",
+    *_BASELINES, *_STATEFUL,
+]
