@@ -148,7 +148,7 @@ def calibrate_files(
                 start = time.perf_counter()
                 cal = posthoc.create(name, **kwargs).fit(val_z, val_y)
                 seconds = time.perf_counter() - start
-                after = _summarize(cal.predict_proba(test_z), test_y, n_bins, metric_abstention)
+            after = _summarize(cal.predict_proba(test_z), test_y, n_bins, metric_abstention)
         except (ValueError, TypeError, ImportError) as err:
             if method != "all":
                 raise

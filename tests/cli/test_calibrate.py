@@ -1,0 +1,99 @@
+"""``caltrain calibrate``: JSON schema, keys equal to ``caltrain evaluate --json``, saved calibrators, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from caltrain import posthoc
+from caltrain.cli.main import main
+
+pytest.importorskip("caltrain.metrics.summary")
+
+
+def _write(path, n, k, seed, *, temperature=2.5, abstention=False):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, k, generator=g, dtype=torch.float64) * 2
+    y = torch.multinomial(torch.softmax(z, 1), 1, generator=g)[:, 0]
+    logits = temperature * z
+    if abstention:
+        logits = torch.cat([logits, torch.zeros(n, 1, dtype=torch.float64)], 1)
+    np.savez(path, logits=logits.float().numpy(), labels=y.numpy())
+    return path
+
+
+@pytest.fixture
+def files(tmp_path):
+    return _write(tmp_path / "val.npz", 600, 5, 0), _write(tmp_path / "test.npz", 500, 5, 1)
+
+
+def test_ts_json_reports_before_after_and_the_temperature(files, tmp_path, capsys):
+    val, test = files
+    out = tmp_path / "ts.json"
+    assert main(["calibrate", "--method", "ts", "--val", str(val), "--test", str(test), "--json",
+                 "--output", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {"method", "params", "before", "after"} <= set(report)
+    assert report["method"] == "ts" and 2.0 < report["params"]["temperature"] < 3.2
+    assert report["after"]["nll"] < report["before"]["nll"]
+    assert report["after"]["accuracy"] == report["before"]["accuracy"]  # TS keeps the argmax
+    # the fitted calibrator was saved and reproduces the same temperature
+    assert posthoc.load(out).temperature_ == pytest.approx(report["params"]["temperature"], rel=1e-12)
+    assert report["saved"] == str(out)
+
+
+def test_metric_keys_equal_those_of_caltrain_evaluate(files, tmp_path, capsys):
+    val, test = files
+    main(["calibrate", "--method", "vector", "--val", str(val), "--test", str(test), "--json", "--no-save"])
+    report = json.loads(capsys.readouterr().out)
+    data = np.load(test)
+    pred = tmp_path / "pred.npz"
+    np.savez(pred, logits=data["logits"], labels=data["labels"])
+    assert main(["evaluate", str(pred), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert set(report["before"]) == set(evaluated) == set(report["after"])
+    assert report["before"]["ece"] == pytest.approx(evaluated["ece"], abs=1e-12)
+
+
+def test_method_all_compares_every_multiclass_calibrator(files, tmp_path, capsys):
+    val, test = files
+    assert main(["calibrate", "--method", "all", "--val", str(val), "--test", str(test), "--json",
+                 "--output", str(tmp_path / "cals")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["results"]) == set(posthoc.names(num_classes=5))
+    for name, result in report["results"].items():
+        assert "after" in result, (name, result)
+        assert (tmp_path / "cals" / f"calibrator-{name}.json").exists()
+    # the table form lists every method as a column
+    main(["calibrate", "--method", "all", "--val", str(val), "--test", str(test), "--no-save"])
+    text = capsys.readouterr().out
+    assert "uncalibrated" in text and "dirichlet" in text and "ts-grid-ece" in text
+
+
+def test_options_and_abstention(tmp_path, capsys):
+    val = _write(tmp_path / "v.npz", 400, 4, 2, abstention=True)
+    test = _write(tmp_path / "t.npz", 300, 4, 3, abstention=True)
+    assert main(["calibrate", "--method", "ats", "--option", "n_pieces=3", "--option", "binning=equal-width",
+                 "--abstention", "classes", "--val", str(val), "--test", str(test), "--json", "--no-save"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {"temperature_piece_0", "temperature_piece_2"} <= set(report["params"])
+    assert "temperature_piece_3" not in report["params"]
+
+
+def test_errors_exit_2_with_a_message(files, tmp_path, capsys):
+    val, test = files
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, probs=np.ones((3, 2)) / 2, labels=np.zeros(3, dtype=np.int64))
+    assert main(["calibrate", "--val", str(bad), "--test", str(test), "--no-save"]) == 2
+    assert "expected arrays 'logits' and 'labels'" in capsys.readouterr().err
+    assert main(["calibrate", "--method", "ts", "--option", "temprature=2", "--val", str(val), "--test", str(test),
+                 "--no-save"]) == 2
+    assert "valid parameters" in capsys.readouterr().err
+    assert main(["calibrate", "--method", "all", "--option", "n_bins=3", "--val", str(val), "--test", str(test),
+                 "--no-save"]) == 2
+    other = _write(tmp_path / "k3.npz", 50, 3, 4)
+    assert main(["calibrate", "--val", str(val), "--test", str(other), "--no-save"]) == 2
+    assert "same C" in capsys.readouterr().err
