@@ -51,6 +51,18 @@ def test_smooth_band_brackets_the_curve_and_is_reproducible():
     assert np.nanmean((wide.upper - wide.lower)[both]) > np.nanmean((a.upper - a.lower)[both])  # fewer samples
 
 
+def test_smooth_curve_agrees_with_relplot():
+    relplot = pytest.importorskip("relplot")
+    probs, labels = predictions(n=3000, k=3, seed=8)
+    conf = probs.max(1).values.numpy()
+    correct = (probs.argmax(1) == labels).numpy().astype(float)
+    ours = SmoothReliability.from_predictions(probs, labels, bandwidth=0.05, n_boot=0, grid_size=200)
+    theirs = relplot.prepare_rel_diagram(conf, correct, kde_bandwidth=0.05, plot_confidence_band=False)
+    ok = ours.density > 0.2  # where both have data
+    np.testing.assert_allclose(ours.grid, theirs["mesh"])
+    np.testing.assert_allclose(ours.curve[ok], theirs["mu"][ok], atol=2e-3)
+
+
 def test_smooth_curve_of_always_correct_predictions_is_one():
     probs = torch.softmax(torch.randn(300, 3, generator=torch.Generator().manual_seed(0)).double() * 2, 1)
     s = SmoothReliability.from_predictions(probs, probs.argmax(1), n_boot=20)

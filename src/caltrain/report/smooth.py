@@ -1,7 +1,7 @@
 """``SmoothReliability``: a kernel-smoothed reliability curve with a bootstrap band (no bins to choose).
 
-For top-label confidences c_i and correctness a_i (i = 1..N), the curve at t in [0, 1] is the
-Nadaraya-Watson estimate of P(correct | confidence = t):
+For top-label confidences c_i and correctness a_i (i = 1..N), the curve at t in [0, 1] estimates
+P(correct | confidence = t) by Nadaraya-Watson kernel regression:
 
     r(t) = sum_i K_h(t, c_i) a_i / sum_i K_h(t, c_i),
     K_h(t, c) = phi((t - c)/h) + phi((t + c)/h) + phi((t - (2 - c))/h)      (Gaussian reflected at 0 and 1)
@@ -15,7 +15,8 @@ position error is at most 1/(2 fine), far below h. Each bootstrap resample only 
 resamples at once with one bincount), so the whole band costs one [n_boot, fine] x [fine, G] product.
 
 Błasiok and Nakkiran, "Smooth ECE: Principled Reliability Diagrams via Kernel Smoothing", 2023
-(arXiv:2309.12236): the reflected Gaussian kernel is theirs. Reading: they choose h by a fixed point of smooth
+(arXiv:2309.12236): the reflected Gaussian kernel regression is the diagram of their ``relplot`` package
+(``prepare_rel_diagram``; the tests compare with it). Reading: they choose h by a fixed point of smooth
 ECE; a plot needs a stable, comparable h across objectives, so we default to a fixed h = 0.05 (pass another).
 The curve is left undrawn (NaN) where the kernel-weighted count h sqrt(2 pi) sum_i K_h(t, c_i) (each sample
 weighing at most 1) is below 1, i.e. where there is no data to speak of.
