@@ -119,7 +119,7 @@ def test_bad_inputs_raise_value_errors():
         ReliabilityDiagram.from_predictions(probs * 2, labels)
     with pytest.raises(ValueError, match="labels"):
         ReliabilityDiagram.from_predictions(probs, labels + 10)
-    with pytest.raises(ValueError, match="same number"):
+    with pytest.raises(ValueError, match="labels"):
         ReliabilityDiagram.from_predictions(probs, labels[:-1])
     with pytest.raises(ValueError, match="probs"):
         ReliabilityDiagram.from_predictions(probs[:, 0], labels)

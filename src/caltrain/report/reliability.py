@@ -31,8 +31,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from caltrain.report.figures import as_numpy, metric, new_figure, validated_probs
-from caltrain.utils.checks import check_choice, check_positive_int
+import torch
+
+from caltrain.report.figures import as_numpy, metric, new_figure
+from caltrain.utils.checks import as_tensor, check_choice, check_positive_int
 
 __all__ = ["BINNINGS", "ReliabilityDiagram", "calibrated_probs", "plot_side_by_side"]
 
@@ -99,11 +101,13 @@ class ReliabilityDiagram:
         """
         n_bins = check_positive_int(n_bins, "n_bins")
         check_choice(binning, "binning", BINNINGS)
-        p, y = validated_probs(probs, labels, from_logits=from_logits)
-        curve = metric("reliability_curve")(p, y, n_bins=n_bins, binning=binning)
-        ece = metric("expected_calibration_error")(p, y, n_bins=n_bins, binning=binning)
+        # validated once, by the metrics (the ECE call reuses the checked inputs)
+        curve = metric("reliability_curve")(probs, labels, n_bins=n_bins, binning=binning, from_logits=from_logits)
+        ece = metric("expected_calibration_error")(probs, labels, n_bins=n_bins, binning=binning,
+                                                    from_logits=from_logits, validate_args=False)
         count = as_numpy(curve.count).astype(np.float64)
-        conf = p.max(dim=1).values
+        p = as_tensor(probs, "probs")
+        conf = (torch.softmax(p.to(torch.float64), dim=1) if from_logits else p).max(dim=1).values
         empty = count == 0
         confidence = np.where(empty, np.nan, as_numpy(curve.confidence).astype(np.float64))
         accuracy = np.where(empty, np.nan, as_numpy(curve.accuracy).astype(np.float64))
