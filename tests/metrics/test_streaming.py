@@ -111,7 +111,10 @@ def _worker(rank, world, init, p, y, out):
         torch.distributed.destroy_process_group()
 
 
-def test_all_reduce_across_two_processes(tmp_path):
+@pytest.mark.slow
+def test_all_reduce_across_two_processes(tmp_path, request):
+    if "slow" not in (request.config.getoption("-m") or ""):
+        pytest.skip("spawns two processes (~10-30 s); run with -m slow; test_all_reduce_sums_states covers the logic")
     p, y = _data(5, n=400)
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
@@ -127,3 +130,28 @@ def test_all_reduce_across_two_processes(tmp_path):
         assert results[rank]["n"] == 400
         assert results[rank]["ece"] == pytest.approx(ref["ece"], abs=1e-13)
         assert results[rank]["cw"] == pytest.approx(ref["classwise_ece"], abs=1e-13)
+
+
+def test_all_reduce_sums_states(monkeypatch):
+    """Two identical ranks simulated: compute() must see every state doubled, the local state unchanged."""
+    dist = torch.distributed
+    calls = []
+
+    def fake_all_reduce(tensor, op=None):
+        calls.append(tensor.numel())
+        tensor.mul_(2)
+
+    monkeypatch.setattr(dist, "is_available", lambda: True)
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(dist, "all_reduce", fake_all_reduce)
+    p, y = _data(6)
+    metric = M.StreamingSummary().merge(_feed(M.StreamingSummary(), p, y, [600]))
+    s = metric.compute()
+    doubled = M.summarize(torch.cat([p, p]), torch.cat([y, y]))
+    assert len(calls) == 1 and s["n"] == 1200
+    for key, value in s.items():
+        assert value == pytest.approx(doubled[key], abs=1e-13), key
+    assert float(metric._state["n"]) == 600
+    local = _feed(M.CalibrationError(sync=False), p, y, [600])
+    assert float(local.compute()) == pytest.approx(float(M.expected_calibration_error(p, y)), abs=1e-14)

@@ -85,8 +85,8 @@ def test_dense_and_ignore_index():
 def test_fast_on_ten_thousand_by_ten():
     p, y, q = _data(10_000, 10)
     M.summarize(p, y, true_posterior=q)
-    best = min(_timed(lambda: M.summarize(p, y, true_posterior=q)) for _ in range(5))
-    assert best < 0.05  # measured ~10 ms on a loaded 2-core machine
+    best = min(_timed(lambda: M.summarize(p, y, true_posterior=q)) for _ in range(10))
+    assert best < 0.05  # measured ~10 ms on a shared 2-core machine (best of 10 absorbs load spikes)
 
 
 def _timed(f):
