@@ -45,3 +45,29 @@ def test_report_opens_in_headless_chromium(suite_reports, tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
     print(f"report screenshot: {shot}")
+
+
+def test_clicking_a_header_sorts_the_table(suite_reports, tmp_path):
+    """Click "ECE %" twice (ascending, then descending) from a script appended to a copy of the page."""
+    text = suite_reports["html"].read_text()
+    probe = """<script>
+    window.addEventListener('load', function () {
+      var th = Array.prototype.find.call(document.querySelectorAll('#results th'),
+                                         function (h) { return h.textContent === 'ECE %'; });
+      var col = th.cellIndex, orders = [];
+      [0, 1].forEach(function () {
+        th.click();
+        orders.push(Array.prototype.map.call(document.querySelectorAll('#results tbody tr'),
+                    function (r) { return r.cells[col].getAttribute('data-sort'); }).join(','));
+      });
+      document.body.setAttribute('data-sorted', orders.join('|'));
+    });
+    </script></body>"""
+    page = tmp_path / "probe.html"
+    page.write_text(text.replace("</body>", probe))
+    dom = _chromium("--virtual-time-budget=5000", "--dump-dom", page.resolve().as_uri(), tmp_path=tmp_path)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    sorted_attr = re.search(r'data-sorted="([^"]*)"', dom.stdout)
+    assert sorted_attr, dom.stdout[:300]
+    ascending, descending = ([float(v) for v in part.split(",")] for part in sorted_attr.group(1).split("|"))
+    assert ascending == sorted(ascending) and descending == sorted(ascending, reverse=True)

@@ -12,6 +12,15 @@ the tests check against :func:`caltrain.metrics.classwise_calibration_error`.
 
 The per-class bin sums are those of :func:`caltrain.metrics.classwise_bin_statistics` (float64), the statistics the
 classwise ECE itself is computed from.
+
+Example:
+    >>> import torch
+    >>> probs = torch.tensor([[0.9, 0.1], [0.7, 0.3], [0.2, 0.8]], dtype=torch.float64)
+    >>> cw = ClasswiseReliability.from_predictions(probs, torch.tensor([0, 1, 1]), n_bins=2)
+    >>> cw.count.tolist()      # [class, bin]: p_0 = 0.9, 0.7 in bin 2 and 0.2 in bin 1; p_1 the reverse
+    [[1.0, 2.0], [2.0, 1.0]]
+    >>> round(cw.classwise_ece, 4)   # class 0: (1/3)|0 - 0.2| + (2/3)|0.5 - 0.8|; class 1 the same
+    0.2667
 """
 
 from __future__ import annotations

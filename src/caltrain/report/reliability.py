@@ -17,10 +17,11 @@ figure 1 is the reference layout; the confidence histogram beneath follows its t
 
 Example:
     >>> import torch
-    >>> probs = torch.softmax(torch.randn(500, 3, generator=torch.Generator().manual_seed(0)) * 3, dim=1)
-    >>> labels = torch.randint(0, 3, (500,), generator=torch.Generator().manual_seed(1))
-    >>> d = ReliabilityDiagram.from_predictions(probs, labels, n_bins=10)  # doctest: +SKIP
-    >>> d.plot()  # doctest: +SKIP
+    >>> probs = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]], dtype=torch.float64)
+    >>> d = ReliabilityDiagram.from_predictions(probs, torch.tensor([0, 1, 1, 0]), n_bins=2)
+    >>> d.count.tolist(), d.accuracy.tolist(), round(d.ece, 4)
+    ([0.0, 4.0], [nan, 0.75], 0.0)
+    >>> d = d.plot()  # bars, gap bars, histogram beneath: d.ax_, d.hist_ax_, d.figure_
 """
 
 from __future__ import annotations

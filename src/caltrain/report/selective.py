@@ -14,6 +14,13 @@ OOD histograms: the distributions of a score on in-distribution and out-of-distr
 Scores (higher = more in-distribution): ``"msp"`` max_k p_k (Hendrycks and Gimpel 2017, arXiv:1610.02136),
 ``"entropy"`` the negative entropy sum_k p_k log p_k, ``"energy"`` logsumexp_k z_k (Liu et al. 2020,
 arXiv:2010.03759; needs logits).
+
+Example:
+    >>> import torch
+    >>> probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6]], dtype=torch.float64)
+    >>> rc = RiskCoverageCurve.from_predictions(probs, torch.tensor([0, 1, 0]))  # the least confident is wrong
+    >>> rc.risk.tolist(), round(rc.aurc, 4)
+    ([0.0, 0.0, 0.3333333333333333], 0.1111)
 """
 
 from __future__ import annotations

@@ -20,6 +20,16 @@ Błasiok and Nakkiran, "Smooth ECE: Principled Reliability Diagrams via Kernel S
 ECE; a plot needs a stable, comparable h across objectives, so we default to a fixed h = 0.05 (pass another).
 The curve is left undrawn (NaN) where the kernel-weighted count h sqrt(2 pi) sum_i K_h(t, c_i) (each sample
 weighing at most 1) is below 1, i.e. where there is no data to speak of.
+
+Example:
+    >>> import torch
+    >>> probs = torch.tensor([[0.8, 0.2]] * 50, dtype=torch.float64)
+    >>> s = SmoothReliability.from_predictions(probs, torch.tensor([0] * 40 + [1] * 10), n_boot=50)
+    >>> i = 160                          # grid point t = 0.8, where all the confidences are
+    >>> round(float(s.grid[i]), 2), round(float(s.curve[i]), 6)   # 40 of 50 correct at confidence 0.8
+    (0.8, 0.8)
+    >>> bool(s.lower[i] <= s.curve[i] <= s.upper[i])
+    True
 """
 
 from __future__ import annotations
