@@ -12,7 +12,7 @@ logit ``s'``; ``transform`` returns ``s'`` (``[N]`` in, ``[N]`` out; ``[N, 2]`` 
   fit on the two features; if ``a < 0`` refit with ``a = 0``, else if ``b < 0`` refit with ``b = 0``.
   ``a = b`` gives Platt scaling; the map is monotone non-decreasing in s.
 
-Both are fitted in float64 by full-batch L-BFGS (scipy L-BFGS-B, autograd gradients) on the mean binary NLL
+Both are fitted in float64 by full-batch L-BFGS (torch, autograd gradients) on the mean binary NLL
 (convex).
 """
 
