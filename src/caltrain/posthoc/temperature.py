@@ -86,19 +86,15 @@ def fit_temperature(
     """
     z = logits.to(torch.float64)
     lo, hi = 1.0 / t_max, 1.0 / t_min
-    g_lo, _ = _nll_derivatives(z, labels, lo)
-    if g_lo >= 0:
-        return t_max, 1, True
-    g_hi, _ = _nll_derivatives(z, labels, hi)
-    if g_hi <= 0:
-        return t_min, 2, True
     beta = min(max(1.0, lo), hi)
-    n_iter = 2
+    n_iter = 0
+    g = math.nan
     for _ in range(max_iter):
         g, h = _nll_derivatives(z, labels, beta)
         n_iter += 1
         if g == 0:
             break
+        # L' is non-decreasing: the root lies below beta if L'(beta) > 0, above it otherwise
         if g > 0:
             hi = beta
         else:
@@ -110,6 +106,14 @@ def fit_temperature(
         beta = new
         if done:
             break
+    # the bracket ends are never evaluated up front: a root outside the bracket shows as convergence onto an
+    # end with L' still pointing outwards (checked with one more pass at that end)
+    for end, outward in ((1.0 / t_min, -1.0), (1.0 / t_max, 1.0)):
+        if abs(beta - end) <= 1e-6 * end:
+            g_end, _ = _nll_derivatives(z, labels, end)
+            n_iter += 1
+            if g_end * outward >= 0:
+                return 1.0 / end, n_iter, True
     return 1.0 / beta, n_iter, False
 
 
