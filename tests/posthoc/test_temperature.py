@@ -125,3 +125,14 @@ def test_grid_ece_picks_the_grid_minimum_of_an_independent_ece():
     assert cal.temperature_ == grid[int(np.argmin(eces))]
     assert cal.ece_ == pytest.approx(min(eces), abs=1e-9)
     assert cal.params_["temperature"] == cal.temperature_
+
+
+def test_uninformative_logits_hit_the_upper_bound():
+    z, _ = sample_logits(2000, 4, seed=12)
+    y = torch.randint(0, 4, (2000,), generator=torch.Generator().manual_seed(1))
+    y = y[torch.randperm(2000, generator=torch.Generator().manual_seed(2))]
+    t, _, at_bound = fit_temperature(10 * z, y, t_min=0.1, t_max=5.0)
+    assert t == 5.0 and at_bound
+    # inside the bracket the same data gives an interior optimum once t_max is large enough
+    t_free, _, at_bound_free = fit_temperature(10 * z, y, t_min=0.1, t_max=1e6)
+    assert t_free > 5.0 and not at_bound_free
