@@ -16,18 +16,42 @@ except PackageNotFoundError:  # running from a source tree without installation
 from caltrain import analysis, data, losses, metrics, models, posthoc, report, train  # noqa: E402
 
 # --- metrics (public names re-exported here) ---
-
-# --- losses ---
+from caltrain.metrics import (  # noqa: E402
+    adaptive_calibration_error,
+    aurc,
+    bootstrap,
+    brier_score,
+    classwise_calibration_error,
+    expected_calibration_error,
+    negative_log_likelihood,
+    reliability_curve,
+    summarize,
+    true_calibration_error,
+)
 
 # --- posthoc ---
+from caltrain.posthoc import AdaptiveTemperatureScaling, TemperatureScaling  # noqa: E402
 
 # --- data and models ---
-from caltrain.data import DatasetSplits, Split, make_loader, true_calibration_error  # noqa: E402,F401
+from caltrain.data import DatasetSplits, Split, make_loader  # noqa: E402
 
-# --- trainer ---
+# --- trainer and reports ---
+from caltrain.report import write_report  # noqa: E402
+from caltrain.train import TrainConfig, build_config, load_suite, run_suite, train as train_model  # noqa: E402
 
 __all__ = [
     "__version__",
+    # metrics
+    "adaptive_calibration_error", "aurc", "bootstrap", "brier_score", "classwise_calibration_error",
+    "expected_calibration_error", "negative_log_likelihood", "reliability_curve", "summarize",
+    "true_calibration_error",
+    # post-hoc
+    "AdaptiveTemperatureScaling", "TemperatureScaling",
+    # data
+    "DatasetSplits", "Split", "make_loader",
+    # trainer and reports
+    "TrainConfig", "build_config", "load_suite", "run_suite", "train_model", "write_report",
+    # subpackages
     "analysis",
     "data",
     "losses",
