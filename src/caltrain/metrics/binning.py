@@ -88,9 +88,19 @@ def uniform_edges(n_bins: int, *, device: torch.device | str | None = None) -> t
 
 
 def uniform_bin_index(scores: torch.Tensor, n_bins: int) -> torch.Tensor:
-    """Bin of every score under equal-width bins ``(lo, hi]`` (0 in the first bin), int64, same shape."""
-    edges = uniform_edges(n_bins, device=scores.device)
-    return torch.bucketize(scores.to(torch.float64).contiguous(), edges[1:-1], right=False)
+    """Bin of every score under equal-width bins ``(lo, hi]`` (0 in the first bin), int64, same shape.
+
+    ``ceil(s B) - 1`` (clamped to ``[0, B - 1]``); the few scores within 1e-9 of an edge are re-binned
+    by exact comparison with the float64 edges ``j / B`` (``torch.bucketize``), so the rule holds to the bit.
+    """
+    s = scores.to(torch.float64)
+    scaled = s * n_bins
+    index = scaled.ceil().long().sub_(1).clamp_(0, n_bins - 1)
+    near = (scaled - scaled.round()).abs_() < 1e-9
+    if bool(near.any()):
+        edges = uniform_edges(n_bins, device=scores.device)
+        index[near] = torch.bucketize(s[near].contiguous(), edges[1:-1], right=False)
+    return index
 
 
 def quantile_bin_index(scores: torch.Tensor, n_bins: int) -> torch.Tensor:

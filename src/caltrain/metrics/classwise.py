@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from caltrain.metrics.binning import BinStats, bin_statistics, uniform_bin_index, uniform_edges
+from caltrain.metrics.binning import BinStats, uniform_bin_index, uniform_edges
 from caltrain.metrics.ece import NORMS, calibration_error_from_stats
 from caltrain.metrics.validation import prepare
 from caltrain.utils.checks import check_choice, check_positive_int
@@ -42,9 +42,13 @@ def classwise_bin_statistics(probs: torch.Tensor, labels: torch.Tensor, n_bins: 
     for start in range(0, n, rows):
         p = probs[start : start + rows]
         y = labels[start : start + rows]
-        index = uniform_bin_index(p, n_bins) + offsets
-        onehot = torch.nn.functional.one_hot(y, k)
-        stats = bin_statistics(p, onehot, index, n_bins, groups=k)
+        index = uniform_bin_index(p, n_bins) + offsets  # [rows, K]
+        size = k * n_bins
+        count = torch.bincount(index.reshape(-1), minlength=size).to(torch.float64)
+        conf_sum = torch.bincount(index.reshape(-1), weights=p.reshape(-1).to(torch.float64), minlength=size)
+        # outcome 1[y = k] is nonzero only at (i, y_i): one bincount over the rows, not over rows x K
+        acc_sum = torch.bincount(index.gather(1, y[:, None]).squeeze(1), minlength=size).to(torch.float64)
+        stats = BinStats(*(t.reshape(k, n_bins) for t in (count, conf_sum, acc_sum)))
         total = stats if total is None else total + stats
     assert total is not None
     return BinStats(total.count, total.conf_sum, total.acc_sum, uniform_edges(n_bins, device=probs.device))

@@ -30,7 +30,14 @@ from typing import Any
 
 import torch
 
-from caltrain.metrics.binning import BINNINGS, BinStats, binned_statistics
+from caltrain.metrics.binning import (
+    BINNINGS,
+    BinStats,
+    bin_statistics,
+    binned_statistics,
+    uniform_bin_index,
+    uniform_edges,
+)
 from caltrain.metrics.validation import prepare
 from caltrain.utils.checks import as_tensor, check_choice, check_positive_int
 
@@ -42,6 +49,7 @@ __all__ = [
     "debiased_calibration_error",
     "expected_calibration_error",
     "top_label",
+    "top_label_statistics",
 ]
 
 #: ``norm`` values: ``"l1"`` (ECE), ``"l2"`` (RMSCE), ``"max"`` (MCE).
@@ -59,6 +67,25 @@ def calibration_error_from_stats(stats: BinStats, norm: str = "l1") -> torch.Ten
     if norm == "l2":
         return ((count * gap.square()).sum(-1) / n).sqrt()
     return gap.abs().amax(-1)
+
+
+_CHUNK_ROWS = 1 << 18
+
+
+def top_label_statistics(probs: torch.Tensor, labels: torch.Tensor, n_bins: int) -> BinStats:
+    """Equal-width top-label :class:`BinStats` of prepared ``probs [N, K]``, ``labels [N]``, in row chunks.
+
+    Chunks of 2^18 rows keep the float64 temporaries small and in cache: the extra memory does not grow
+    with N.
+    """
+    total: BinStats | None = None
+    for start in range(0, probs.shape[0], _CHUNK_ROWS):
+        conf, pred = probs[start : start + _CHUNK_ROWS].max(dim=1)
+        correct = pred == labels[start : start + _CHUNK_ROWS]
+        stats = bin_statistics(conf, correct, uniform_bin_index(conf, n_bins), n_bins)
+        total = stats if total is None else total + stats
+    assert total is not None
+    return BinStats(total.count, total.conf_sum, total.acc_sum, uniform_edges(n_bins, device=probs.device))
 
 
 def top_label(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,6 +123,8 @@ def expected_calibration_error(
     check_choice(norm, "norm", NORMS)
     check_choice(binning, "binning", BINNINGS)
     p, y = prepare(probs, labels, from_logits=from_logits, ignore_index=ignore_index, validate_args=validate_args)
+    if binning == "uniform":
+        return calibration_error_from_stats(top_label_statistics(p, y, n_bins), norm)
     conf, correct = top_label(p, y)
     return calibration_error_from_stats(binned_statistics(conf, correct, n_bins, binning), norm)
 

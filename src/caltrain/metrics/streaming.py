@@ -30,7 +30,7 @@ import torch
 from caltrain.metrics.abstention import ABSTENTION_CONVENTIONS, apply_abstention
 from caltrain.metrics.binning import BinStats, bin_statistics, uniform_bin_index, uniform_edges
 from caltrain.metrics.classwise import classwise_bin_statistics
-from caltrain.metrics.ece import NORMS, calibration_error_from_stats
+from caltrain.metrics.ece import NORMS, calibration_error_from_stats, top_label_statistics
 from caltrain.metrics.proper_scores import brier_per_sample, nll_per_sample
 from caltrain.metrics.reliability import ReliabilityCurve
 from caltrain.metrics.validation import prepare
@@ -143,8 +143,7 @@ class CalibrationError(StreamingMetric):
         super().__init__(**kwargs)
 
     def _statistics(self, probs: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        conf, pred = probs.max(dim=1)
-        stats = bin_statistics(conf, pred == labels, uniform_bin_index(conf, self.n_bins), self.n_bins)
+        stats = top_label_statistics(probs, labels, self.n_bins)
         return {"count": stats.count, "conf_sum": stats.conf_sum, "acc_sum": stats.acc_sum}
 
     def _stats(self, state: dict[str, torch.Tensor]) -> BinStats:
