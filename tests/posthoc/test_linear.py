@@ -82,10 +82,12 @@ def test_matrix_scaling_on_k100_with_little_data_warns():
     z, y = sample_logits(300, 100, seed=7)
     with pytest.warns(RuntimeWarning, match="10100 parameters fitted on 300 validation samples"):
         posthoc.create("matrix", max_iter=3).fit(z, y)
+    with pytest.warns(RuntimeWarning, match="reg_lambda=0.01: expect over-fitting"):
+        posthoc.create("dirichlet", max_iter=3).fit(z, y)
 
 
-def test_regularised_fits_do_not_warn_and_odir_shrinks_off_diagonals():
-    z, y = sample_logits(400, 8, seed=8)
+def test_fits_with_enough_data_do_not_warn_and_odir_shrinks_off_diagonals():
+    z, y = sample_logits(800, 8, seed=8)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         strong = posthoc.create("dirichlet", reg_lambda=10.0).fit(z, y)
