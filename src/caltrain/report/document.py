@@ -170,9 +170,10 @@ def build_report(path: str | Path, *, max_classes: int = 10, dpi: int = 96,
         firsts = _first_seed_runs(runs)
         heading = f"{dataset}" if kind == "suite" else "plots"
         figures.section = heading
+        shared = [c for c in calibrators if all(c in r.summary.get("posthoc", {}) for r in runs)][:1]
         figures.add("tradeoff", f"{dataset}: test accuracy against test ECE, one point per objective, error bars = "
-                    "sample std across seeds" + (f"; right: after {calibrators[0]}" if calibrators else ""),
-                    lambda: _tradeoff(runs, calibrators[:1]))
+                    "sample std across seeds" + (f"; right: after {shared[0]}" if shared else ""),
+                    lambda: _tradeoff(runs, shared))
         figures.add("learning-curves", f"{dataset}: test accuracy, ECE and NLL against epochs; line = mean over "
                     "seeds, band = min-max across seeds", lambda: _learning(runs))
         figures.add("reliability", f"{dataset}: reliability diagrams of "
@@ -237,12 +238,12 @@ def _tradeoff(runs: list[RunRecord], calibrators: list[str]):
     from caltrain.report.figures import new_figure
     from caltrain.report.tradeoff import TradeoffScatter
 
-    fig = new_figure((4.8 * (1 + len(calibrators)), 3.8))
+    fig = new_figure((4.8 * (1 + len(calibrators)) + (1.6 if len({group_label(r) for r in runs}) > 4 else 0), 3.8))
     ax = fig.add_subplot(1, 1 + len(calibrators), 1)
-    TradeoffScatter.from_runs(runs).plot(ax, title="uncalibrated")
+    TradeoffScatter.from_runs(runs).plot(ax, title="uncalibrated", legend=not calibrators)
     for i, c in enumerate(calibrators):
         TradeoffScatter.from_runs(runs, calibrator=c).plot(fig.add_subplot(1, 1 + len(calibrators), 2 + i),
-                                                           title=f"after {c}")
+                                                           title=f"after {c}", legend=i == len(calibrators) - 1)
     return fig
 
 
@@ -266,22 +267,26 @@ def _reliability_grid(runs: list[RunRecord], calibrators: list[str]):
 
 
 def _smooth(runs: list[RunRecord]):
-    from caltrain.report.figures import colour, new_axes
+    from caltrain.report.figures import colour, line_style, new_axes, outside_legend
     from caltrain.report.smooth import SmoothReliability
 
-    ax = new_axes(None, (5.0, 4.4))
+    ax = new_axes(None, (5.0 + (1.8 if len(runs) > 4 else 0), 4.4))
     for i, run in enumerate(runs):
-        SmoothReliability.from_run(run, label=group_label(run)).plot(ax, colour=colour(i), diagonal=i == 0)
+        SmoothReliability.from_run(run, label=group_label(run)).plot(ax, colour=colour(i), linestyle=line_style(i),
+                                                                     diagonal=i == 0, legend=False)
+    outside_legend(ax, len(runs))
     return ax.figure
 
 
 def _risk(runs: list[RunRecord]):
-    from caltrain.report.figures import colour, new_axes
+    from caltrain.report.figures import colour, line_style, new_axes, outside_legend
     from caltrain.report.selective import RiskCoverageCurve
 
-    ax = new_axes(None, (5.0, 3.8))
+    ax = new_axes(None, (5.0 + (1.8 if len(runs) > 4 else 0), 3.8))
     for i, run in enumerate(runs):
-        RiskCoverageCurve.from_run(run, label=group_label(run)).plot(ax, colour=colour(i))
+        RiskCoverageCurve.from_run(run, label=group_label(run)).plot(ax, colour=colour(i), linestyle=line_style(i),
+                                                                     legend=False)
+    outside_legend(ax, len(runs))
     return ax.figure
 
 

@@ -29,6 +29,24 @@ def colour(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
+def line_style(i: int) -> str:
+    """Solid for the first 10 series, then dashed, dotted, dash-dot (so colour + style stay unique to 40)."""
+    return ("-", "--", ":", "-.")[(i // len(PALETTE)) % 4]
+
+
+def marker(i: int) -> str:
+    """A marker per block of 10 series (see :func:`line_style`)."""
+    return ("o", "s", "^", "D")[(i // len(PALETTE)) % 4]
+
+
+def outside_legend(ax, n_entries: int, *, threshold: int = 4) -> None:
+    """A legend inside ``ax`` for a few entries, else to the right of it (constrained layout makes room)."""
+    if n_entries <= threshold:
+        ax.legend(fontsize=7)
+    else:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+
+
 def new_figure(figsize: tuple[float, float] = (5.0, 4.0), **kwargs: Any):
     """A new figure: ``pyplot.figure`` when pyplot is already imported, else a bare Agg ``Figure``.
 

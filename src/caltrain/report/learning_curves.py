@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from caltrain.report.figures import colour, new_figure
+from caltrain.report.figures import colour, line_style, new_figure, outside_legend
 from caltrain.utils.checks import check_choice
 
 __all__ = ["LearningCurves"]
@@ -101,7 +101,7 @@ class LearningCurves:
     def plot(self, axes: Any = None, *, title: str | None = None) -> "LearningCurves":
         """One panel per metric (a new figure when ``axes`` is None); stores ``axes_``, ``figure_``."""
         if axes is None:
-            fig = new_figure((3.6 * len(self.metrics), 3.2))
+            fig = new_figure((3.6 * len(self.metrics) + (1.6 if len(self.objectives) > 4 else 0), 3.2))
             axes = [fig.add_subplot(1, len(self.metrics), i + 1) for i in range(len(self.metrics))]
             if title:
                 fig.suptitle(title, fontsize=10)
@@ -113,13 +113,17 @@ class LearningCurves:
                 x = self.epochs[name]
                 lo, hi = self.band(name, m)
                 n_seeds = self.values[name][m].shape[0]
-                ax.plot(x, self.mean(name, m), color=colour(i), lw=1.6, label=f"{name} ({n_seeds} seeds)")
+                ax.plot(x, self.mean(name, m), color=colour(i), ls=line_style(i), lw=1.6,
+                        label=f"{name} ({n_seeds} seeds)")
                 if n_seeds > 1:
                     ax.fill_between(x, lo, hi, color=colour(i), alpha=0.2, lw=0)
             ax.set_xlabel("epoch")
             ax.set_title(f"{self.split} {_TITLES.get(m, m)}", fontsize=9)
             ax.grid(alpha=0.3)
-        axes[0].legend(fontsize=7)
+        if len(self.objectives) <= 4:
+            axes[0].legend(fontsize=7)
+        else:
+            outside_legend(axes[len(self.metrics) - 1], len(self.objectives))
         self.__dict__.update(axes_=axes, figure_=axes[0].figure)
         return self
 

@@ -91,15 +91,17 @@ class RiskCoverageCurve:
         i = int(np.searchsorted(self.coverage, coverage - 1e-12))
         return float(self.risk[min(i, len(self.risk) - 1)])
 
-    def plot(self, ax: Any = None, *, colour: str | None = None) -> "RiskCoverageCurve":
+    def plot(self, ax: Any = None, *, colour: str | None = None, linestyle: str = "-",
+             legend: bool = True) -> "RiskCoverageCurve":
         """Draw risk (in %) against coverage on ``ax`` (a new figure when None); curves may share an axis."""
         ax = new_axes(ax, (4.5, 3.6))
-        ax.plot(self.coverage, 100 * self.risk, color=colour, lw=1.6,
+        ax.plot(self.coverage, 100 * self.risk, color=colour, ls=linestyle, lw=1.6,
                 label=f"{self.label or 'model'} (AURC {100 * self.aurc:.2f}%)")
         ax.set_xlim(0, 1)
         ax.set_xlabel("coverage")
         ax.set_ylabel("selective risk (%)")
-        ax.legend(fontsize=7)
+        if legend:
+            ax.legend(fontsize=7)
         self.__dict__.update(ax_=ax, figure_=ax.figure)
         return self
 

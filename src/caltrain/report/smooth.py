@@ -155,10 +155,11 @@ class SmoothReliability:
         probs, labels = record.probs(split)
         return cls.from_predictions(probs, labels, label=label if label is not None else record.name, **kwargs)
 
-    def plot(self, ax: Any = None, *, colour: str | None = None, diagonal: bool = True) -> "SmoothReliability":
+    def plot(self, ax: Any = None, *, colour: str | None = None, linestyle: str = "-", diagonal: bool = True,
+             legend: bool = True) -> "SmoothReliability":
         """Draw the curve and its band on ``ax`` (a new figure when None); several curves may share one axis."""
         ax = new_axes(ax, (4.5, 4.0))
-        (line,) = ax.plot(self.grid, self.curve, color=colour, lw=1.8,
+        (line,) = ax.plot(self.grid, self.curve, color=colour, ls=linestyle, lw=1.8,
                           label=f"{self.label or 'smoothed'} (h={self.bandwidth:g})")
         if self.n_boot:
             ax.fill_between(self.grid, self.lower, self.upper, color=line.get_color(), alpha=0.2, lw=0)
@@ -168,6 +169,7 @@ class SmoothReliability:
         ax.set_ylim(0, 1)
         ax.set_xlabel("confidence")
         ax.set_ylabel("P(correct | confidence)")
-        ax.legend(loc="upper left", fontsize=7)
+        if legend:
+            ax.legend(loc="upper left", fontsize=7)
         self.__dict__.update(ax_=ax, figure_=ax.figure)
         return self

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from caltrain.report.figures import colour, new_axes
+from caltrain.report.figures import colour, marker, new_axes, outside_legend
 
 __all__ = ["TradeoffScatter"]
 
@@ -82,13 +82,16 @@ class TradeoffScatter:
 
         return cls.from_runs(load_suite(suite_dir).runs_of(dataset), **kwargs)
 
-    def plot(self, ax: Any = None, *, title: str | None = None) -> "TradeoffScatter":
-        """Accuracy (%) on x, the metric (%) on y, error bars = std over seeds; stores ``ax_``, ``figure_``."""
+    def plot(self, ax: Any = None, *, title: str | None = None, legend: bool = True) -> "TradeoffScatter":
+        """Accuracy (%) on x, the metric (%) on y, error bars = std over seeds; stores ``ax_``, ``figure_``.
+
+        With more than four objectives the legend goes to the right of the axis.
+        """
         ax = new_axes(ax, (4.6, 3.8))
         for i, name in enumerate(self.objectives):
             xerr = None if np.isnan(self.accuracy_std[i]) else 100 * self.accuracy_std[i]
             yerr = None if np.isnan(self.ece_std[i]) else 100 * self.ece_std[i]
-            ax.errorbar(100 * self.accuracy_mean[i], 100 * self.ece_mean[i], xerr=xerr, yerr=yerr, fmt="o",
+            ax.errorbar(100 * self.accuracy_mean[i], 100 * self.ece_mean[i], xerr=xerr, yerr=yerr, fmt=marker(i),
                         color=colour(i), capsize=3, label=f"{name} ({self.n_seeds[i]} seeds)")
         ax.set_xlabel("test accuracy (%)")
         suffix = f" after {self.calibrator}" if self.calibrator else ""
@@ -96,6 +99,7 @@ class TradeoffScatter:
         if title:
             ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if legend:
+            outside_legend(ax, len(self.objectives))
         self.__dict__.update(ax_=ax, figure_=ax.figure)
         return self
