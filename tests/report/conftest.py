@@ -83,3 +83,27 @@ def suite_reports(suite_dir):
             (out / "report.pkl").write_bytes(pickle.dumps(report))
     return {"html": out / "report.html", "md": out / "md" / "report.md",
             "report": pickle.loads((out / "report.pkl").read_bytes())}
+
+
+@pytest.fixture
+def abstention_run(run_dir, tmp_path):
+    """A copy of a run turned into a K+1-output run (an extra "unknown" logit) with the with_unknown summary."""
+    import numpy as np
+    import torch
+
+    from caltrain import metrics
+    from caltrain.utils.io import atomic_write_json, load_arrays, read_json, save_npz
+
+    dst = tmp_path / "abst"
+    shutil.copytree(run_dir, dst)
+    rng = np.random.default_rng(0)
+    summary = read_json(dst / "summary.json")
+    for split in ("val", "test"):
+        arrays = load_arrays(dst / f"logits_{split}.npz")
+        z = np.concatenate([arrays["logits"], rng.normal(size=(len(arrays["labels"]), 1))], axis=1)
+        save_npz(dst / f"logits_{split}.npz", logits=z, labels=arrays["labels"])
+        summary[split] = metrics.summarize(torch.softmax(torch.from_numpy(z), 1), torch.from_numpy(arrays["labels"]),
+                                           abstention="with_unknown")
+    summary["abstention"] = "with_unknown"
+    atomic_write_json(dst / "summary.json", summary)
+    return dst

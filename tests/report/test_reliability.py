@@ -158,3 +158,18 @@ def test_classwise_plot_and_run(run_dir):
     assert cw.classwise_ece == pytest.approx(run.summary["test"]["classwise_ece"], abs=1e-9)
     with pytest.raises(ValueError, match="class_names"):
         ClasswiseReliability.from_run(run_dir, class_names=["a", "b"])
+
+
+def test_abstention_run_plots_follow_the_runs_convention(abstention_run):
+    from caltrain.report import RiskCoverageCurve
+
+    run = load_run(abstention_run)
+    assert run.abstention == "with_unknown" and run.num_classes == 10
+    d = ReliabilityDiagram.from_run(run)
+    assert d.ece == pytest.approx(run.summary["test"]["ece"], abs=1e-9)  # the summary's with_unknown ECE
+    cw = ClasswiseReliability.from_run(run)
+    assert cw.count.shape[0] == 11 and cw.class_names[-1] == "unknown"
+    rc = RiskCoverageCurve.from_run(run)
+    assert rc.aurc == pytest.approx(run.summary["test"]["aurc"], abs=1e-9)  # smallest p_unknown kept first
+    after = ReliabilityDiagram.from_run(run, calibrator="ts")  # calibrated on the K class logits
+    assert after.n == d.n

@@ -94,6 +94,8 @@ class ClasswiseReliability:
 
         record = run if isinstance(run, RunRecord) else load_run(Path(run))
         probs, labels = record.probs(split)
+        if class_names is None and probs.shape[1] == (record.num_classes or 0) + 1:  # with_unknown: K+1 columns
+            class_names = [str(k) for k in range(probs.shape[1] - 1)] + ["unknown"]
         return cls.from_predictions(probs, labels, n_bins=n_bins or record.n_bins, class_names=class_names,
                                     label=label if label is not None else record.name)
 

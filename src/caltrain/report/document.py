@@ -328,9 +328,11 @@ def _caveats(suite: SuiteRecord, kind: str, calibrators: list[str], skipped: lis
                    "evaluated on the test logits; the reliability diagrams refit them the same way.")
     abst = sorted({str(r.abstention) for r in suite.runs if r.abstention})
     if abst:
-        out.append(f"Abstention runs: their summary metrics use the convention {', '.join(abst)} (METHODS.md "
-                   "1.1); their reliability diagrams renormalise the K class probabilities p_k/(1 - p_idk), and "
-                   "risk-coverage uses 1 - p_idk as the score.")
+        out.append(f"Abstention runs (K+1 outputs): their metrics use the convention {', '.join(abst)} "
+                   "(METHODS.md 1.1) and so do their plots (with_unknown: K+1 columns, predicting unknown counts "
+                   "as wrong; renormalized: p_k/(1 - p_idk)); without_unknown rows do not sum to 1, so its plots use "
+                   "the renormalised rows. Risk-coverage keeps the samples with the smallest p_idk first; post-hoc "
+                   "calibrators see the K class logits.")
     if suite.incomplete:
         out.append(f"Incomplete runs (no summary.json) are left out: {', '.join(suite.incomplete)}.")
     out.extend(f"Figure skipped: {s}" for s in skipped)

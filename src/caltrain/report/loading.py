@@ -98,18 +98,23 @@ class RunRecord:
         return arrays["logits"], arrays["labels"]
 
     def probs(self, split: str = "test") -> tuple["torch.Tensor", "torch.Tensor"]:
-        """``(probs [N, K] float64, labels [N] int64)``: the float64 softmax of the saved logits.
+        """``(probs [N, C] float64, labels [N] int64)``: the float64 softmax of the saved logits.
 
-        Reading: for a run with an abstention output (K+1 logits) the K class probabilities are renormalised,
-        p_k / (1 - p_idk) (convention iii of METHODS.md 1.1), so a reliability diagram is drawn over the K
-        classes whatever convention the run's summary used; the report states this in its caveats.
+        For a run with an abstention output (K+1 logits) the columns follow the run's own convention
+        (``summary["abstention"]``, :func:`caltrain.metrics.apply_abstention`), so a diagram's ECE is the one in
+        the summary: ``"with_unknown"`` keeps the K+1 columns (predicting unknown counts as wrong),
+        ``"renormalized"`` gives p_k / (1 - p_idk). Reading: ``"without_unknown"`` rows do not sum to 1, so
+        plots use the renormalised rows for it (same prediction, confidence rescaled); the report says so.
         """
         import torch
 
         logits, labels = self.logits(split)
         p = torch.softmax(torch.from_numpy(np.asarray(logits, dtype=np.float64)), dim=1)
         if self.abstention:
-            p = p[:, :-1] / p[:, :-1].sum(dim=1, keepdim=True)
+            from caltrain.metrics import apply_abstention
+
+            convention = "renormalized" if self.abstention == "without_unknown" else self.abstention
+            p, _ = apply_abstention(p, convention)
         return p, torch.from_numpy(np.asarray(labels)).to(torch.int64)
 
     @cached_property

@@ -219,7 +219,7 @@ def calibrated_probs(run: Any, calibrator: str, *, split: str = "test"):
         raise ImportError("caltrain.posthoc.create is not available in this installation")
     val_z, val_y = run.logits("val")
     z, y = run.logits(split)
-    k = run.num_classes or val_z.shape[1]
+    k = run.num_classes or val_z.shape[1]  # the K class logits (an abstention output is dropped)
     fitted = create(calibrator).fit(torch.from_numpy(val_z[:, :k]).double(), torch.from_numpy(val_y).long())
     probs = fitted.predict_proba(torch.from_numpy(z[:, :k]).double())
     return probs.double(), torch.from_numpy(y).long()
