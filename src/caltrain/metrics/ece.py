@@ -69,13 +69,13 @@ def calibration_error_from_stats(stats: BinStats, norm: str = "l1") -> torch.Ten
     return gap.abs().amax(-1)
 
 
-_CHUNK_ROWS = 1 << 18
+_CHUNK_ROWS = 1 << 16
 
 
 def top_label_statistics(probs: torch.Tensor, labels: torch.Tensor, n_bins: int) -> BinStats:
     """Equal-width top-label :class:`BinStats` of prepared ``probs [N, K]``, ``labels [N]``, in row chunks.
 
-    Chunks of 2^18 rows keep the float64 temporaries small and in cache: the extra memory does not grow
+    Chunks of 2^16 rows keep the float64 temporaries small and in cache: the extra memory does not grow
     with N.
     """
     total: BinStats | None = None
