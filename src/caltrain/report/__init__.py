@@ -90,4 +90,6 @@ def write_report(path: str | Path, *, format: str = "html", out: str | Path | No
 
         text = render_markdown(report, out=target, files_dir=target.parent / f"{target.stem}_files")
     atomic_write_text(target, text)
+    for written in [target, *(target.parent / f"{target.stem}_files").glob("*.png")]:
+        written.chmod(0o644)  # a report is meant to be shared (the atomic temporary file was private)
     return target
