@@ -54,7 +54,6 @@ def debiased_l2(probs, labels, n_bins):
     conf = probs.max(1)
     correct = (probs.argmax(1) == labels).astype(float)
     order = np.argsort(conf, kind="stable")
-    groups = np.array_split(order, n_bins) if len(conf) % n_bins == 0 else None
     idx = np.empty(len(conf), dtype=int)
     idx[order] = np.arange(len(conf)) * n_bins // len(conf)
     total = 0.0
@@ -65,7 +64,6 @@ def debiased_l2(probs, labels, n_bins):
             continue
         acc, c = correct[m].mean(), conf[m].mean()
         total += nb / len(conf) * ((acc - c) ** 2 - acc * (1 - acc) / (nb - 1))
-    del groups
     return math.sqrt(max(total, 0.0))
 
 

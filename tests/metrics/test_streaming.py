@@ -64,7 +64,9 @@ def test_dense_pooling_is_exact_not_a_mean_of_batches():
         metric.update(dense[i : i + 1], labels[i : i + 1])
     keep = labels.reshape(-1) != -1
     assert float(metric.compute()) == pytest.approx(float(M.expected_calibration_error(p[keep], y[keep])), abs=1e-14)
-    per_batch = np.mean([float(M.expected_calibration_error(dense[i : i + 1], labels[i : i + 1], ignore_index=-1)) for i in range(6)])
+    per_batch = np.mean(
+        [float(M.expected_calibration_error(dense[i : i + 1], labels[i : i + 1], ignore_index=-1)) for i in range(6)]
+    )
     assert per_batch > float(metric.compute())  # averaging per-batch ECEs inflates it
 
 

@@ -68,7 +68,8 @@ def test_abstention_conventions_hand_computed():
 def test_true_ece_with_unknown_prediction_counts_zero_posterior():
     p = torch.tensor([[0.1, 0.2, 0.7]], dtype=torch.float64)
     q = torch.tensor([[0.5, 0.5]], dtype=torch.float64)
-    assert M.summarize(p, torch.tensor([0]), abstention="with_unknown", true_posterior=q)["true_ece"] == pytest.approx(0.7)
+    s = M.summarize(p, torch.tensor([0]), abstention="with_unknown", true_posterior=q)
+    assert s["true_ece"] == pytest.approx(0.7)
 
 
 def test_dense_and_ignore_index():

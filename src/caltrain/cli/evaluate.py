@@ -60,7 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the demo and of the bootstrap")
 
 
-def demo_predictions(n: int = 20000, num_classes: int = 10, *, temperature: float = 2.5, seed: int = 0) -> dict[str, Any]:
+def demo_predictions(
+    n: int = 20000, num_classes: int = 10, *, temperature: float = 2.5, seed: int = 0
+) -> dict[str, Any]:
     """Synthetic predictions with a known posterior: ``q = softmax(z)``, labels ``~ q``, model ``softmax(t z)``.
 
     ``t = temperature > 1`` makes the model over-confident (its true calibration error is known through ``q``).

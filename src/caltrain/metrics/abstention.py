@@ -43,7 +43,8 @@ def apply_abstention(probs: torch.Tensor, convention: str) -> tuple[torch.Tensor
     check_choice(convention, "abstention", ABSTENTION_CONVENTIONS)
     if probs.ndim != 2 or probs.shape[1] < 2:
         raise ValueError(
-            f"probs: an abstention convention needs [N, K + 1] probabilities with K >= 1, got shape {tuple(probs.shape)}"
+            "probs: an abstention convention needs [N, K + 1] probabilities with K >= 1, "
+            f"got shape {tuple(probs.shape)}"
         )
     p_unknown = probs[:, -1]
     if convention == "with_unknown":

@@ -104,7 +104,7 @@ def uniform_bin_index(scores: torch.Tensor, n_bins: int) -> torch.Tensor:
 
 
 def quantile_bin_index(scores: torch.Tensor, n_bins: int) -> torch.Tensor:
-    """Equal-mass bin of every entry of 1-D ``scores [N]``: rank ``r`` of the stable ascending sort -> ``floor(r B / N)``."""
+    """Equal-mass bin of each entry of 1-D ``scores [N]``: stable ascending rank ``r`` -> bin ``floor(r B / N)``."""
     n_bins = check_positive_int(n_bins, "n_bins")
     n = scores.shape[0]
     order = torch.argsort(scores, stable=True)

@@ -163,7 +163,8 @@ def bootstrap(
     size = y.shape[0]
     name = metric if isinstance(metric, str) else _FUNCTION_NAMES.get(metric)  # type: ignore[arg-type]
     if name is None and not callable(metric):
-        raise ValueError(f"metric: expected a name ({', '.join(BOOTSTRAP_METRICS.names())}) or a callable, got {metric!r}")
+        names = ", ".join(BOOTSTRAP_METRICS.names())
+        raise ValueError(f"metric: expected a name ({names}) or a callable, got {metric!r}")
     generator = torch.Generator().manual_seed(int(seed))
     if name is not None:
         BOOTSTRAP_METRICS.check_kwargs(name, metric_kwargs)

@@ -129,7 +129,9 @@ def expected_calibration_error(
     return calibration_error_from_stats(binned_statistics(conf, correct, n_bins, binning), norm)
 
 
-def adaptive_calibration_error(probs: Any, labels: Any, n_bins: int = 15, norm: str = "l1", **kwargs: Any) -> torch.Tensor:
+def adaptive_calibration_error(
+    probs: Any, labels: Any, n_bins: int = 15, norm: str = "l1", **kwargs: Any
+) -> torch.Tensor:
     """AdaECE: :func:`expected_calibration_error` with equal-mass bins (Mukhoti et al. 2020, arXiv 2002.09437)."""
     return expected_calibration_error(probs, labels, n_bins, norm, "quantile", **kwargs)
 

@@ -44,7 +44,8 @@ def _deposit(f: torch.Tensor, weights: torch.Tensor, m: int) -> torch.Tensor:
     pos = f * (m - 1)
     left = pos.long().clamp(0, m - 2)
     frac = pos - left
-    return torch.bincount(left, (1 - frac) * weights, minlength=m) + torch.bincount(left + 1, frac * weights, minlength=m)
+    low = torch.bincount(left, (1 - frac) * weights, minlength=m)
+    return low + torch.bincount(left + 1, frac * weights, minlength=m)
 
 
 def _reflected_smooth(values: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -81,7 +81,11 @@ class StreamingMetric:
 
     def _prepare(self, probs: Any, labels: Any) -> tuple[torch.Tensor, torch.Tensor]:
         return prepare(
-            probs, labels, from_logits=self.from_logits, ignore_index=self.ignore_index, validate_args=self.validate_args
+            probs,
+            labels,
+            from_logits=self.from_logits,
+            ignore_index=self.ignore_index,
+            validate_args=self.validate_args,
         )
 
     def reset(self) -> None:
@@ -191,7 +195,8 @@ class _MeanOf(StreamingMetric):
 
     def _statistics(self, probs: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         values = self._per_sample(probs, labels).to(torch.float64)
-        return {"sum": values.sum(), "n": torch.tensor(float(values.numel()), dtype=torch.float64, device=values.device)}
+        n = torch.tensor(float(values.numel()), dtype=torch.float64, device=values.device)
+        return {"sum": values.sum(), "n": n}
 
     def _finalize(self, state: dict[str, torch.Tensor]) -> torch.Tensor:
         return state["sum"] / state["n"]

@@ -86,7 +86,9 @@ def summarize(
         if shape is not None and len(shape) >= 2:
             k_out = int(shape[1]) - 1
             if k_out < 1:
-                raise ValueError(f"probs: an abstention convention needs [N, K + 1] outputs with K >= 1, got {list(shape)}")
+                raise ValueError(
+                    f"probs: an abstention convention needs [N, K + 1] outputs with K >= 1, got {list(shape)}"
+                )
     p, y, q = prepare_with(
         probs, labels, true_posterior, from_logits=from_logits, ignore_index=ignore_index, num_classes=k_out
     )
