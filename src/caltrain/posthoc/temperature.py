@@ -99,7 +99,11 @@ def fit_temperature(
             hi = beta
         else:
             lo = beta
-        new = beta - g / h if h > 0 else math.nan
+        step = g / h if h > 0 else math.nan
+        if abs(step) <= tol * beta:  # converged: accept the last Newton step whatever the bracket says
+            beta = min(max(beta - step, 1.0 / t_max), 1.0 / t_min)
+            break
+        new = beta - step
         if not (lo < new < hi):
             new = 0.5 * (lo + hi)
         done = abs(new - beta) <= tol * beta
