@@ -91,3 +91,18 @@ def test_importing_the_report_package_does_not_import_matplotlib():
     code = "import sys, caltrain.report; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_best_cells_are_the_best_means_within_a_dataset():
+    from caltrain.report.document import TABLE_COLUMNS, best_cells
+
+    rows = [{"dataset": "a", "accuracy_mean": 0.9, "ece_mean": 0.05}, {"dataset": "a", "accuracy_mean": 0.8,
+            "ece_mean": 0.02}, {"dataset": "b", "accuracy_mean": 0.5, "ece_mean": 0.3},
+            {"dataset": "b", "accuracy_mean": 0.5, "ece_mean": 0.1}]
+    best = best_cells(rows, list(TABLE_COLUMNS))
+    assert {(0, "accuracy"), (1, "ece"), (2, "accuracy"), (3, "accuracy"), (3, "ece")} == best
+
+
+def test_html_marks_the_best_cells(suite_reports):
+    text = suite_reports["html"].read_text()
+    assert text.count('class="num best"') >= 8  # one or two objectives best in each ranked column

@@ -29,7 +29,7 @@ from typing import Any, Callable
 import caltrain
 from caltrain.report.loading import RunRecord, SuiteRecord, group_label, is_run_dir, load_run, load_suite
 
-__all__ = ["Column", "Figure", "Report", "RunConfig", "TABLE_COLUMNS", "build_report"]
+__all__ = ["Column", "Figure", "Report", "RunConfig", "TABLE_COLUMNS", "best_cells", "build_report", "format_cell"]
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,15 @@ class Column:
     scale: float = 1.0
     digits: int = 2
     stat: bool = True  # a mean +- std column; else a plain value
+    better: str | None = "low"  # "low", "high" or None: which mean is shown in bold within a dataset
 
 
 #: The results table's columns (accuracy and calibration errors in %, NLL/Brier as is).
 TABLE_COLUMNS = (
-    Column("dataset", "dataset", stat=False), Column("model", "model", stat=False),
-    Column("objective", "objective", stat=False), Column("variant", "variant", stat=False),
-    Column("seeds", "n_seeds", stat=False),
-    Column("acc %", "accuracy", 100), Column("ECE %", "ece", 100), Column("AdaECE %", "adaece", 100),
+    Column("dataset", "dataset", stat=False, better=None), Column("model", "model", stat=False, better=None),
+    Column("objective", "objective", stat=False, better=None), Column("variant", "variant", stat=False, better=None),
+    Column("seeds", "n_seeds", stat=False, better=None),
+    Column("acc %", "accuracy", 100, better="high"), Column("ECE %", "ece", 100), Column("AdaECE %", "adaece", 100),
     Column("cw-ECE %", "classwise_ece", 100), Column("NLL", "nll", 1, 3), Column("Brier", "brier", 1, 3),
     Column("AURC %", "aurc", 100),
 )
@@ -113,6 +114,24 @@ def format_cell(row: dict[str, Any], column: Column) -> tuple[str, float | str |
     return text, float(mean)
 
 
+def best_cells(rows: list[dict[str, Any]], columns: list[Column]) -> set[tuple[int, str]]:
+    """``(row index, column key)`` of the best mean of every ranked column within each dataset (ties: all)."""
+    best: set[tuple[int, str]] = set()
+    datasets = {r.get("dataset") for r in rows}
+    for column in columns:
+        if column.better is None:
+            continue
+        for dataset in datasets:
+            members = [i for i, r in enumerate(rows) if r.get("dataset") == dataset]
+            values = {i: format_cell(rows[i], column)[1] for i in members}
+            values = {i: v for i, v in values.items() if isinstance(v, (int, float))}
+            if len(values) < 2:
+                continue
+            target = (min if column.better == "low" else max)(values.values())
+            best.update((i, column.key) for i, v in values.items() if v == target)
+    return best
+
+
 def _single_run_row(run: RunRecord) -> dict[str, Any]:
     row: dict[str, Any] = {k: run.labels.get(k, "") for k in ("dataset", "model", "objective", "variant")}
     row["n_seeds"] = 1
@@ -153,8 +172,8 @@ def build_report(path: str | Path, *, max_classes: int = 10, dpi: int = 96,
     calibrators = list(dict.fromkeys(c for r in suite.runs for c in r.summary.get("posthoc", {})))
     columns = list(TABLE_COLUMNS) + [Column(f"{c.upper()} ECE %", f"{c}_ece", 100) for c in calibrators]
     if kind == "suite":
-        columns += [Column("epochs to 95%", "epochs_to_95", 1, 1), Column("ECE curve std %", "ece_curve_std", 100,
-                                                                         stat=False)]
+        columns += [Column("epochs to 95%", "epochs_to_95", 1, 1),
+                    Column("ECE curve std %", "ece_curve_std", 100, stat=False)]
     rows = [dict(r) for r in suite.rows]
     for r in rows:  # a plain column shows its value as is; pre-format the one scaled plain column
         if isinstance(r.get("ece_curve_std"), (int, float)):
@@ -320,7 +339,8 @@ def _caveats(suite: SuiteRecord, kind: str, calibrators: list[str], skipped: lis
     ]
     if kind == "suite":
         out.append("Table cells are mean ± sample standard deviation (ddof = 1) across seeds; a single seed has "
-                   "no ± part. 'epochs to 95%': first epoch at which validation accuracy reaches 95% of its "
+                   "no ± part. Bold: the best mean of a column within a dataset (highest accuracy, lowest otherwise); "
+                   "check the ± before reading a difference. 'epochs to 95%': first epoch at which validation accuracy reaches 95% of its "
                    "final value. 'ECE curve std': across-seed std of test ECE averaged over the last "
                    "min(5, epochs) epochs.")
     if calibrators:

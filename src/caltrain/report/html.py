@@ -13,7 +13,7 @@ import base64
 import html
 import json
 
-from caltrain.report.document import Report, format_cell
+from caltrain.report.document import Report, best_cells, format_cell
 
 __all__ = ["render_html"]
 
@@ -29,6 +29,7 @@ table.results th { background: #f3f3f3; cursor: pointer; user-select: none; whit
 table.results td { white-space: nowrap; }
 table.results th.sorted-asc::after { content: " \\25B2"; } table.results th.sorted-desc::after { content: " \\25BC"; }
 table.results tr:nth-child(even) td { background: #fafafa; }
+table.results td.best { font-weight: bold; }
 .scroll { overflow-x: auto; }
 figure { margin: 1rem 0 2rem; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: .85rem; color: #444; margin-top: .3rem; }
@@ -93,11 +94,12 @@ def _table(report: Report) -> str:
         f"{html.escape(c.header)}</th>" for c in report.columns
     )
     body = []
-    for row in report.rows:
+    best = best_cells(report.rows, report.columns)
+    for i, row in enumerate(report.rows):
         cells = []
         for c in report.columns:
             text, sort = format_cell(row, c)
-            cls = "num" if isinstance(sort, (int, float)) else "text"
+            cls = ("num" if isinstance(sort, (int, float)) else "text") + (" best" if (i, c.key) in best else "")
             sort_attr = "" if sort is None else html.escape(str(sort), quote=True)
             cells.append(f'<td class="{cls}" data-sort="{sort_attr}">{html.escape(text)}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")

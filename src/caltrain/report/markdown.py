@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from caltrain.report.document import Report, format_cell
+from caltrain.report.document import Report, best_cells, format_cell
 from caltrain.utils.io import atomic_write_bytes
 
 __all__ = ["render_markdown"]
@@ -26,8 +26,13 @@ def render_markdown(report: Report, *, out: str | Path, files_dir: str | Path) -
     lines = [f"# {report.title}", "", f"_{report.subtitle}_", "", "## Results", ""]
     lines.append("| " + " | ".join(_escape(c.header) for c in report.columns) + " |")
     lines.append("|" + "---|" * len(report.columns))
-    for row in report.rows:
-        lines.append("| " + " | ".join(_escape(format_cell(row, c)[0]) for c in report.columns) + " |")
+    best = best_cells(report.rows, report.columns)
+    for i, row in enumerate(report.rows):
+        cells = []
+        for c in report.columns:
+            text = _escape(format_cell(row, c)[0])
+            cells.append(f"**{text}**" if (i, c.key) in best else text)
+        lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     for heading, figures in report.sections.items():
         lines += [f"## Plots: {heading}", ""]
