@@ -136,3 +136,13 @@ def test_uninformative_logits_hit_the_upper_bound():
     # inside the bracket the same data gives an interior optimum once t_max is large enough
     t_free, _, at_bound_free = fit_temperature(10 * z, y, t_min=0.1, t_max=1e6)
     assert t_free > 5.0 and not at_bound_free
+
+
+@pytest.mark.parametrize("bounds", [(0.01, 100.0), (0.05, 20.0), (0.1, 10.0)])
+def test_regression_converged_newton_step_does_not_fall_back_to_bisection(bounds):
+    # A final Newton step below float resolution used to fail the strict bracket test and restart bisection
+    # (30+ extra passes over the data).
+    for seed in range(4):
+        z, y = sample_logits(3000, 30, seed=seed)
+        t, n_iter, at_bound = fit_temperature((2.5 * z).float().double(), y, t_min=bounds[0], t_max=bounds[1])
+        assert not at_bound and n_iter <= 10 and abs(t - 2.5) < 0.2
