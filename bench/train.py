@@ -107,7 +107,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.n_train, args.epochs = 512, 1
-    options = {"n_train": args.n_train, "n_val": 256, "n_test": 256}
+    options = {"train_size": args.n_train, "val_size": 256, "test_size": 256}
     splits = cdata.create("synthetic_image", **options)
     plain = plain_loop(splits, args.model, args.epochs, args.batch_size)
     ours = caltrain_loop("synthetic_image", options, args.model, args.epochs, args.batch_size)
