@@ -39,6 +39,8 @@ from caltrain.utils.checks import check_number, check_positive_int
 
 __all__ = ["GridECETemperatureScaling", "TemperatureScaling", "fit_temperature", "temperature_nll"]
 
+#: Rows of the strided subset that warm-starts the search on large validation sets.
+WARM_START_ROWS = 2048
 #: The grid of ``ts-grid-ece``: 0.1, 0.2, ..., 10.0 (Mukhoti et al. 2020's code).
 DEFAULT_GRID = tuple(round(0.1 * i, 1) for i in range(1, 101))
 
@@ -70,7 +72,8 @@ def fit_temperature(
 ) -> tuple[float, int, bool]:
     """The temperature T minimising the validation NLL of ``softmax(logits / T)``, over ``[t_min, t_max]``.
 
-    Safeguarded Newton on ``L'(beta) = 0``, ``beta = 1/T`` (module docstring for the math), float64.
+    Safeguarded Newton on ``L'(beta) = 0``, ``beta = 1/T`` (module docstring for the math), float64. Above
+    4096 rows the start point comes from the same search on a strided subset of 2048 rows (only the start).
 
     Args:
         logits: ``[N, K]`` float logits (converted to float64).
@@ -88,7 +91,14 @@ def fit_temperature(
     lo, hi = 1.0 / t_max, 1.0 / t_min
     beta = min(max(1.0, lo), hi)
     n_iter = 0
-    g = math.nan
+    n = z.shape[0]
+    if n > 2 * WARM_START_ROWS:
+        # warm start: the same search on an evenly strided subset (a few cheap passes) lands within about a
+        # percent of the optimum, from where full-data Newton needs 2-3 passes instead of 5-7; the full-data
+        # search below is unchanged, so the result is the same to tol
+        stride = n // WARM_START_ROWS
+        t_sub, _, _ = fit_temperature(z[::stride], labels[::stride], t_min=t_min, t_max=t_max, tol=1e-4)
+        beta = min(max(1.0 / t_sub, lo), hi)
     for _ in range(max_iter):
         g, h = _nll_derivatives(z, labels, beta)
         n_iter += 1
