@@ -120,9 +120,9 @@ def render_html(report: Report) -> str:
         parts.append(f"<h2>Plots: {html.escape(heading)}</h2>")
         for fig in figures:
             data = base64.b64encode(fig.png).decode("ascii")
-            parts.append(f'<figure id="{html.escape(fig.slug, quote=True)}"><img alt="{html.escape(fig.caption, quote=True)}" '
-                         f'src="data:image/png;base64,{data}"><figcaption>{html.escape(fig.caption)}</figcaption>'
-                         "</figure>")
+            caption = html.escape(fig.caption, quote=True)
+            parts.append(f'<figure id="{html.escape(fig.slug, quote=True)}"><img alt="{caption}" '
+                         f'src="data:image/png;base64,{data}"><figcaption>{caption}</figcaption></figure>')
     parts.append("<h2>Caveats</h2><ul class=\"caveats\">")
     parts.extend(f"<li>{html.escape(c)}</li>" for c in report.caveats)
     parts.append("</ul><h2>Run configurations</h2>")

@@ -64,7 +64,8 @@ class SharpnessTrajectory:
         return cls(step=step, ece=ece, sharpness=sharp, sharpness_key=sharpness_key, pearson_r=r, label=label)
 
     @classmethod
-    def from_run(cls, run: Any, *, sharpness_key: str = "gn_sharpness", label: str | None = None) -> "SharpnessTrajectory":
+    def from_run(cls, run: Any, *, sharpness_key: str = "gn_sharpness",
+                 label: str | None = None) -> "SharpnessTrajectory":
         """The trajectory of a run directory (or RunRecord)."""
         from caltrain.report.loading import RunRecord, load_run
 

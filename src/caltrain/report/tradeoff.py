@@ -66,7 +66,8 @@ class TradeoffScatter:
             if metric not in block or "accuracy" not in block:
                 raise ValueError(f"metric: run {r.name} has no {metric!r} (or accuracy) in its summary")
             groups.setdefault(group_label(r), []).append((float(block["accuracy"]), float(block[metric])))
-        stats = {name: (_mean_std([a for a, _ in v]), _mean_std([e for _, e in v]), len(v)) for name, v in groups.items()}
+        stats = {name: (_mean_std([a for a, _ in v]), _mean_std([e for _, e in v]), len(v))
+                 for name, v in groups.items()}
         names = tuple(stats)
         return cls(objectives=names,
                    accuracy_mean=np.array([stats[n][0][0] for n in names]),
