@@ -139,7 +139,7 @@ class TemperatureScaling(Calibrator):
     safeguarded Newton iteration on ``1/T`` in float64, where the NLL is convex (module docstring).
 
     Args:
-        t_min, t_max: the search bracket on T (default 0.01..100); an optimum at a bound gives a warning.
+        t_min, t_max: the search bracket on T (default 0.01..1000); an optimum at a bound gives a warning.
         tol: relative tolerance on 1/T (default 1e-10).
         abstention: ``None``, ``"all"`` or ``"classes"`` (see :mod:`caltrain.posthoc.base`).
 
@@ -162,7 +162,7 @@ class TemperatureScaling(Calibrator):
         self,
         *,
         t_min: float = 0.01,
-        t_max: float = 100.0,
+        t_max: float = 1000.0,
         tol: float = 1e-10,
         abstention: str | None = None,
     ) -> None:
@@ -174,9 +174,16 @@ class TemperatureScaling(Calibrator):
     def _fit(self, z: torch.Tensor, y: torch.Tensor) -> None:
         t, n_iter, at_bound = fit_temperature(z, y, t_min=self.t_min, t_max=self.t_max, tol=self.tol)
         if at_bound:
+            why = (
+                "every validation sample is classified correctly, or the logits are under-confident beyond the "
+                "bracket: lower t_min"
+                if t == self.t_min
+                else "the logits are over-confident beyond the bracket (e.g. un-normalised LogitNorm outputs) or "
+                "carry no information: raise t_max"
+            )
             warnings.warn(
                 f"ts: the NLL-optimal temperature is at the bound {t:g} of [t_min, t_max] = "
-                f"[{self.t_min:g}, {self.t_max:g}] (every validation sample correct, or uninformative logits)",
+                f"[{self.t_min:g}, {self.t_max:g}]; {why}",
                 RuntimeWarning,
                 stacklevel=3,
             )
