@@ -341,8 +341,8 @@ def _caveats(suite: SuiteRecord, kind: str, calibrators: list[str], skipped: lis
         out.append("Table cells are mean ± sample standard deviation (ddof = 1) across seeds; a single seed has "
                    "no ± part. Bold: the best mean of a column within a dataset (highest accuracy, lowest otherwise); "
                    "check the ± before reading a difference. 'epochs to 95%': first epoch at which validation "
-                   "accuracy reaches 95% of its final value. 'ECE curve std': across-seed std of test ECE averaged over the last "
-                   "min(5, epochs) epochs.")
+                   "accuracy reaches 95% of its final value. 'ECE curve std': across-seed std of test ECE "
+                   "averaged over the last min(5, epochs) epochs.")
     if calibrators:
         out.append(f"Post-hoc calibrators ({', '.join(calibrators)}) were fitted on the validation logits and "
                    "evaluated on the test logits; the reliability diagrams refit them the same way.")
