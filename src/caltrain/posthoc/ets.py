@@ -74,7 +74,9 @@ def _mse_temperature(z: torch.Tensor, onehot: torch.Tensor, t_min: float, t_max:
 
 @register("ets")
 class EnsembleTemperatureScaling(Calibrator):
-    """Ensemble temperature scaling: ``q = w1 softmax(z/T) + w2 softmax(z) + w3/K`` (Zhang et al. 2020, arXiv 2003.07329).
+    """Ensemble temperature scaling: ``q = w1 softmax(z/T) + w2 softmax(z) + w3/K`` (Zhang et al. 2020).
+
+    Mix-n-Match, arXiv 2003.07329, Sec. 3.1; the math and the fitting in the module docstring.
 
     Args:
         loss: ``"mse"`` (default, the authors' code) or ``"nll"``: the fitting loss of both stages (module
