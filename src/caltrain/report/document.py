@@ -4,7 +4,7 @@ A :class:`Report` is assembled from a suite directory or a single run directory 
 rendered by :mod:`caltrain.report.html` or :mod:`caltrain.report.markdown`. Per dataset of the suite it holds:
 
 1. the accuracy-vs-ECE trade-off (one point per objective, error bars across seeds), before and after the first
-   post-hoc calibrator of the runs;
+   post-hoc calibrator of the runs (suites only);
 2. learning curves (test accuracy, ECE and NLL against epochs, seed spread as a band);
 3. reliability diagrams of every objective: equal-width bins, equal-mass bins, and after each post-hoc
    calibrator (side by side, histogram beneath);
@@ -187,12 +187,12 @@ def build_report(path: str | Path, *, max_classes: int = 10, dpi: int = 96,
     for dataset in suite.datasets():
         runs = suite.runs_of(dataset)
         firsts = _first_seed_runs(runs)
-        heading = f"{dataset}" if kind == "suite" else "plots"
-        figures.section = heading
+        figures.section = dataset
         shared = [c for c in calibrators if all(c in r.summary.get("posthoc", {}) for r in runs)][:1]
-        figures.add("tradeoff", f"{dataset}: test accuracy against test ECE, one point per objective, error bars = "
-                    "sample std across seeds" + (f"; right: after {shared[0]}" if shared else ""),
-                    lambda: _tradeoff(runs, shared))
+        if kind == "suite":
+            figures.add("tradeoff", f"{dataset}: test accuracy against test ECE, one point per objective, error bars = "
+                        "sample std across seeds" + (f"; right: after {shared[0]}" if shared else ""),
+                        lambda: _tradeoff(runs, shared))
         figures.add("learning-curves", f"{dataset}: test accuracy, ECE and NLL against epochs; line = mean over "
                     "seeds, band = min-max across seeds", lambda: _learning(runs))
         figures.add("reliability", f"{dataset}: reliability diagrams of "
