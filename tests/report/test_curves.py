@@ -97,3 +97,17 @@ def test_sharpness_trajectory_errors(run_dir, curvature_run):
     with pytest.raises(ValueError, match="sharpness_key.*gn_sharpness"):
         SharpnessTrajectory.from_run(curvature_run, sharpness_key="hessian")
     assert len(load_run(curvature_run).curvature) == 6
+
+
+def test_missing_metric_gives_nan_without_warnings(suite_dir):
+    import warnings
+
+    runs = load_suite(suite_dir).runs_of(objective="ce")
+    for r in runs:
+        r.epochs = [{k: v for k, v in e.items() if k != "test"} for e in r.epochs]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        curves = LearningCurves.from_runs(runs, split="test", metrics=("ece",))
+        assert np.isnan(curves.mean("ce", "ece")).all() and np.isnan(curves.band("ce", "ece")[0]).all()
+        val = LearningCurves.from_runs(runs, split="val", metrics=("ece",))
+    assert not np.isnan(val.mean("ce", "ece")).any()

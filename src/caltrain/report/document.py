@@ -193,8 +193,8 @@ def build_report(path: str | Path, *, max_classes: int = 10, dpi: int = 96,
             figures.add("tradeoff", f"{dataset}: test accuracy against test ECE, one point per objective, error bars = "
                         "sample std across seeds" + (f"; right: after {shared[0]}" if shared else ""),
                         lambda: _tradeoff(runs, shared))
-        figures.add("learning-curves", f"{dataset}: test accuracy, ECE and NLL against epochs; line = mean over "
-                    "seeds, band = min-max across seeds", lambda: _learning(runs))
+        figures.add("learning-curves", f"{dataset}: test (else validation) accuracy, ECE and NLL against epochs; "
+                    "line = mean over seeds, band = min-max across seeds", lambda: _learning(runs))
         figures.add("reliability", f"{dataset}: reliability diagrams of "
                     f"{', '.join(r.name for r in firsts)} (test split): equal-width bins, equal-mass bins"
                     + "".join(f", after {c}" for c in calibrators) + "; gap bars red = over-confident; histogram "
@@ -269,7 +269,8 @@ def _tradeoff(runs: list[RunRecord], calibrators: list[str]):
 def _learning(runs: list[RunRecord]):
     from caltrain.report.learning_curves import LearningCurves
 
-    return LearningCurves.from_runs(runs).plot().figure_
+    split = "test" if all("test" in e for r in runs for e in r.epochs) else "val"  # eval.splits may omit test
+    return LearningCurves.from_runs(runs, split=split).plot().figure_
 
 
 def _reliability_grid(runs: list[RunRecord], calibrators: list[str]):

@@ -10,6 +10,7 @@ faster" (how soon the line flattens) are read.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -49,13 +50,17 @@ class LearningCurves:
         return list(self.epochs)
 
     def mean(self, objective: str, metric: str) -> np.ndarray:
-        """Mean over seeds [E]."""
-        return np.nanmean(self.values[objective][metric], axis=0)
+        """Mean over seeds [E] (NaN where no seed recorded the metric)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN epochs stay NaN
+            return np.nanmean(self.values[objective][metric], axis=0)
 
     def band(self, objective: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
         """(min, max) over seeds [E] each."""
         v = self.values[objective][metric]
-        return np.nanmin(v, axis=0), np.nanmax(v, axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmin(v, axis=0), np.nanmax(v, axis=0)
 
     @classmethod
     def from_runs(cls, runs: Sequence[Any], *, split: str = "test",
