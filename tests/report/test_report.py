@@ -116,3 +116,17 @@ def test_best_cells_are_the_best_means_within_a_dataset():
 def test_html_marks_the_best_cells(suite_reports):
     text = suite_reports["html"].read_text()
     assert text.count('class="num best"') >= 8  # one or two objectives best in each ranked column
+
+
+def test_cells_carry_their_per_seed_values(suite_dir, suite_reports):
+    import json
+
+    from caltrain.report.document import TABLE_COLUMNS, Column, per_seed_values
+
+    row = json.loads((suite_dir / "results.json").read_text())["rows"][0]
+    ece = per_seed_values(row, next(c for c in TABLE_COLUMNS if c.key == "ece"))
+    assert [s for s, _ in ece] == [0, 1]
+    assert sum(v for _, v in ece) / 2 == pytest.approx(row["ece_mean"])
+    ts = per_seed_values(row, Column("TS ECE %", "ts_ece", 100))
+    assert sum(v for _, v in ts) / 2 == pytest.approx(row["ts_ece_mean"])
+    assert 'title="seed 0: ' in suite_reports["html"].read_text()

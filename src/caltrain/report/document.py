@@ -29,7 +29,8 @@ from typing import Any, Callable
 import caltrain
 from caltrain.report.loading import RunRecord, SuiteRecord, group_label, is_run_dir, load_run, load_suite
 
-__all__ = ["Column", "Figure", "Report", "RunConfig", "TABLE_COLUMNS", "best_cells", "build_report", "format_cell"]
+__all__ = ["Column", "Figure", "Report", "RunConfig", "TABLE_COLUMNS", "best_cells", "build_report", "format_cell",
+           "per_seed_values"]
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,21 @@ def format_cell(row: dict[str, Any], column: Column) -> tuple[str, float | str |
     if std is not None:
         text += f" ± {std * column.scale:.{column.digits}f}"
     return text, float(mean)
+
+
+def per_seed_values(row: dict[str, Any], column: Column) -> list[tuple[Any, float]]:
+    """``[(seed, value)]`` behind a mean ± std cell, from ``results.json``'s ``per_seed`` (test or post-hoc)."""
+    if not column.stat or not row.get("per_seed"):
+        return []
+    out = []
+    for seed_row in row["per_seed"]:
+        value = seed_row.get("test", {}).get(column.key)
+        if value is None and "_" in column.key:
+            calibrator, name = column.key.split("_", 1)
+            value = seed_row.get("posthoc", {}).get(calibrator, {}).get(name)
+        if isinstance(value, (int, float)):
+            out.append((seed_row.get("seed"), float(value)))
+    return out
 
 
 def best_cells(rows: list[dict[str, Any]], columns: list[Column]) -> set[tuple[int, str]]:
@@ -200,7 +216,8 @@ def build_report(path: str | Path, *, max_classes: int = 10, dpi: int = 96,
                     + "".join(f", after {c}" for c in calibrators) + "; gap bars red = over-confident; histogram "
                     "of confidences beneath", lambda: _reliability_grid(firsts, calibrators))
         figures.add("smooth-reliability", f"{dataset}: smooth reliability curves (reflected Gaussian kernel, "
-                    "h = 0.05) with 95% bootstrap bands (200 resamples), test split", lambda: _smooth(firsts))
+                    "h = 0.05) with 95% bootstrap bands (200 resamples), test split; legend: smooth ECE "
+                    "(Błasiok & Nakkiran 2023, automatic bandwidth)", lambda: _smooth(firsts))
         figures.add("risk-coverage", f"{dataset}: risk-coverage curves for selective prediction (test split, "
                     "score = max softmax probability, 1 - p_idk for abstention runs)", lambda: _risk(firsts))
         for run in firsts:
@@ -290,10 +307,15 @@ def _smooth(runs: list[RunRecord]):
     from caltrain.report.figures import colour, line_style, new_axes, outside_legend
     from caltrain.report.smooth import SmoothReliability
 
+    from caltrain.report.figures import metric
+
     ax = new_axes(None, (5.0 + (1.8 if len(runs) > 4 else 0), 4.4))
     for i, run in enumerate(runs):
-        SmoothReliability.from_run(run, label=group_label(run)).plot(ax, colour=colour(i), linestyle=line_style(i),
-                                                                     diagonal=i == 0, legend=False)
+        probs, labels = run.probs("test")
+        smece = float(metric("smooth_calibration_error")(probs, labels))  # automatic bandwidth (relplot's)
+        label = f"{group_label(run)}, smECE {100 * smece:.2f}%"
+        SmoothReliability.from_predictions(probs, labels, label=label).plot(
+            ax, colour=colour(i), linestyle=line_style(i), diagonal=i == 0, legend=False)
     outside_legend(ax, len(runs))
     return ax.figure
 

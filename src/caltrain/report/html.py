@@ -1,7 +1,8 @@
 """``render_html``: one self-contained HTML page (PNG figures as base64 data URIs, inline CSS and JS).
 
 The page needs no network access: no external stylesheet, script, font or image. The results table sorts by a
-column when its header is clicked (numbers by value, text alphabetically; click again to reverse). An inline
+column when its header is clicked (numbers by value, text alphabetically; click again to reverse); hovering a
+mean ± std cell shows the per-seed values. An inline
 script checks after ``load`` that every ``<img>`` decoded (``complete`` and ``naturalWidth > 0``) and records the
 result on ``<body data-images-ok="true|false" data-images="n" data-js-errors="n">`` (uncaught script errors
 counted by a handler installed first), which the browser test reads back.
@@ -13,7 +14,7 @@ import base64
 import html
 import json
 
-from caltrain.report.document import Report, best_cells, format_cell
+from caltrain.report.document import Report, best_cells, format_cell, per_seed_values
 
 __all__ = ["render_html"]
 
@@ -101,7 +102,12 @@ def _table(report: Report) -> str:
             text, sort = format_cell(row, c)
             cls = ("num" if isinstance(sort, (int, float)) else "text") + (" best" if (i, c.key) in best else "")
             sort_attr = "" if sort is None else html.escape(str(sort), quote=True)
-            cells.append(f'<td class="{cls}" data-sort="{sort_attr}">{html.escape(text)}</td>')
+            seeds = per_seed_values(row, c)
+            title = ""
+            if seeds:
+                tip = ", ".join(f"seed {s}: {v * c.scale:.{c.digits + 1}f}" for s, v in seeds)
+                title = f' title="{html.escape(tip, quote=True)}"'
+            cells.append(f'<td class="{cls}" data-sort="{sort_attr}"{title}>{html.escape(text)}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (f'<table class="results" id="results"><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table>")
