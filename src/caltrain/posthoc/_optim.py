@@ -2,9 +2,10 @@
 
 A small L-BFGS (two-loop recursion, history 20, Armijo backtracking from the unit step) that runs entirely in
 torch on the parameters' device. Reading: not ``torch.optim.LBFGS`` because its first ``step`` imports
-``torch._dynamo`` (seconds, more than a whole fit), and not scipy's L-BFGS-B because its BLAS threads stall on a
-loaded CPU (4 ms of bookkeeping per iteration for 20 parameters, profiled) and it needs a host round trip per evaluation.
-The objectives here are convex, so every accepted step has ``s^T y >= 0`` and backtracking suffices.
+``torch._dynamo`` (seconds, more than a whole fit), and not scipy's L-BFGS-B because its BLAS threads stall on
+a loaded CPU (4 ms of bookkeeping per iteration for 20 parameters, profiled) and it needs a host round trip per
+evaluation. The objectives here are convex, so every accepted step has ``s^T y >= 0`` and backtracking
+suffices.
 """
 
 from __future__ import annotations
