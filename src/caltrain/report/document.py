@@ -213,7 +213,7 @@ def build_report(path: str | Path, *, max_classes: int = 10, dpi: int = 96,
                     "line = mean over seeds, band = min-max across seeds", lambda: _learning(runs))
         figures.add("reliability", f"{dataset}: reliability diagrams of "
                     f"{', '.join(r.name for r in firsts)} (test split): equal-width bins, equal-mass bins"
-                    + "".join(f", after {c}" for c in calibrators) + "; gap bars red = over-confident; histogram "
+                    + "".join(f", after {c}" for c in calibrators) + "; gap bars red = over-confident, green = under-confident; histogram "
                     "of confidences beneath", lambda: _reliability_grid(firsts, calibrators))
         figures.add("smooth-reliability", f"{dataset}: smooth reliability curves (reflected Gaussian kernel, "
                     "h = 0.05) with 95% bootstrap bands (200 resamples), test split; legend: smooth ECE "

@@ -178,10 +178,10 @@ class ReliabilityDiagram:
         ax.bar(left, acc, width=width, align="edge", color=colour, edgecolor="black", linewidth=0.5,
                alpha=0.85, label="accuracy")
         if gap:
-            over = conf >= acc
+            tint = np.where((conf >= acc)[filled], "#d62728", "#2ca02c")  # red: over-, green: under-confident
             ax.bar(left[filled], (conf - acc)[filled], bottom=acc[filled], width=width[filled], align="edge",
-                   color=np.where(over[filled], "#d62728", "#2ca02c"), alpha=0.35, edgecolor="#d62728",
-                   hatch="//", linewidth=0.5, label="gap (red: over-confident)")
+                   color=tint, alpha=0.35, edgecolor=tint, hatch="//", linewidth=0.5,
+                   label="gap to confidence (red: over-, green: under-confident)")
         ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
