@@ -97,3 +97,12 @@ def test_errors_exit_2_with_a_message(files, tmp_path, capsys):
     other = _write(tmp_path / "k3.npz", 50, 3, 4)
     assert main(["calibrate", "--val", str(val), "--test", str(other), "--no-save"]) == 2
     assert "same C" in capsys.readouterr().err
+
+
+def test_method_all_on_binary_outputs_includes_platt_and_beta(tmp_path, capsys):
+    val = _write(tmp_path / "v.npz", 400, 2, 5)
+    test = _write(tmp_path / "t.npz", 300, 2, 6)
+    assert main(["calibrate", "--method", "all", "--val", str(val), "--test", str(test), "--json", "--no-save"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {"platt", "beta"} <= set(report["results"])
+    assert all("after" in r for r in report["results"].values())

@@ -108,3 +108,24 @@ def test_bad_regularisation_raises():
         posthoc.create("dirichlet", reg_lambda=-1.0)
     with pytest.raises(ValueError, match="max_iter"):
         posthoc.create("matrix", max_iter=0)
+
+
+def test_lbfgs_solves_an_ill_conditioned_quadratic_and_keeps_shapes():
+    from caltrain.posthoc._optim import minimize_lbfgs
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(30, 30, generator=g, dtype=torch.float64)
+    h = a @ a.T + torch.diag(torch.logspace(-2, 3, 30, dtype=torch.float64))  # condition number ~1e5+
+    c = torch.randn(30, generator=g, dtype=torch.float64)
+    (x,), n_eval, value = minimize_lbfgs(lambda x: 0.5 * x @ h @ x - c @ x, [torch.zeros(30, dtype=torch.float64)],
+                                         max_iter=2000, tol=1e-9)
+    exact = torch.linalg.solve(h, c)
+    assert float((h @ x - c).abs().max()) <= 1e-6  # the loss stops improving (ftol) before tol here
+    assert value == pytest.approx(float(-0.5 * c @ exact), abs=1e-9)
+    assert n_eval < 2000
+    # shapes of several parameters are kept
+    (w, b), _, _ = minimize_lbfgs(lambda w, b: (w - 2).square().sum() + (b + 1).square().sum(),
+                                  [torch.zeros(2, 3, dtype=torch.float64), torch.zeros((), dtype=torch.float64)])
+    assert w.shape == (2, 3) and b.shape == ()
+    torch.testing.assert_close(w, torch.full((2, 3), 2.0, dtype=torch.float64))
+    assert float(b) == pytest.approx(-1.0)
