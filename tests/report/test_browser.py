@@ -71,3 +71,17 @@ def test_clicking_a_header_sorts_the_table(suite_reports, tmp_path):
     assert sorted_attr, dom.stdout[:300]
     ascending, descending = ([float(v) for v in part.split(",")] for part in sorted_attr.group(1).split("|"))
     assert ascending == sorted(ascending) and descending == sorted(ascending, reverse=True)
+
+
+def test_the_error_checks_catch_a_broken_page(suite_reports, tmp_path):
+    """Control: the same checks flag a page with a console error, an uncaught exception and a broken image."""
+    text = suite_reports["html"].read_text().replace(
+        "</body>", '<img src="data:image/png;base64,AAAA"><script>console.error("boom"); notDefined();</script></body>')
+    page = tmp_path / "broken.html"
+    page.write_text(text)
+    dom = _chromium("--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom",
+                    page.resolve().as_uri(), tmp_path=tmp_path)
+    attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', re.search(r"<body([^>]*)>", dom.stdout).group(1)))
+    assert attrs["data-js-errors"] == "1" and attrs["data-images-ok"] == "false"
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert any("boom" in line for line in console) and any("Uncaught" in line for line in console)
