@@ -45,3 +45,18 @@ def test_append_jsonl(tmp_path):
     io.append_jsonl(path, {"epoch": 1})
     io.append_jsonl(path, {"epoch": 2})
     assert [json.loads(line)["epoch"] for line in path.read_text().splitlines()] == [1, 2]
+
+
+def test_atomic_files_get_the_mode_open_would_give(tmp_path):
+    # regression: mkstemp's 0600 leaked into results files, unreadable by other users of a shared run directory
+    import os
+
+    from caltrain.utils.io import atomic_write_text
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        (tmp_path / "b.txt").write_text("x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o644
