@@ -130,3 +130,12 @@ def test_cells_carry_their_per_seed_values(suite_dir, suite_reports):
     ts = per_seed_values(row, Column("TS ECE %", "ts_ece", 100))
     assert sum(v for _, v in ts) / 2 == pytest.approx(row["ts_ece_mean"])
     assert 'title="seed 0: ' in suite_reports["html"].read_text()
+
+
+def test_per_seed_values_of_a_calibrator_name_with_an_underscore():
+    from caltrain.report.document import Column, per_seed_values
+
+    row = {"per_seed": [{"seed": 3, "test": {"ece": 0.1}, "posthoc": {"vector_scaling": {"ece": 0.04}}}]}
+    assert per_seed_values(row, Column("VS ECE %", "vector_scaling_ece", 100)) == [(3, 0.04)]
+    assert per_seed_values(row, Column("ECE %", "ece", 100)) == [(3, 0.1)]
+    assert per_seed_values({"per_seed": []}, Column("ECE %", "ece", 100)) == []

@@ -122,9 +122,9 @@ def per_seed_values(row: dict[str, Any], column: Column) -> list[tuple[Any, floa
     out = []
     for seed_row in row["per_seed"]:
         value = seed_row.get("test", {}).get(column.key)
-        if value is None and "_" in column.key:
-            calibrator, name = column.key.split("_", 1)
-            value = seed_row.get("posthoc", {}).get(calibrator, {}).get(name)
+        for calibrator, block in seed_row.get("posthoc", {}).items():  # names may hold "_" (vector_scaling)
+            if value is None and column.key.startswith(f"{calibrator}_"):
+                value = block.get(column.key[len(calibrator) + 1:])
         if isinstance(value, (int, float)):
             out.append((seed_row.get("seed"), float(value)))
     return out
