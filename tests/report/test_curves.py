@@ -111,3 +111,13 @@ def test_missing_metric_gives_nan_without_warnings(suite_dir):
         assert np.isnan(curves.mean("ce", "ece")).all() and np.isnan(curves.band("ce", "ece")[0]).all()
         val = LearningCurves.from_runs(runs, split="val", metrics=("ece",))
     assert not np.isnan(val.mean("ce", "ece")).any()
+
+
+def test_trajectories_small_multiples(curvature_run):
+    from caltrain.report.sharpness import plot_trajectories
+
+    traj = SharpnessTrajectory.from_run(curvature_run)
+    fig = plot_trajectories([traj, traj, traj, traj])
+    assert len([ax for ax in fig.axes if ax.get_xlabel() == "training step"]) == 4
+    with pytest.raises(ValueError, match="trajectories"):
+        plot_trajectories([])

@@ -57,7 +57,7 @@ def test_single_run_markdown_report_with_curvature(curvature_run, tmp_path):
     out = write_report(curvature_run, format="md", max_classes=2, dpi=40)
     assert out == curvature_run / "report.md"
     text = out.read_text()
-    assert "ECE and Gauss-Newton sharpness against training steps" in text
+    assert "Gauss-Newton sharpness (right axis) against training steps" in text
     assert (curvature_run / "report_files").is_dir()
     assert text.count("| synthetic | mlp | ce |") == 1
 

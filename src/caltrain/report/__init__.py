@@ -10,7 +10,7 @@ Plot objects hold their data and draw on a given matplotlib axis, in the style o
 - :class:`LearningCurves` (accuracy, ECE, NLL against epochs, seed spread as a band), :class:`TradeoffScatter`
   (accuracy vs ECE, error bars across seeds);
 - :class:`RiskCoverageCurve`, :class:`OODHistogram`, :class:`SharpnessTrajectory` (ECE and sharpness against
-  steps).
+  steps; :func:`plot_trajectories` for one panel per run).
 
 :func:`write_report` writes a self-contained ``report.html`` (or ``report.md`` with PNGs) of a suite or a run;
 ``caltrain report DIR`` and the end of ``caltrain bench`` call it.
@@ -26,7 +26,7 @@ from caltrain.report.learning_curves import LearningCurves
 from caltrain.report.loading import RunRecord, SuiteRecord, load_run, load_suite
 from caltrain.report.reliability import ReliabilityDiagram, plot_side_by_side
 from caltrain.report.selective import OODHistogram, RiskCoverageCurve
-from caltrain.report.sharpness import SharpnessTrajectory
+from caltrain.report.sharpness import SharpnessTrajectory, plot_trajectories
 from caltrain.report.smooth import SmoothReliability
 from caltrain.report.tradeoff import TradeoffScatter
 from caltrain.utils.checks import check_choice
@@ -46,6 +46,7 @@ __all__ = [
     "load_run",
     "load_suite",
     "plot_side_by_side",
+    "plot_trajectories",
     "write_report",
 ]
 

@@ -12,7 +12,7 @@ rendered by :mod:`caltrain.report.html` or :mod:`caltrain.report.markdown`. Per 
 5. risk-coverage curves;
 6. classwise reliability small multiples, one figure per objective;
 7. OOD score histograms, for runs that saved ``logits_ood.npz``;
-8. ECE and sharpness against training steps, for runs that tracked curvature.
+8. ECE and sharpness against training steps, for runs that tracked curvature (one panel per run).
 
 Figures 3-7 show one run per objective (its first seed; the caption names it). A figure whose inputs are
 missing (no saved logits, a metrics or post-hoc function not installed) is skipped and listed in the caveats.
@@ -228,10 +228,11 @@ def build_report(path: str | Path, *, max_classes: int = 10, dpi: int = 96,
             if run.has_logits("ood"):
                 figures.add(f"ood-{run.name}", f"{run.name}: max-softmax-probability histograms, test vs OOD",
                             lambda run=run: _ood(run))
-        for run in runs:
-            if run.curvature:
-                figures.add(f"sharpness-{run.name}", f"{run.name}: ECE and Gauss-Newton sharpness against "
-                            "training steps (tracked subset)", lambda run=run: _sharpness(run))
+        tracked = [r for r in runs if r.curvature]
+        if tracked:
+            figures.add("sharpness", f"{dataset}: ECE (left axis) and Gauss-Newton sharpness (right axis) against "
+                        "training steps on the tracked subset, one panel per run, with their Pearson r: "
+                        + ", ".join(r.name for r in tracked), lambda: _sharpness(tracked))
     for run in suite.runs:
         report.configs.append(RunConfig(run.name, run.config_text or "(no config.yaml)",
                                         json.dumps(run.summary, indent=2, default=str)))
@@ -344,10 +345,10 @@ def _ood(run: RunRecord):
     return OODHistogram.from_run(run).plot().figure_
 
 
-def _sharpness(run: RunRecord):
-    from caltrain.report.sharpness import SharpnessTrajectory
+def _sharpness(runs: list[RunRecord]):
+    from caltrain.report.sharpness import SharpnessTrajectory, plot_trajectories
 
-    return SharpnessTrajectory.from_run(run).plot().figure_
+    return plot_trajectories([SharpnessTrajectory.from_run(r) for r in runs])
 
 
 def _caveats(suite: SuiteRecord, kind: str, calibrators: list[str], skipped: list[str]) -> list[str]:

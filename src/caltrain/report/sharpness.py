@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from caltrain.report.figures import new_axes
+from caltrain.report.figures import new_axes, new_figure
 
-__all__ = ["SharpnessTrajectory"]
+__all__ = ["SharpnessTrajectory", "plot_trajectories"]
 
 
 @dataclass(frozen=True)
@@ -88,3 +88,17 @@ class SharpnessTrajectory:
         ax.set_title(title, fontsize=9)
         self.__dict__.update(ax_=ax, ax2_=ax2, figure_=ax.figure)
         return self
+
+
+def plot_trajectories(trajectories: list[SharpnessTrajectory], *, ncols: int = 3, panel_size: float = 3.6):
+    """Small multiples: one panel (ECE and sharpness against steps) per trajectory; returns the figure."""
+    import math
+
+    if not trajectories:
+        raise ValueError("trajectories: expected at least one SharpnessTrajectory")
+    cols = min(len(trajectories), ncols)
+    rows = math.ceil(len(trajectories) / cols)
+    fig = new_figure((panel_size * 1.35 * cols, panel_size * rows))
+    for i, trajectory in enumerate(trajectories):
+        trajectory.plot(fig.add_subplot(rows, cols, i + 1))
+    return fig
