@@ -109,7 +109,7 @@ class ClasswiseReliability:
             cols = min(shown, ncols)
             rows = math.ceil(shown / cols)
             fig = new_figure((2.0 * cols + 0.4, 2.0 * rows + 0.5), layout=None)  # fixed margins: fast to draw
-            fig.subplots_adjust(left=0.06, right=0.98, bottom=0.08, top=0.86 if rows == 1 else 0.9, wspace=0.12,
+            fig.subplots_adjust(left=0.06, right=0.98, bottom=0.08, top=0.86 if rows == 1 else 0.9, wspace=0.2,
                                 hspace=0.35)
             axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False).ravel()
             for extra in axes[shown:]:

@@ -84,7 +84,8 @@ class SharpnessTrajectory:
         if np.all(self.sharpness > 0):
             ax2.set_yscale("log")
         ax2.set_ylabel(self.sharpness_key.replace("_", " "), color="#d62728")
-        title = f"{self.label + ': ' if self.label else ''}Pearson r = {self.pearson_r:.3f}"
+        r = "n/a (fewer than 3 points or no spread)" if np.isnan(self.pearson_r) else f"{self.pearson_r:.3f}"
+        title = f"{self.label + ': ' if self.label else ''}Pearson r = {r}"
         ax.set_title(title, fontsize=9)
         self.__dict__.update(ax_=ax, ax2_=ax2, figure_=ax.figure)
         return self
