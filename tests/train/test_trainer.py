@@ -151,3 +151,18 @@ def test_every_k_steps_evaluation_records(tmp_path):
     steps = [r for r in records if not isinstance(r["epoch"], int)]
     assert [r["step"] for r in steps] == [2, 4, 6, 8]  # 4 steps per epoch, 2 epochs
     assert all("val" in r and "test" in r for r in steps)
+
+
+def test_ood_sets_are_scored_and_saved(tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    summary = train(tiny_config("synthetic"), tmp_path / "on")
+    assert set(summary["ood"]) == {"shifted", "far"}
+    z_in = load_arrays(RunDir(tmp_path / "on").logits("test"))["logits"]
+    z_out = load_arrays(RunDir(tmp_path / "on").logits("ood"))["logits"]  # the first OOD set: "shifted"
+    msp = lambda z: torch.softmax(torch.as_tensor(z, dtype=torch.float64), 1).max(1).values.numpy()  # noqa: E731
+    truth = np.r_[np.ones(len(z_in)), np.zeros(len(z_out))]
+    expected = roc_auc_score(truth, np.r_[msp(z_in), msp(z_out)])
+    assert summary["ood"]["shifted"]["auroc"] == pytest.approx(expected, abs=1e-12)
+    off = train(tiny_config("synthetic", "eval.ood=false"), tmp_path / "off")
+    assert "ood" not in off and not RunDir(tmp_path / "off").logits("ood").exists()

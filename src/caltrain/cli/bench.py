@@ -56,7 +56,7 @@ def _write_report(out: Path) -> None:
         return
     try:
         path = write_report(out)
-    except ImportError as err:  # matplotlib missing
+    except (ImportError, FileNotFoundError) as err:  # matplotlib missing, or no run of the suite completed
         print(f"no report written: {err}", file=sys.stderr)
         return
     print(f"report: {path}", file=sys.stderr)

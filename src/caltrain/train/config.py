@@ -128,6 +128,10 @@ class EvalConfig(_Section):
     abstention: str | None = None
     #: Post-hoc calibrators fitted on validation logits at the end (``caltrain.posthoc`` names).
     posthoc: tuple[str, ...] = ("ts", "ats")
+    #: At the end, score the dataset's paired OOD sets (``caltrain data`` lists them) against the test split with the
+    #: maximum softmax probability: ``summary["ood"][name]`` = AUROC, AUPR, FPR at 95% TPR; the first set's logits
+    #: are saved as ``logits_ood.npz`` for the report's histograms.
+    ood: bool = True
 
 
 class MixupConfig(_Section):

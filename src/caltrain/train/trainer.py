@@ -141,7 +141,7 @@ class Trainer:
 
         norm = (tuple(self.data.mean), tuple(self.data.std))
         self.objective.set_input_domain(**_input_domain(norm, tuple(self.data.input_shape), self.device))
-        loader_kw = dict(device=self.device, seed=config.seed, normalization=norm,
+        self._loader_kw = loader_kw = dict(device=self.device, seed=config.seed, normalization=norm,
                          rank=self.dist.rank, world_size=self.dist.world_size)
         self.train_loader = data_mod.make_loader(
             self.data.train, batch_size=config.data.batch_size, shuffle=True, augment=config.data.augment,
@@ -252,9 +252,12 @@ class Trainer:
     @torch.no_grad()
     def predict(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (float32) and labels of ``split`` in dataset order, gathered across ranks."""
+        return self._predict(self.eval_loaders[split], len(getattr(self.data, split)))
+
+    def _predict(self, loader, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         self.model.eval()
         logits_parts, label_parts, index_parts = [], [], []
-        for x, y, idx in self.eval_loaders[split]:
+        for x, y, idx in loader:
             with self._autocast():
                 out = self.forward_model(self._prepare(x))
             logits_parts.append(out.float())
@@ -264,7 +267,6 @@ class Trainer:
         labels, index = torch.cat(label_parts), torch.cat(index_parts)
         if self.dist.enabled:
             logits, labels, index = (all_gather_rows(t, self.dist) for t in (logits, labels, index))
-        n = len(getattr(self.data, split))
         ordered = logits.new_empty((n, logits.shape[1]))
         ordered[index] = logits
         ordered_labels = labels.new_empty((n,))
@@ -508,11 +510,31 @@ class Trainer:
                 probs, test_y, n_bins=self.cfg.eval.n_bins, true_posterior=self._posterior("test")
             )
             result["posthoc_params"][name] = getattr(calibrator, "params_", None) or _fitted_params(calibrator)
+        if self.cfg.eval.ood and self.data.ood_names:
+            result["ood"], logits["ood"] = self._ood(test_z)
         if self.dist.is_main:
             for split, (z, y) in logits.items():
                 save_npz(self.run.logits(split), logits=z, labels=y)
             atomic_write_json(self.run.summary, result)
         return result
+
+    def _ood(self, test_logits: torch.Tensor) -> tuple[dict[str, dict[str, float]], tuple[torch.Tensor, torch.Tensor]]:
+        """MSP detection metrics of every paired OOD set against the test split, and the first set's logits.
+
+        The score is the maximum softmax probability over the K class logits (an abstention output is dropped).
+        """
+        from caltrain import data as data_mod, metrics
+
+        scores_in = metrics.ood_score(self._posthoc_logits(test_logits).double(), "msp", from_logits=True)
+        out, first = {}, None
+        for name, split in self.data.ood().items():
+            loader = data_mod.make_loader(split, batch_size=self.cfg.data.eval_batch_size, shuffle=False,
+                                          augment=False, drop_last=False, **self._loader_kw)
+            z, y = self._predict(loader, len(split))
+            scores_out = metrics.ood_score(self._posthoc_logits(z).double(), "msp", from_logits=True)
+            out[name] = metrics.ood_detection(scores_in, scores_out)
+            first = first or (z, y)
+        return out, first
 
     def _posthoc_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """Calibrators see the K class logits (an abstention output is dropped)."""
