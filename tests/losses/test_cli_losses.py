@@ -25,7 +25,7 @@ def test_json_lists_every_objective_with_registry_defaults(capsys):
         assert e["needs_validation"] == obj.needs_validation
         assert e["needs_input_grad"] == obj.needs_input_grad
     by_name = {e["name"]: e for e in entries}
-    assert by_name["mbls"]["options"] == {"margin": 10.0, "alpha": 0.1}
+    assert by_name["mbls"]["options"] == {"margin": 10.0, "alpha": 0.1, "ignore_index": None}
     assert by_name["focal"]["options"] == {"gamma": 3.0}
     assert by_name["gence"]["options"]["weight"] == 1.0
     assert by_name["ce"]["functional"] and "2111.15430" in by_name["mbls"]["paper"]

@@ -228,12 +228,23 @@ def poly1(logits: torch.Tensor, labels: torch.Tensor, *, epsilon: float = 1.0, r
     return reduce_loss(-logp_y + e * (1.0 - logp_y.exp()), reduction)
 
 
+def _flatten_dense(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dense logits ``[N, K, *spatial]`` and labels ``[N, *spatial]`` -> ``[N·P, K]`` and ``[N·P]`` (P pixels)."""
+    if labels.dim() != logits.dim() - 1 or labels.shape[0] != logits.shape[0] or labels.shape[1:] != logits.shape[2:]:
+        raise ValueError(
+            f"labels: expected shape [N, *spatial] = {(logits.shape[0], *logits.shape[2:])} for dense logits "
+            f"[N, K, *spatial] of shape {tuple(logits.shape)}, got {tuple(labels.shape)}"
+        )
+    return logits.movedim(1, -1).reshape(-1, logits.shape[1]), labels.reshape(-1)
+
+
 def mbls(
     logits: torch.Tensor,
     labels: torch.Tensor,
     *,
     margin: float = 10.0,
     alpha: float = 0.1,
+    ignore_index: int | None = None,
     reduction: str = "mean",
 ) -> torch.Tensor:
     """Margin-based label smoothing, MbLS (Liu, Ben Ayed, Galdran, Dolz; CVPR 2022, arXiv 2111.15430).
@@ -247,15 +258,30 @@ def mbls(
         margin: m ≥ 0; default 10 (the paper's).
         alpha: λ ≥ 0, the penalty weight; default 0.1 (the paper's). α = 0 is CE.
 
-    We differ from the authors' code in: no α schedule (their results use none); dense inputs and
-    ``ignore_index`` are not handled here (flatten [N, K, H, W] to [N·H·W, K] first).
+    Dense inputs (segmentation, as in the paper's VOC/Cityscapes runs): ``logits`` [N, K, *spatial] with
+    ``labels`` [N, *spatial]; every pixel is a sample. Pixels whose label is ``ignore_index`` contribute neither
+    CE nor penalty (the authors' code leaves them in the penalty: a bug not repeated); "mean" averages over the
+    counted pixels, "none" returns the labels' shape with 0 at ignored pixels. No host synchronisation.
+
+    We differ from the authors' code in: no α schedule (their results use none); ignored pixels masked out of the
+    penalty too.
     """
+    shape = labels.shape
+    if isinstance(logits, torch.Tensor) and isinstance(labels, torch.Tensor) and logits.dim() > 2:
+        logits, labels = _flatten_dense(logits, labels)
     z, y = _prepare(logits, labels, reduction)
     m = _nonneg(margin, "margin")
     a = _nonneg(alpha, "alpha")
     d = z.amax(dim=1, keepdim=True) - z
     penalty = F.relu(d - m).mean(dim=1)
-    return reduce_loss(F.cross_entropy(z, y, reduction="none") + a * penalty, reduction)
+    if ignore_index is None:
+        per_sample = F.cross_entropy(z, y, reduction="none") + a * penalty
+        return reduce_loss(per_sample, reduction) if reduction != "none" else per_sample.reshape(shape)
+    valid = y != ignore_index
+    per_sample = (F.cross_entropy(z, torch.where(valid, y, 0), reduction="none") + a * penalty) * valid
+    if reduction == "mean":
+        return per_sample.sum() / valid.sum().clamp_min(1)
+    return per_sample.sum() if reduction == "sum" else per_sample.reshape(shape)
 
 
 # ------------------------------------------------------------------------------------------------ batch-level
