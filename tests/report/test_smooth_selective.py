@@ -139,6 +139,9 @@ def test_ood_from_run_reads_logits_ood(run_dir, tmp_path):
 
     dst = tmp_path / "run"
     shutil.copytree(run_dir, dst)
+    assert (dst / "logits_ood.npz").exists()  # the trainer saves the first paired OOD set
+    OODHistogram.from_run(dst)
+    (dst / "logits_ood.npz").unlink()
     with pytest.raises(FileNotFoundError):
         OODHistogram.from_run(dst)
     save_npz(dst / "logits_ood.npz", logits=np.random.default_rng(0).normal(size=(30, 10)), labels=np.zeros(30, int))
