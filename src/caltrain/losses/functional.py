@@ -466,9 +466,14 @@ def batch_log_prior(logp: torch.Tensor, labels: torch.Tensor, *, exclude_self: b
 
 
 def _log_class_prior(prior: Sequence[float] | torch.Tensor, num_classes: int, like: torch.Tensor) -> torch.Tensor:
-    """log π [K] from a prior given as a sequence or tensor (validated on the host when it is not a tensor)."""
+    """log π [K] from a prior given as a sequence or tensor, normalised to sum to 1 either way.
+
+    A sequence is validated on the host (positive values); a tensor is not (no host synchronisation): its
+    entries must be positive.
+    """
     if isinstance(prior, torch.Tensor):
         pi = prior.to(device=like.device, dtype=like.dtype)
+        pi = pi / pi.sum()
     else:
         values = [check_number(v, "class_prior", low=0.0, low_inclusive=False) for v in prior]
         total = sum(values)
