@@ -14,7 +14,7 @@ from caltrain.losses.adaptive_targets import check_logits_labels, compute_dtype
 from caltrain.losses.base import Objective, reduce_loss
 from caltrain.losses.pgd import pgd_attack
 from caltrain.losses.registry import register
-from caltrain.utils.checks import check_number, check_positive_int
+from caltrain.utils.checks import check_choice, check_number, check_positive_int
 
 __all__ = ["CalMOLoss", "calmo", "calmo_flat", "calmo_robust", "logit_margins"]
 
@@ -54,7 +54,10 @@ class CalMOLoss(Objective):
     Readings (the paper is silent): the KL gradient flows through both p(x) and p(x_adv) (as in TRADES);
     S_i is taken from the gradient of sum_i m_i, which is each sample's own input gradient unless batch
     normalisation in training mode couples the batch (then it includes those small cross-sample terms);
-    S_i is measured in the model's input units (the standardised inputs the trainer feeds).
+    S_i is measured in raw input units by default (``smoothness_units="raw"``: the gradient w.r.t. the [0, 1]
+    pixels, i.e. the model-space gradient divided by the per-channel std, the same units as ``epsilon``);
+    ``smoothness_units="model"`` measures it w.r.t. the standardised inputs the model sees (std^2 times weaker on
+    CIFAR-like data). Without an input domain from the trainer the two coincide.
 
     Args:
         num_classes: K.
@@ -63,6 +66,7 @@ class CalMOLoss(Objective):
         epsilon: PGD radius, >= 0 (default 8/255).
         step_size: PGD step, > 0 (default 2/255).
         steps: PGD steps, >= 0 (default 3).
+        smoothness_units: "raw" (default) or "model": the input units of the margin gradient (see above).
         reduction: "mean" (default), "sum" or "none".
 
     Example:
@@ -82,9 +86,11 @@ class CalMOLoss(Objective):
         epsilon: float = 8 / 255,
         step_size: float = 2 / 255,
         steps: int = 3,
+        smoothness_units: str = "raw",
         reduction: str = "mean",
     ) -> None:
         super().__init__(num_classes=num_classes, reduction=reduction)
+        self.smoothness_units = check_choice(smoothness_units, "smoothness_units", ("raw", "model"))
         self.lambda_r = check_number(lambda_r, "lambda_r", low=0.0)
         self.lambda_s = check_number(lambda_s, "lambda_s", low=0.0)
         self.epsilon = check_number(epsilon, "epsilon", low=0.0)
@@ -135,6 +141,8 @@ class CalMOLoss(Objective):
             (grad,) = torch.autograd.grad(margins.sum(), inputs, create_graph=True, allow_unused=True)
             if grad is None:
                 raise ValueError("inputs: the logits do not depend on these inputs (pass the model's own inputs)")
+            if self.smoothness_units == "raw" and self.input_std is not None:
+                grad = grad / self.input_std  # d m / d x_raw = (d m / d x_model) / std, per channel
             per_sample = per_sample + self.lambda_s * grad.flatten(1).pow(2).sum(dim=1).to(per_sample.dtype)
         return reduce_loss(per_sample, self.reduction)
 
@@ -154,19 +162,23 @@ def calmo(
     epsilon: float = 8 / 255,
     step_size: float = 2 / 255,
     steps: int = 3,
+    smoothness_units: str = "raw",
     reduction: str = "mean",
 ) -> CalMOLoss:
     """CalMO (arXiv 2604.20614): CE + lambda_r KL(p(x) || p(x_adv)) + lambda_s ||grad_x m||^2; see :class:`CalMOLoss`."""
     return CalMOLoss(
         num_classes=num_classes, lambda_r=lambda_r, lambda_s=lambda_s, epsilon=epsilon, step_size=step_size,
-        steps=steps, reduction=reduction,
+        steps=steps, smoothness_units=smoothness_units, reduction=reduction,
     )
 
 
 @register("calmo_flat")
-def calmo_flat(*, num_classes: int, lambda_s: float = 0.01, reduction: str = "mean") -> CalMOLoss:
+def calmo_flat(
+    *, num_classes: int, lambda_s: float = 0.01, smoothness_units: str = "raw", reduction: str = "mean"
+) -> CalMOLoss:
     """CalMO's "flat" ablation: CE + lambda_s ||grad_x m(x, y)||^2 (lambda_r = 0, no attack); see :class:`CalMOLoss`."""
-    return CalMOLoss(num_classes=num_classes, lambda_r=0.0, lambda_s=lambda_s, reduction=reduction)
+    return CalMOLoss(num_classes=num_classes, lambda_r=0.0, lambda_s=lambda_s, smoothness_units=smoothness_units,
+                     reduction=reduction)
 
 
 @register("calmo_robust")
