@@ -60,3 +60,20 @@ def test_atomic_files_get_the_mode_open_would_give(tmp_path):
     finally:
         os.umask(mask)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_unreadable_prediction_files_raise_valueerror_naming_the_file(tmp_path):
+    # regression: a truncated .npz/.pt or a directory escaped the CLI's error handling with a traceback
+    # (zipfile.BadZipFile, RuntimeError, IsADirectoryError), and a text file named .npz blamed pickling
+    good = tmp_path / "good.npz"
+    io.save_npz(good, logits=np.zeros((4, 3)), labels=np.zeros(4, dtype=np.int64))
+    (tmp_path / "trunc.npz").write_bytes(good.read_bytes()[:100])
+    (tmp_path / "text.npz").write_text("not an archive")
+    torch.save({"logits": torch.zeros(4, 3)}, tmp_path / "good.pt")
+    (tmp_path / "trunc.pt").write_bytes((tmp_path / "good.pt").read_bytes()[:100])
+    (tmp_path / "text.pt").write_text("hello")
+    (tmp_path / "dir.npz").mkdir()
+    np.savez(tmp_path / "obj.npz", logits=np.array([{"a": 1}], dtype=object))
+    for name in ("trunc.npz", "text.npz", "trunc.pt", "text.pt", "dir.npz", "obj.npz"):
+        with pytest.raises(ValueError, match=name.replace(".", r"\.")):
+            io.load_arrays(tmp_path / name)

@@ -123,19 +123,35 @@ def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the file is neither ``.npz`` nor ``.pt``/``.pth``, or a ``.pt`` file is not a dict.
+        ValueError: the file is neither ``.npz`` nor ``.pt``/``.pth``, a ``.pt`` file is not a dict, or the file
+            cannot be read as its suffix says (a directory, a truncated or corrupt file, object arrays).
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path}: expected a .npz or .pt file, got a directory")
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+        import zipfile
+
+        if not zipfile.is_zipfile(path):  # np.load would try to unpickle it and blame pickling
+            raise ValueError(f"{path}: not a NumPy .npz archive (not a zip file: truncated, corrupt or mislabelled?)")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
+            raise ValueError(f"{path}: cannot read the .npz archive ({type(err).__name__}: {err})") from err
     if suffix in (".pt", ".pth"):
         import torch
 
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises RuntimeError, UnpicklingError, KeyError, ... on a bad file
+            raise ValueError(
+                f"{path}: not a readable torch file (corrupt, truncated or not from torch.save?): "
+                f"{type(err).__name__}: {err}"
+            ) from err
         if not isinstance(obj, dict):
             raise ValueError(f"{path}: expected a dict of arrays, got {type(obj).__name__}")
         out: dict[str, np.ndarray] = {}
