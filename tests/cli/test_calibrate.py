@@ -106,3 +106,52 @@ def test_method_all_on_binary_outputs_includes_platt_and_beta(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert {"platt", "beta"} <= set(report["results"])
     assert all("after" in r for r in report["results"].values())
+
+
+def test_method_all_on_bad_validation_data_exits_2(files, tmp_path, capsys):
+    # regression: with --method all, NaN logits or out-of-range labels in --val were reported as nine
+    # per-calibrator failures on stdout with exit status 0
+    val, test = files
+    data = np.load(val)
+    nan = tmp_path / "nan.npz"
+    logits = data["logits"].copy()
+    logits[3, 1] = np.nan
+    np.savez(nan, logits=logits, labels=data["labels"])
+    assert main(["calibrate", "--method", "all", "--val", str(nan), "--test", str(test), "--no-save"]) == 2
+    captured = capsys.readouterr()
+    assert "expected finite values" in captured.err and "nan.npz" in captured.err and captured.out == ""
+    oor = tmp_path / "oor.npz"
+    labels = data["labels"].copy()
+    labels[0] = 5
+    np.savez(oor, logits=data["logits"], labels=labels)
+    assert main(["calibrate", "--method", "all", "--val", str(oor), "--test", str(test), "--json", "--no-save"]) == 2
+    assert "expected class indices in [0, 4]" in capsys.readouterr().err
+
+
+def test_method_all_with_abstention_all_accepts_the_abstention_label(tmp_path, capsys):
+    # the up-front check of --method all is no stricter than the calibrators: with --abstention all a
+    # validation label may be the abstention class K
+    val = _write(tmp_path / "v.npz", 400, 4, 2, abstention=True)
+    data = np.load(val)
+    labels = data["labels"].copy()
+    labels[:5] = 4
+    np.savez(val, logits=data["logits"], labels=labels)
+    test = _write(tmp_path / "t.npz", 300, 4, 3, abstention=True)
+    assert main(["calibrate", "--method", "all", "--abstention", "all", "--val", str(val), "--test", str(test),
+                 "--json", "--no-save"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert all("after" in r for r in report["results"].values())
+
+
+def test_bad_device_and_corrupt_file_exit_2_without_traceback(files, tmp_path, capsys):
+    # regression: --device nonsense (or cuda on a CPU build) and a truncated .npz raised tracebacks
+    val, test = files
+    assert main(["calibrate", "--val", str(val), "--test", str(test), "--device", "nonsense", "--no-save"]) == 2
+    assert "--device" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["calibrate", "--val", str(val), "--test", str(test), "--device", "cuda", "--no-save"]) == 2
+        assert "--device" in capsys.readouterr().err
+    trunc = tmp_path / "trunc.npz"
+    trunc.write_bytes(val.read_bytes()[:200])
+    assert main(["calibrate", "--val", str(trunc), "--test", str(test), "--no-save"]) == 2
+    assert "trunc.npz" in capsys.readouterr().err

@@ -86,6 +86,10 @@ def _load_split(path: str, device: str) -> tuple[Any, Any]:
 
     from caltrain.utils.io import load_arrays
 
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as err:  # an unknown device string, or CUDA not available
+        raise ValueError(f"--device: cannot use {device!r} ({err})") from err
     arrays = load_arrays(path)
     missing = [k for k in ("logits", "labels") if k not in arrays]
     if missing:
@@ -135,6 +139,15 @@ def calibrate_files(
     test_before = test_z[:, :-1] if abstention == "classes" else test_z
     before = _summarize(torch.softmax(test_before, dim=1), test_y, n_bins, metric_abstention)
     num_classes = test_before.shape[1] - (1 if abstention == "all" else 0)
+    if method == "all":
+        # bad validation data is the user's error, not one calibrator's failure: exit non-zero as a single method does
+        from caltrain.utils.checks import check_finite, check_labels, check_ndim, check_same_length
+
+        check_finite(val_z, f"{val}: logits")
+        check_ndim(val_y, f"{val}: labels", 1, "[N]")
+        check_same_length(val_z, val_y, f"{val}: logits", "labels")
+        # the calibrators' own bound: with abstention="all" a validation label may be the abstention class
+        check_labels(val_y, val_z.shape[1] - (1 if abstention == "classes" else 0), f"{val}: labels")
     names = posthoc.names(num_classes=num_classes) if method == "all" else [method]
     results: dict[str, Any] = {}
     fitted: dict[str, Any] = {}
