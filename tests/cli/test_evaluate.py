@@ -71,3 +71,29 @@ def test_bad_input_exits_nonzero_with_the_reason(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "missing.npz")]) == 2
     assert main(["evaluate"]) == 2
     assert "--demo" in capsys.readouterr().err
+
+
+def test_documented_evaluate_commands_run(tmp_path, rng, capsys, monkeypatch):
+    # regression: docs/metrics.md showed `--abstention ... --bootstrap 1000` on one line, which the command
+    # refuses; every `caltrain evaluate` line of the guide and of the module docstring must run as written
+    import pathlib
+    import re
+    import shlex
+
+    from caltrain.cli import evaluate
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    lines = re.findall(r"^\s*(caltrain evaluate [^#\n]*)", (root / "docs" / "metrics.md").read_text(), re.M)
+    lines += re.findall(r"^\s*(caltrain evaluate [^#\n]*)", evaluate.__doc__, re.M)
+    assert len(lines) >= 8
+    z = rng.normal(size=(200, 5)) * 2  # 4 classes + an "unknown" column, labels < 4
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    labels = rng.integers(0, 4, 200)
+    np.savez(tmp_path / "preds.npz", probs=p, labels=labels)
+    torch.save({"probs": torch.from_numpy(p), "labels": torch.from_numpy(labels)}, tmp_path / "preds.pt")
+    monkeypatch.chdir(tmp_path)
+    for line in lines:
+        argv = shlex.split(line)[1:]
+        argv = [("50" if a == "1000" else a) for a in argv] + (["--n", "500"] if "--demo" in argv else [])
+        assert main(argv) == 0, (line, capsys.readouterr().err)
+        capsys.readouterr()

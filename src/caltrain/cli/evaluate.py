@@ -4,7 +4,8 @@ Examples::
 
     caltrain evaluate preds.npz                  # table
     caltrain evaluate preds.npz --json           # one JSON object (keys of caltrain.metrics.summarize)
-    caltrain evaluate preds.pt --n-bins 10 --abstention renormalized --bootstrap 1000
+    caltrain evaluate preds.pt --n-bins 10 --bootstrap 1000     # with 95% intervals
+    caltrain evaluate preds.pt --abstention renormalized        # K+1 outputs (not with --bootstrap)
     caltrain evaluate --demo                     # synthetic over-confident predictions with a known posterior
 
 The file (``.npz``, or ``.pt`` holding a dict) must hold ``labels`` (``[N]`` or ``[N, *spatial]`` integers) and
