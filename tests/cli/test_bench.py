@@ -32,3 +32,20 @@ def test_suite_with_only_failed_runs_reports_them_and_writes_no_report(tmp_path,
     err = capsys.readouterr().err
     assert "1 run(s) failed" in err and "no report written" in err
     assert not (tmp_path / "out" / "report.html").exists()
+
+
+def test_missing_data_is_reported_in_one_line_per_run(tmp_path, capsys):
+    # review: a suite whose dataset is absent printed a full traceback for every run
+    suite = tmp_path / "nodata.yaml"
+    suite.write_text(textwrap.dedent(f"""
+        description: CIFAR-10 is not there
+        seeds: [0]
+        base: {{epochs: 1, quiet: true}}
+        datasets:
+          cifar10: {{data: {{name: cifar10, root: {tmp_path / 'empty'}, options: {{download: false}}}}}}
+        objectives:
+          ce: {{loss: {{name: ce}}}}
+    """))
+    assert main(["bench", str(suite), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED cifar10__ce__seed0" in err and "Traceback" not in err

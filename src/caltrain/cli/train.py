@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -59,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         config = build_config(args.config, overrides=_overrides(args))
         if args.out:
             run_dir = RunDir(Path(args.out))
+        elif int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ValueError("--out: required under torchrun (each process would otherwise time-stamp its own directory)")
         else:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             run_dir = RunDir(Path("runs") / f"{config.data.name}-{config.loss.name}-s{config.seed}-{stamp}")
@@ -75,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     except TrainingDiverged as err:
         print(f"caltrain train: {err}", file=sys.stderr)
         return 3
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
+        return 0
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

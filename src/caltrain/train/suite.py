@@ -132,7 +132,9 @@ def _run_one(config_dict: dict[str, Any], run_dir: str, labels: dict[str, Any]) 
         resume = run.checkpoint.exists()
         train(config, run.root, resume=resume)
         return None
-    except Exception as err:  # one failed run must not stop the suite: it is reported at the end
+    except (ValueError, TypeError, KeyError, FileNotFoundError) as err:  # a clear message is enough (missing data...)
+        return f"{run.root.name}: {type(err).__name__}: {err}"
+    except Exception as err:  # one failed run must not stop the suite: it is reported at the end, with where it broke
         return f"{run.root.name}: {type(err).__name__}: {err}\n{traceback.format_exc(limit=3)}"
 
 
