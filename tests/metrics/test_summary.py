@@ -20,7 +20,7 @@ def test_keys_and_values_match_the_functions():
     p, y, q = _data()
     s = M.summarize(p, y, n_bins=12, true_posterior=q)
     assert list(s)[: len(M.SUMMARY_KEYS)] == list(M.SUMMARY_KEYS) and "true_ece" in s
-    assert all(type(v) is float for v in s.values())
+    assert type(s["n"]) is int and all(type(v) is float for k, v in s.items() if k != "n")
     conf, correct = p.max(1).values, p.argmax(1) == y
     expected = {
         "n": 1000.0,

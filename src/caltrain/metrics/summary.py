@@ -27,7 +27,7 @@ Example:
     >>> p = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7]], dtype=torch.float64)
     >>> s = summarize(p, torch.tensor([0, 1, 1]), n_bins=10)
     >>> round(s["ece"], 6), s["n"], round(s["accuracy"], 4)
-    (0.333333, 3.0, 0.6667)
+    (0.333333, 3, 0.6667)
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ def summarize(
     abstention: str | None = None,
     ignore_index: int | None = None,
     from_logits: bool = False,
-) -> dict[str, float]:
-    """Every standard metric of ``probs`` and ``labels`` as plain floats (module docstring for the keys).
+) -> dict[str, float | int]:
+    """Every standard metric of ``probs`` and ``labels`` as plain floats (``n``, the count, as an int; module docstring for the keys).
 
     Args:
         probs: ``[N, K(, *spatial)]`` probabilities (``[N, K + 1, ...]`` with ``abstention``), or logits with
@@ -133,4 +133,6 @@ def summarize(
     ordered = {key: out[key] for key in SUMMARY_KEYS}
     ordered.update({key: value for key, value in out.items() if key not in ordered})
     values = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=conf.device) for v in ordered.values()])
-    return dict(zip(ordered, values.cpu().tolist()))
+    result = dict(zip(ordered, values.cpu().tolist()))  # one device-to-host copy for every value
+    result["n"] = int(result["n"])  # a count, printed as 2000 rather than 2000.0
+    return result
