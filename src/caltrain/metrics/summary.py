@@ -65,7 +65,9 @@ def summarize(
     ignore_index: int | None = None,
     from_logits: bool = False,
 ) -> dict[str, float | int]:
-    """Every standard metric of ``probs`` and ``labels`` as plain floats (``n``, the count, as an int; module docstring for the keys).
+    """Every standard metric of ``probs`` and ``labels`` as plain floats (``n``, the count, an int).
+
+    The keys are listed in the module docstring.
 
     Args:
         probs: ``[N, K(, *spatial)]`` probabilities (``[N, K + 1, ...]`` with ``abstention``), or logits with
