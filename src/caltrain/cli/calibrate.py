@@ -30,9 +30,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from caltrain.metrics.abstention import ABSTENTION_CONVENTIONS
+
 __all__ = ["add_arguments", "calibrate_files", "parse_options", "run"]
 
-EVAL_ABSTENTION = ("with_unknown", "without_unknown", "renormalized")
+EVAL_ABSTENTION = ABSTENTION_CONVENTIONS  # the metrics' K+1 evaluation conventions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -21,6 +21,8 @@ import json
 import math
 from typing import Any
 
+from caltrain.metrics.abstention import ABSTENTION_CONVENTIONS
+
 __all__ = ["add_arguments", "demo_predictions", "format_table", "run"]
 
 #: One-line descriptions of the keys, in display order.
@@ -49,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--abstention",
         default=None,
-        choices=("with_unknown", "without_unknown", "renormalized"),
+        choices=ABSTENTION_CONVENTIONS,
         help="evaluation convention for K+1 outputs (last column = unknown)",
     )
     parser.add_argument("--ignore-index", type=int, default=None, help="label value to leave out (dense inputs)")
