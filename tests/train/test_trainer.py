@@ -166,3 +166,14 @@ def test_ood_sets_are_scored_and_saved(tmp_path):
     assert summary["ood"]["shifted"]["auroc"] == pytest.approx(expected, abs=1e-12)
     off = train(tiny_config("synthetic", "eval.ood=false"), tmp_path / "off")
     assert "ood" not in off and not RunDir(tmp_path / "off").logits("ood").exists()
+
+
+def test_threads_setting_sets_torch_intra_op_threads(tmp_path):
+    before = torch.get_num_threads()
+    try:
+        Trainer(tiny_config("synthetic", "threads=1"), tmp_path)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="threads"):
+        tiny_config("synthetic", "threads=-1")

@@ -176,9 +176,13 @@ class TrainConfig(_Section):
     #: Autocast precision on GPU; on CPU only fp32 is accepted.
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     compile: bool = False
-    #: channels-last memory format for image models; "auto": on for image inputs (1.5x faster convolutions on
-    #: CPU, see BENCHMARKS.md), off for feature data.
+    #: channels-last memory format for image models; "auto": on for image inputs (faster convolutions on CPU,
+    #: see bench/train.py in BENCHMARKS.md), off for feature data.
     channels_last: Union[bool, Literal["auto"]] = "auto"
+    #: CPU intra-op threads for the run (``torch.set_num_threads``); 0 keeps torch's default (one per core). On a
+    #: machine shared with other busy processes, 1 avoids threads spin-waiting on each other (up to 10x faster
+    #: for small models, see BENCHMARKS.md).
+    threads: int = Field(0, ge=0)
     #: Save a checkpoint every this many epochs (and always at the end).
     checkpoint_every: int = Field(1, ge=1)
     quiet: bool = False

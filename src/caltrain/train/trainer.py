@@ -107,6 +107,8 @@ class Trainer:
         if config.precision != "fp32" and self.device.type != "cuda":
             raise ValueError(f"precision={config.precision!r} needs a CUDA device; on {self.device} use fp32")
 
+        if config.threads:
+            torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
         self.data = data_mod.create(config.data.name, root=config.data.root, **config.data.options)
         self.num_classes = self.data.num_classes
