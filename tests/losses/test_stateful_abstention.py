@@ -187,7 +187,7 @@ def test_warmup_is_ce_on_class_logits_and_resumes(name, hp):
 def test_protocol_attributes():
     soc = losses.create("socrates", num_classes=K, num_samples=N)
     assert soc.num_outputs == K + 1 and soc.has_abstention and soc.requires == {"indices"}
-    assert soc.evaluation_convention == "with_unknown"
+    assert soc.abstention == "with_unknown"
     dg = losses.create("deep_gamblers", num_classes=K)
     assert dg.num_outputs == K + 1 and dg.requires == frozenset()
 

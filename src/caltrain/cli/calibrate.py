@@ -30,7 +30,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from caltrain.metrics.abstention import ABSTENTION_CONVENTIONS
+from caltrain.abstention import ABSTENTION_CONVENTIONS
 
 __all__ = ["add_arguments", "calibrate_files", "parse_options", "run"]
 

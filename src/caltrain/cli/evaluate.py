@@ -21,7 +21,7 @@ import json
 import math
 from typing import Any
 
-from caltrain.metrics.abstention import ABSTENTION_CONVENTIONS
+from caltrain.abstention import ABSTENTION_CONVENTIONS
 
 __all__ = ["add_arguments", "demo_predictions", "format_table", "run"]
 

@@ -145,10 +145,9 @@ class WarmupObjective(Objective):
     exactly without another ``on_epoch_start`` call.
     """
 
-    has_abstention: ClassVar[bool] = True
     #: The evaluation convention of the authors' code (sandruskyi/SocratesLoss): argmax and confidence over all
-    #: K+1 outputs, predicting "unknown" counts as wrong (METHODS.md 1.1, convention (i)).
-    evaluation_convention: ClassVar[str] = "with_unknown"
+    #: K+1 outputs, predicting "unknown" counts as wrong (docs/methods.md, Socrates, convention (i)).
+    abstention: ClassVar[str | None] = "with_unknown"
 
     def __init__(self, *, num_classes: int, warmup_epochs: int = 0, reduction: str = "mean") -> None:
         super().__init__(num_classes=num_classes, reduction=reduction)

@@ -73,8 +73,9 @@ class Objective(nn.Module):
 
     #: The extra ``forward`` inputs this objective needs (a subset of :data:`REQUIREMENTS`).
     requires: ClassVar[frozenset[str]] = frozenset()
-    #: True when the model needs a K+1-th ("unknown") output.
-    has_abstention: ClassVar[bool] = False
+    #: The abstention convention (:mod:`caltrain.abstention`) under which the model's K+1 outputs are evaluated
+    #: when the objective adds a K+1-th ("unknown") output; ``None`` for K outputs. Every K+1 objective declares it.
+    abstention: ClassVar[str | None] = None
     #: True when the trainer must make the inputs require gradients before the forward pass.
     needs_input_grad: ClassVar[bool] = False
     #: True when ``on_epoch_end`` needs the validation logits and labels.
@@ -95,6 +96,11 @@ class Objective(nn.Module):
         self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
         # The current epoch (0-based); a buffer so warm-up schedules resume exactly.
         self.register_buffer("epoch", torch.zeros((), dtype=torch.long))
+
+    @property
+    def has_abstention(self) -> bool:
+        """True when the model needs a K+1-th ("unknown") output (``abstention`` is not None)."""
+        return self.abstention is not None
 
     @property
     def num_outputs(self) -> int:

@@ -19,7 +19,7 @@ processes): :class:`CalibrationError`, :class:`ClasswiseCalibrationError`, :clas
 Conventions, math and papers: the docstring of each module and docs/metrics.md.
 """
 
-from caltrain.metrics.abstention import ABSTENTION_CONVENTIONS, apply_abstention
+from caltrain.abstention import ABSTENTION_CONVENTIONS, apply_abstention
 from caltrain.metrics.binning import BINNINGS, BinStats, bin_statistics, binned_statistics
 from caltrain.metrics.bootstrap import BOOTSTRAP_METRICS, bootstrap
 from caltrain.metrics.classwise import classwise_bin_statistics, classwise_calibration_error

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from caltrain.metrics.abstention import ABSTENTION_CONVENTIONS, apply_abstention
+from caltrain.abstention import ABSTENTION_CONVENTIONS, apply_abstention
 from caltrain.metrics.binning import BinStats, bin_statistics, uniform_bin_index, uniform_edges
 from caltrain.metrics.classwise import classwise_bin_statistics
 from caltrain.metrics.ece import NORMS, calibration_error_from_stats, top_label_statistics

@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from caltrain.metrics.abstention import ABSTENTION_CONVENTIONS, apply_abstention
+from caltrain.abstention import ABSTENTION_CONVENTIONS, apply_abstention
 from caltrain.metrics.binning import bin_statistics, sorted_quantile_statistics, uniform_bin_index
 from caltrain.metrics.classwise import classwise_bin_statistics
 from caltrain.metrics.ece import calibration_error_from_stats

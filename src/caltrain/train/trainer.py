@@ -164,8 +164,8 @@ class Trainer:
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
         self.generator = torch.Generator().manual_seed(config.seed + 7919 * self.dist.rank)
         self.abstention = config.eval.abstention
-        if self.abstention is None and self.objective.has_abstention:
-            self.abstention = getattr(self.objective, "evaluation_convention", "renormalized")
+        if self.abstention is None:
+            self.abstention = self.objective.abstention
 
         self.start_epoch = 0
         self.step = 0

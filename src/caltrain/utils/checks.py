@@ -165,9 +165,23 @@ def check_number(
     return v
 
 
+def did_you_mean(value: Any, choices: Iterable[Any]) -> str:
+    """``" Did you mean 'x'?"`` for the string choices closest to ``value`` (empty when none is close)."""
+    import difflib
+
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices if isinstance(c, str)], n=3)
+    return f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+
+
 def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
-    """Return ``value``, raising unless it is one of ``choices`` (listed in the message)."""
+    """Return ``value``, raising unless it is one of ``choices`` (listed in the message, with the closest)."""
     choices = list(choices)
-    if value not in choices:
-        raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+    try:
+        ok = value in choices
+    except TypeError:  # an unhashable or incomparable value
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}{did_you_mean(value, choices)}"
+        )
     return value
