@@ -31,7 +31,15 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from caltrain.analysis import CurvatureTracker, gauss_newton_sharpness  # noqa: E402
-from caltrain.analysis.coupling import coupling_mlp, gaussian_mixture  # noqa: E402
+from caltrain.data.synthetic import synthetic  # noqa: E402
+from caltrain.models.mlp import MLP  # noqa: E402
+
+
+def coupling_problem(n: int) -> tuple[torch.Tensor, torch.Tensor, nn.Module]:
+    """n training samples of the embedded Gaussian mixture and CalMO's 2 x 200 tanh MLP, seeded."""
+    train = synthetic(seed=0, train_size=n, val_size=1, test_size=1).train
+    torch.manual_seed(0)
+    return train.x, train.y, MLP(32, 10, hidden=(200, 200), activation="tanh")
 
 
 def best_time(fn, repeat: int) -> tuple[float, object]:
@@ -85,9 +93,7 @@ def bench_dense_vs_matrix_free(widths, n: int, repeat: int) -> list[dict]:
 
 
 def bench_solvers(n: int, train_steps: int, tols) -> list[dict]:
-    x, y, _, _ = gaussian_mixture(n, 10)
-    torch.manual_seed(0)
-    model = coupling_mlp(32, 10)
+    x, y, model = coupling_problem(n)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     rows = []
     for stage, steps in (("init", 0), (f"after {train_steps} SGD steps", train_steps)):
@@ -107,9 +113,7 @@ def bench_solvers(n: int, train_steps: int, tols) -> list[dict]:
 
 
 def bench_tracker(subset: int, repeat: int) -> dict:
-    x, y, _, _ = gaussian_mixture(max(subset, 1000), 10)
-    torch.manual_seed(0)
-    model = coupling_mlp(32, 10)
+    x, y, model = coupling_problem(max(subset, 1000))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     generator = torch.Generator().manual_seed(0)
 
