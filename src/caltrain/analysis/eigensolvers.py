@@ -22,12 +22,14 @@ Each iteration reads two scalars on the host (the convergence test); the product
 from __future__ import annotations
 
 import math
+from typing import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from caltrain.analysis.functional_model import MatVec
+from caltrain.analysis.evaluation_set import evaluation_set
+from caltrain.analysis.functional_model import FunctionalModel, MatVec
 from caltrain.utils.checks import check_number, check_positive_int
 from caltrain.utils.registry import Registry
 
@@ -35,6 +37,7 @@ __all__ = [
     "EIGENSOLVERS",
     "EigenEstimate",
     "lanczos",
+    "model_top_eigenvalue",
     "power_iteration",
     "top_eigenvalue",
 ]
@@ -192,3 +195,26 @@ def top_eigenvalue(
         3.0
     """
     return EIGENSOLVERS.get(method)(matvec, v0, iters=iters, tol=tol)
+
+
+def model_top_eigenvalue(
+    model,
+    build_operator: Callable[[torch.Tensor, torch.Tensor | None], MatVec],
+    inputs,
+    labels=None,
+    *,
+    options: dict,
+) -> EigenEstimate:
+    """The top eigenpair of a parameter-space operator of ``model`` on a seeded evaluation subset.
+
+    The shared body of :func:`~caltrain.analysis.gauss_newton_sharpness` and
+    :func:`~caltrain.analysis.hessian_sharpness`: take the ``options["subset"]`` samples drawn from
+    ``options["seed"]`` (:func:`~caltrain.analysis.evaluation_set.evaluation_set`), build the operator with
+    ``build_operator(x, y)``, start from ``options["init"]`` (or a random vector seeded by ``seed``) and run the
+    solver ``options["method"]`` for at most ``options["iters"]`` products, to relative residual ``options["tol"]``.
+    """
+    fmodel = FunctionalModel(model)
+    x, y = evaluation_set(inputs, labels, subset=options["subset"], seed=options["seed"], device=fmodel.device)
+    start = fmodel.start_vector(options["init"], seed=options["seed"])
+    return top_eigenvalue(build_operator(x, y), start, method=options["method"], iters=options["iters"],
+                          tol=options["tol"])

@@ -29,8 +29,7 @@ import torch
 from torch import nn
 from torch.func import jvp, vjp
 
-from caltrain.analysis.eigensolvers import EigenEstimate, top_eigenvalue
-from caltrain.analysis.evaluation_set import evaluation_set
+from caltrain.analysis.eigensolvers import EigenEstimate, model_top_eigenvalue
 from caltrain.analysis.functional_model import FunctionalModel, MatVec, mean_operator
 from caltrain.utils.checks import check_ndim
 
@@ -98,13 +97,8 @@ def gauss_newton_sharpness(
     model: nn.Module,
     inputs,
     *,
-    subset: int | None = None,
-    seed: int = 0,
-    method: str = "lanczos",
-    iters: int = 30,
-    tol: float = 1e-3,
-    chunk_size: int | None = None,
-    init: torch.Tensor | None = None,
+    subset: int | None = None, seed: int = 0, method: str = "lanczos", iters: int = 30, tol: float = 1e-3,
+    chunk_size: int | None = None, init: torch.Tensor | None = None,
 ) -> EigenEstimate:
     """lambda_max(G), the top eigenvalue of the cross-entropy Gauss-Newton matrix, by matrix-free products.
 
@@ -134,8 +128,7 @@ def gauss_newton_sharpness(
         >>> est.value > 0 and est.converged
         True
     """
-    fmodel = FunctionalModel(model)
-    x, _ = evaluation_set(inputs, subset=subset, seed=seed, device=fmodel.device)
-    start = fmodel.start_vector(init, seed=seed)
-    operator = gauss_newton_operator(model, x, chunk_size=chunk_size)
-    return top_eigenvalue(operator, start, method=method, iters=iters, tol=tol)
+    return model_top_eigenvalue(
+        model, lambda x, _: gauss_newton_operator(model, x, chunk_size=chunk_size), inputs,
+        options=dict(subset=subset, seed=seed, method=method, iters=iters, tol=tol, init=init),
+    )

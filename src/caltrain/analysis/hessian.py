@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from caltrain.analysis.eigensolvers import EigenEstimate, top_eigenvalue
-from caltrain.analysis.evaluation_set import check_class_labels, evaluation_set
+from caltrain.analysis.eigensolvers import EigenEstimate, model_top_eigenvalue
+from caltrain.analysis.evaluation_set import check_class_labels
 from caltrain.analysis.functional_model import FunctionalModel, MatVec, mean_operator
 
 __all__ = ["LossFn", "gradient_vector_product", "hessian_operator", "hessian_sharpness", "loss_gradient"]
@@ -100,19 +100,13 @@ def hessian_sharpness(
     labels,
     *,
     loss_fn: LossFn = F.cross_entropy,
-    subset: int | None = None,
-    seed: int = 0,
-    method: str = "lanczos",
-    iters: int = 30,
-    tol: float = 1e-3,
-    chunk_size: int | None = None,
-    init: torch.Tensor | None = None,
+    subset: int | None = None, seed: int = 0, method: str = "lanczos", iters: int = 30, tol: float = 1e-3,
+    chunk_size: int | None = None, init: torch.Tensor | None = None,
 ) -> EigenEstimate:
     """lambda_max(H), the top eigenvalue of the Hessian of the mean loss, by Hessian-vector products.
 
     Args:
-        model: a classifier mapping inputs [N, ...] to logits [N, K]; measured in eval mode, left in the
-            mode it was in, its parameters and ``.grad`` untouched.
+        model: as in :func:`~caltrain.analysis.gauss_newton_sharpness` (eval mode, nothing of it changed).
         inputs: [N, ...]; labels: [N] integer class indices in [0, K).
         loss_fn: the mean loss ``loss_fn(logits, labels)`` (default: cross-entropy).
         subset, seed, iters, tol, chunk_size, init: as in :func:`~caltrain.analysis.gauss_newton_sharpness`.
@@ -133,7 +127,7 @@ def hessian_sharpness(
     """
     if labels is None:
         raise ValueError("labels: the Hessian of the loss needs the class labels [N], got None")
-    fmodel = FunctionalModel(model)
-    x, y = evaluation_set(inputs, labels, subset=subset, seed=seed, device=fmodel.device)
-    operator = hessian_operator(model, x, y, loss_fn=loss_fn, chunk_size=chunk_size)
-    return top_eigenvalue(operator, fmodel.start_vector(init, seed=seed), method=method, iters=iters, tol=tol)
+    return model_top_eigenvalue(
+        model, lambda x, y: hessian_operator(model, x, y, loss_fn=loss_fn, chunk_size=chunk_size), inputs, labels,
+        options=dict(subset=subset, seed=seed, method=method, iters=iters, tol=tol, init=init),
+    )

@@ -4,8 +4,8 @@ When ``curvature.every_steps`` is set, the trainer appends ``{"epoch", "step", "
 ``metrics.jsonl`` (:class:`caltrain.analysis.tracker.CurvatureTracker`: ``gn_sharpness`` the top Gauss-Newton
 eigenvalue, ``batch_sharpness``, ``margin_tail``, ``ece`` on the tracked subset). The plot draws ECE (left axis)
 and a sharpness (right axis, log scale) against the step, and reports the Pearson correlation between them,
-r = cov(ECE, sharpness) / (sd(ECE) sd(sharpness)), the statistic of the ECE-sharpness coupling (METHODS.md,
-CalMO: test ECE r ~ .96-.98).
+r = cov(ECE, sharpness) / (sd(ECE) sd(sharpness)) (:func:`caltrain.analysis.coupling.pearson_r`), the statistic of the
+ECE-sharpness coupling (docs/methods.md#calmo-and-the-calibration-curvature-link; CalMO: test ECE r ~ .96-.98).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from caltrain.analysis.coupling import pearson_r
 from caltrain.report.figures import new_axes, new_figure
 
 __all__ = ["SharpnessTrajectory", "plot_trajectories"]
@@ -58,10 +59,8 @@ class SharpnessTrajectory:
         step = np.array([r["step"] for r in rows], dtype=np.float64)
         ece = np.array([r["curvature"]["ece"] for r in rows], dtype=np.float64)
         sharp = np.array([r["curvature"][sharpness_key] for r in rows], dtype=np.float64)
-        r = float("nan")
-        if len(step) >= 3 and ece.std() > 0 and sharp.std() > 0:
-            r = float(np.corrcoef(ece, sharp)[0, 1])
-        return cls(step=step, ece=ece, sharpness=sharp, sharpness_key=sharpness_key, pearson_r=r, label=label)
+        return cls(step=step, ece=ece, sharpness=sharp, sharpness_key=sharpness_key, pearson_r=pearson_r(ece, sharp),
+                   label=label)
 
     @classmethod
     def from_run(cls, run: Any, *, sharpness_key: str = "gn_sharpness",
