@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from caltrain.analysis.coupling import pearson_r
 from caltrain.report.figures import new_axes, new_figure
 
 __all__ = ["SharpnessTrajectory", "plot_trajectories"]
@@ -48,6 +47,8 @@ class SharpnessTrajectory:
         Raises:
             ValueError: no curvature record, or records without ``sharpness_key`` / ``ece``.
         """
+        from caltrain.analysis.coupling import pearson_r  # here: `python -m caltrain.analysis.coupling` imports caltrain
+
         rows = [r for r in records if isinstance(r.get("curvature"), dict)]
         if not rows:
             raise ValueError("records: no curvature records (train with curvature.every_steps set)")
