@@ -72,7 +72,8 @@ def test_table_of_a_tiny_suite_run(tiny_suite):
         assert 0 <= row["final_test_ece"] <= 1
         lines = (tiny_suite / "runs" / row["run"] / "metrics.jsonl").read_text().splitlines()
         tracked = [json.loads(line) for line in lines if '"curvature"' in line]
-        expected = pearson_r([r["curvature"]["ece"] for r in tracked], [r["curvature"]["gn_sharpness"] for r in tracked])
+        expected = pearson_r([r["curvature"]["ece"] for r in tracked],
+                             [r["curvature"]["gn_sharpness"] for r in tracked])
         assert row["r_subset"] == pytest.approx(expected, nan_ok=True)
 
 

@@ -45,7 +45,10 @@ def test_chunked_products_equal_the_single_batch_product(mlp_and_inputs, chunk_s
 
 
 def test_logit_hessian_product_and_the_two_times_one_minus_pmax_bound(rng):
-    """METHODS 1.3: lambda_max(diag p - p p^T) <= 2 (1 - p_max), here for peaked and flat p alike."""
+    """lambda_max(diag p - p p^T) <= 2 (1 - p_max), here for peaked and flat p alike.
+
+    docs/methods.md#calmo-and-the-calibration-curvature-link
+    """
     for scale in (0.1, 1.0, 3.0, 10.0):
         p = np_softmax(rng.normal(size=(50, 6)) * scale)
         u = rng.normal(size=(50, 6))

@@ -57,7 +57,10 @@ def _random_logits(rng, n, k, scale):
 @pytest.mark.parametrize("k", [2, 3, 10])
 @pytest.mark.parametrize("scale", [0.1, 1.0, 5.0, 20.0])
 def test_ece_at_most_k_minus_one_times_q_always(rng, k, scale):
-    """METHODS 1.3: ECE <= (K-1) Q for any logits and labels (correct or not)."""
+    """ECE <= (K-1) Q for any logits and labels, correct or not.
+
+    docs/methods.md#calmo-and-the-calibration-curvature-link
+    """
     for _ in range(5):
         z, y = _random_logits(rng, 300, k, scale)
         q = float(margin_tail(torch.from_numpy(z), torch.from_numpy(y)).q)
@@ -68,7 +71,10 @@ def test_ece_at_most_k_minus_one_times_q_always(rng, k, scale):
 @pytest.mark.parametrize("k", [2, 4, 10])
 @pytest.mark.parametrize("scale", [0.3, 2.0, 8.0])
 def test_positive_margins_bound_and_binning_free_ece(rng, k, scale):
-    """METHODS 1.3: when every margin is positive, Q/K <= ECE <= (K-1) Q and ECE = mean(1 - p_y) for any binning."""
+    """When every margin is positive, Q/K <= ECE <= (K-1) Q and ECE = mean(1 - p_y) for any binning.
+
+    docs/methods.md#calmo-and-the-calibration-curvature-link
+    """
     z, _ = _random_logits(rng, 400, k, scale)
     y = z.argmax(axis=1)  # every sample correct: all margins > 0 (ties have probability 0)
     tail = margin_tail(torch.from_numpy(z), torch.from_numpy(y))

@@ -1,7 +1,8 @@
 """Analysis tools: margin tails and curvature (Gauss-Newton sharpness) along training.
 
 The quantities of CalMO's calibration-curvature link ("Too Sharp, Too Sure", Morosini et al.,
-arXiv 2604.20614; METHODS.md 1.3), as pure functions of (model, inputs, labels) or of logits:
+arXiv 2604.20614; docs/methods.md#calmo-and-the-calibration-curvature-link), as pure functions of
+(model, inputs, labels) or of logits:
 
 - :func:`margins`, :func:`margin_tail` (Q = mean exp(-m), in log space), :func:`robust_margins` and
   :func:`robust_margin_tail` (worst margin within an L-inf ball, by PGD);

@@ -8,7 +8,8 @@ g_B = nabla L_B and H_B = nabla^2 L_B,
 the Rayleigh quotient of each batch's Hessian at its own gradient: the curvature an SGD step of that batch
 actually meets. Andreyev & Beneventano ("Edge of Stochastic Stability", arXiv 2412.20553) show that
 mini-batch SGD stabilises this quantity at 2/eta where full-batch GD stabilises lambda_max(H); CalMO
-(Morosini et al., arXiv 2604.20614, METHODS.md 1.3) tracks it beside the Gauss-Newton sharpness.
+(Morosini et al., arXiv 2604.20614;
+docs/methods.md#calmo-and-the-calibration-curvature-link) tracks it beside the Gauss-Newton sharpness.
 
 Each batch costs one forward, one backward with ``create_graph`` and one double-backward (H_B g_B by
 Pearlmutter's trick); the ratios stay on the device and are read once at the end.

@@ -7,7 +7,8 @@ For a model z = f(x; theta) with K outputs, p = softmax(z), and an evaluation se
 where H_i is the Hessian of the cross-entropy -log p_{i,y} with respect to the logits (it does not depend
 on the label). G is the Hessian of the mean cross-entropy with the second-order terms of the network
 dropped; it is positive semi-definite, and its top eigenvalue lambda_max(G) is the "GN sharpness" of
-CalMO ("Too Sharp, Too Sure", Morosini et al., arXiv 2604.20614, METHODS.md 1.3). Since
+CalMO ("Too Sharp, Too Sure", Morosini et al., arXiv 2604.20614;
+docs/methods.md#calmo-and-the-calibration-curvature-link). Since
 lambda_max(H_i) <= 2 (1 - max_k p_ik), G is small when the model is confident *and* its Jacobian is
 small; the paper shows lambda_max(G) and ECE are controlled by the same margin tail.
 
@@ -17,7 +18,8 @@ Products G v are computed without forming J: u = J v by forward-mode differentia
 the evaluation set: one product costs one jvp (about 2-3 forward passes) and one backward pass over the
 N samples; no per-sample loop.
 
-Reading: the paper does not say how it estimated lambda_max (METHODS.md 1.3). We use Lanczos
+Reading: the paper does not say how it estimated lambda_max (docs/methods.md#calmo-and-the-calibration-curvature-link).
+We use Lanczos
 (``method="lanczos"``) on a fixed seeded subset, the model in eval mode (BatchNorm running statistics,
 no dropout), and expose ``iters``, ``tol``, ``subset`` and ``seed``; ``method="power"`` gives the power
 iteration of the edge-of-stability literature.

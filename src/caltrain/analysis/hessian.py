@@ -7,7 +7,8 @@ For the mean loss L(theta) = (1/N) sum_i l(f(x_i; theta), y_i) (cross-entropy by
 the Gauss-Newton matrix G (see :mod:`caltrain.analysis.gauss_newton`) plus the network's second-order
 terms weighted by the loss gradient; H can be indefinite. Its top eigenvalue lambda_max(H) is the
 "sharpness" of the edge-of-stability literature (Cohen et al. 2021, arXiv 2103.00065) and the third
-curvature measure CalMO tracks (Morosini et al., arXiv 2604.20614, METHODS.md 1.3).
+curvature measure CalMO tracks (Morosini et al., arXiv 2604.20614;
+docs/methods.md#calmo-and-the-calibration-curvature-link).
 
 H v is computed by double backprop (Pearlmutter 1994): g = dL/dtheta with ``create_graph=True``, then
 H v = d(g . v)/dtheta. The first-order graph is built once and reused by every product.

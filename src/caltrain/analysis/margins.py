@@ -8,7 +8,8 @@ positive exactly when the sample is classified correctly (ties count as wrong). 
 
     Q = (1/N) sum_i exp(-m_i)
 
-controls both calibration and curvature along training (METHODS.md 1.3): for K classes,
+controls both calibration and curvature along training (docs/methods.md#calmo-and-the-calibration-curvature-link):
+for K classes,
 ECE <= (K-1) Q always, and Q/K <= ECE <= (K-1) Q with ECE = mean(1 - p_y) when every margin is positive.
 """
 
@@ -123,7 +124,8 @@ def margin_tail(logits, labels) -> MarginTail:
     Returns:
         :class:`MarginTail` ``(q, log_q)``, float64 scalars.
 
-    Paper: CalMO, "Too Sharp, Too Sure" (Morosini et al., arXiv 2604.20614); METHODS.md 1.3.
+    Paper: CalMO, "Too Sharp, Too Sure" (Morosini et al., arXiv 2604.20614);
+    docs/methods.md#calmo-and-the-calibration-curvature-link.
 
     Example:
         >>> tail = margin_tail(torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1]))

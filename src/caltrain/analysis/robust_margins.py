@@ -4,7 +4,8 @@
     m(x, y) = z_y(x) - max_{j != y} z_j(x),
 
 and its tail Q_eps = mean exp(-m_eps), the "robust-margin tail" that CalMO's objective targets
-(Morosini et al., arXiv 2604.20614, METHODS.md 1.3).
+(Morosini et al., arXiv 2604.20614;
+docs/methods.md#calmo-and-the-calibration-curvature-link).
 
 The minimum is approximated by projected gradient descent on the margin itself (Madry et al. 2018,
 arXiv 1706.06083, with the margin as the attacked quantity, as in the C&W margin loss):

@@ -3,7 +3,8 @@
 The trainer (``curvature.every_steps`` in its configuration) calls ``tracker(model, inputs, labels)`` on a
 fixed set of training samples and logs the returned dict; the report draws ECE and sharpness against
 steps. This reproduces the measurements of CalMO's coupling study (Morosini et al., arXiv 2604.20614,
-METHODS.md 1.3): ECE, Gauss-Newton sharpness, batch sharpness, optionally the Hessian sharpness, and the
+docs/methods.md#calmo-and-the-calibration-curvature-link): ECE, Gauss-Newton sharpness, batch sharpness,
+optionally the Hessian sharpness, and the
 margin tail Q, all on the same samples.
 """
 

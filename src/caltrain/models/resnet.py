@@ -6,7 +6,8 @@ blocks (ResNet-18), [3, 4, 6, 3] basic blocks (ResNet-34) or [3, 4, 6, 3] bottle
 replaces the 7x7 stride-2 convolution and the max-pool by one 3x3 stride-1 convolution with 64 filters, so
 32x32 inputs reach the last stage at 4x4; then global average pooling and a linear layer. This is the
 network of the widely used ``kuangliu/pytorch-cifar`` code and of the focal-loss calibration code of
-Mukhoti et al. 2020 (arXiv 2002.09437) behind the reference numbers in METHODS.md (ResNet-50 on CIFAR-10:
+Mukhoti et al. 2020 (arXiv 2002.09437) behind the reference numbers in
+docs/methods.md#reference-numbers (ResNet-50 on CIFAR-10:
 23.5M parameters). PyTorch's default initialisation, as in that code.
 Reading: that code pools with a fixed 4x4 window; we pool globally, which is the same on 32x32 inputs and
 keeps the network usable on other sizes (e.g. 64x64 Tiny-ImageNet).

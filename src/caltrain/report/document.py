@@ -373,7 +373,8 @@ def _caveats(suite: SuiteRecord, kind: str, calibrators: list[str], skipped: lis
     abst = sorted({str(r.abstention) for r in suite.runs if r.abstention})
     if abst:
         out.append(f"Abstention runs (K+1 outputs): their metrics use the convention {', '.join(abst)} "
-                   "(METHODS.md 1.1) and so do their plots (with_unknown: K+1 columns, predicting unknown counts "
+                   "(docs/methods.md#socrates-loss) and so do their plots (with_unknown: K+1 columns, predicting "
+                   "unknown counts "
                    "as wrong; renormalized: p_k/(1 - p_idk)); without_unknown rows do not sum to 1, so its plots use "
                    "the renormalised rows. Risk-coverage keeps the samples with the smallest p_idk first; post-hoc "
                    "calibrators see the K class logits.")

@@ -10,7 +10,7 @@ B_1..B_M, each bin b shows
 and ECE = sum_b (n_b/N) |acc_b - conf_b| is printed in the corner. The bin statistics are exactly those of
 :func:`caltrain.metrics.reliability_curve` and the ECE is :func:`caltrain.metrics.expected_calibration_error`
 (nothing here recomputes them): equal-width bins ``binning="uniform"`` are (lo, hi] with confidence 0 in the
-first bin; equal-mass bins ``binning="quantile"`` follow AdaECE (METHODS.md section 3).
+first bin; equal-mass bins ``binning="quantile"`` follow AdaECE (docs/methods.md#metric-conventions).
 
 Guo, Pleiss, Sun, Weinberger, "On Calibration of Modern Neural Networks", ICML 2017 (arXiv:1706.04599),
 figure 1 is the reference layout; the confidence histogram beneath follows its top row.

@@ -75,7 +75,10 @@ class RiskCoverageCurve:
 
     @classmethod
     def from_run(cls, run: Any, *, split: str = "test", label: str | None = None) -> "RiskCoverageCurve":
-        """The curve of a run's saved logits; for an abstention run the score is 1 - p_idk (METHODS.md 1.1)."""
+        """The curve of a run's saved logits; for an abstention run the score is 1 - p_idk.
+
+        See docs/methods.md#socrates-loss.
+        """
         from caltrain.report.loading import RunRecord, load_run
 
         record = run if isinstance(run, RunRecord) else load_run(Path(run))
