@@ -11,14 +11,14 @@ not update them, dropout is off) and restores every submodule's own flag afterwa
 
 from __future__ import annotations
 
-import contextlib
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
 from caltrain.utils.checks import check_positive_int
+from caltrain.utils.modules import eval_mode
 
 __all__ = ["FunctionalModel", "MatVec", "evaluation_mode", "mean_operator"]
 
@@ -26,22 +26,8 @@ __all__ = ["FunctionalModel", "MatVec", "evaluation_mode", "mean_operator"]
 MatVec = Callable[[torch.Tensor], torch.Tensor]
 
 
-@contextlib.contextmanager
-def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Run the body with ``model`` in eval mode; restore each submodule's ``training`` flag on exit.
-
-    Restoring flags one by one (rather than calling ``model.train()``) keeps submodules that the user
-    froze in eval mode (e.g. a frozen BatchNorm backbone) as they were.
-    """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-    flags = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, flag in flags:
-            module.training = flag
+#: The eval-mode context manager, kept under its former name (one implementation: :func:`caltrain.utils.modules.eval_mode`).
+evaluation_mode = eval_mode
 
 
 class FunctionalModel:

@@ -1,18 +1,54 @@
-"""``ls``: label smoothing, CE against (1 − α)·onehot + α/K."""
+"""``ls``: label smoothing, CE against (1 − α)·onehot + α/K.
+
+Notation: z = logits [N, K] (N samples, K classes), y = labels [N] in [0, K), p = softmax(z) [N, K],
+p_y the true-class probability, CE_i = −log p_{i,y_i}, n = N the batch size; the loss is reduced by
+``reduction`` ("mean" by default, "sum", or "none" for one value per sample, shape [N]). Half-precision
+logits are computed in float32.
+
+The pure function :func:`ls` (also ``caltrain.losses.functional.ls``) states the loss, its
+hyperparameters and defaults, the paper and the readings; :class:`LabelSmoothing` is the module over it.
+
+Example:
+    >>> import torch
+    >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
+    >>> ls(z, y, reduction="none").shape
+    torch.Size([2])
+    >>> bool(torch.isclose(LabelSmoothing(num_classes=3)(z, y), ls(z, y)))
+    True
+"""
 
 from __future__ import annotations
 
-from caltrain.losses import functional
-from caltrain.losses.base import LogitObjective
+import torch
+import torch.nn.functional as F
+
+from caltrain.losses._tensors import gather_true, prepare
+from caltrain.losses.base import LogitObjective, reduce_loss
 from caltrain.losses.registry import register
 from caltrain.utils.checks import check_number
 
-__all__ = ["LabelSmoothing"]
+__all__ = ['LabelSmoothing', 'ls']
+
+
+def ls(logits: torch.Tensor, labels: torch.Tensor, *, smoothing: float = 0.05, reduction: str = "mean") -> torch.Tensor:
+    """Label smoothing (Szegedy et al. 2016, arXiv 1512.00567): CE against a smoothed target.
+
+    Target t = (1 − α)·onehot(y) + α/K, L_i = −Σ_k t_k log p_ik = (1 − α)·CE_i + α·(1/K) Σ_k (−log p_ik).
+
+    Args:
+        smoothing: α ∈ [0, 1]. Default 0.05, the value of Mukhoti et al. 2020 and of the MbLS comparisons
+            (docs/methods.md 2; 0.1 is the other common choice). α = 0 is CE.
+    """
+    z, y = prepare(logits, labels, reduction)
+    a = check_number(smoothing, "smoothing", low=0.0, high=1.0)
+    logp = F.log_softmax(z, dim=1)
+    per = -(1.0 - a) * gather_true(logp, y) - a * logp.mean(dim=1)
+    return reduce_loss(per, reduction)
 
 
 @register("ls")
 class LabelSmoothing(LogitObjective):
-    """Label smoothing: L_i = (1 − α)·CE_i + α·(1/K) Σ_k (−log p_ik) (:func:`caltrain.losses.functional.ls`).
+    """Label smoothing: L_i = (1 − α)·CE_i + α·(1/K) Σ_k (−log p_ik) (:func:`ls`).
 
     Args:
         num_classes: K.
@@ -21,7 +57,7 @@ class LabelSmoothing(LogitObjective):
     """
 
     paper = "Szegedy et al. 2016, arXiv 1512.00567"
-    function = staticmethod(functional.ls)
+    function = staticmethod(ls)
     hyperparameter_names = ("smoothing",)
 
     def __init__(self, *, num_classes: int, smoothing: float = 0.05, reduction: str = "mean") -> None:

@@ -21,8 +21,14 @@ LOSSES: Registry[Callable[..., Objective]] = Registry("loss")
 
 
 def register(name: str) -> Callable[[Any], Any]:
-    """Decorator registering an objective class/factory under ``name``."""
-    return LOSSES.register(name)
+    """Decorator registering an objective class/factory under ``name`` (stored as its ``registry_name``)."""
+    add = LOSSES.register(name)
+
+    def decorate(factory: Any) -> Any:
+        factory.registry_name = name
+        return add(factory)
+
+    return decorate
 
 
 def names() -> list[str]:
