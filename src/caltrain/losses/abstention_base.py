@@ -156,8 +156,11 @@ class AdaptiveTargetObjective(AbstentionObjective):
         """The loss for adaptive targets ``tau`` [n] (``logits`` [n, K+1], ``labels`` [n]), reduced."""
         raise NotImplementedError
 
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor, *, indices: torch.Tensor) -> torch.Tensor:
-        """The loss of a batch: ``logits`` [n, K+1], ``labels`` [n], ``indices`` [n] dataset indices."""
+    def forward(
+        self, logits: torch.Tensor, labels: torch.Tensor, *, indices: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The loss of a batch: ``logits`` [n, K+1], ``labels`` [n], ``indices`` [n] dataset indices (required:
+        None raises ``ValueError`` naming them)."""
         check_logits_labels(logits, labels, self.num_outputs)
         indices = check_indices(indices, logits.shape[0], self._name)
         if self.warming_up:

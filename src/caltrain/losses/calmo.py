@@ -111,9 +111,15 @@ class CalMO(Objective):
         return self.lambda_s > 0
 
     def forward(
-        self, logits: torch.Tensor, labels: torch.Tensor, *, inputs: torch.Tensor, model: nn.Module | None = None
+        self,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        inputs: torch.Tensor | None = None,
+        model: nn.Module | None = None,
     ) -> torch.Tensor:
-        """The loss of a batch: ``logits`` = model(inputs) [n, K], ``labels`` [n], the model and its inputs."""
+        """The loss of a batch: ``logits`` = model(inputs) [n, K], ``labels`` [n]; ``inputs`` (and ``model`` when
+        lambda_r > 0) are required, None raises ``ValueError`` naming them."""
         check_logits_labels(logits, labels, self.num_outputs)
         z = compute_dtype(logits)
         logp = torch.log_softmax(z, dim=1)
