@@ -93,6 +93,14 @@ def gather_true(t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return t.gather(1, labels[:, None])[:, 0]
 
 
+def top_label(logp: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(conf, correct) from log-probabilities ``logp`` [N, K]: conf_i = max_k p_ik (differentiable) and
+    correct_i = 1[argmax_k p_ik = y_i] (a constant), both [N] in the dtype of ``logp``."""
+    logconf, pred = logp.max(dim=1)
+    conf = logconf.exp()
+    return conf, (pred == labels).to(conf.dtype)
+
+
 def log_one_minus_true(logits: torch.Tensor, labels: torch.Tensor, lse: torch.Tensor | None = None) -> torch.Tensor:
     """log(1 - p_y) = logsumexp_{k != y} z_k - logsumexp_k z_k, finite with finite gradients even when p_y -> 1.
 

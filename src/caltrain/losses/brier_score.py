@@ -1,20 +1,11 @@
 """``brier``: the Brier score as a training loss, Σ_k (p_k − onehot_k)² per sample.
 
-Notation: z = logits [N, K] (N samples, K classes), y = labels [N] in [0, K), p = softmax(z) [N, K],
-p_y the true-class probability, CE_i = −log p_{i,y_i}, n = N the batch size; the loss is reduced by
-``reduction`` ("mean" by default, "sum", or "none" for one value per sample, shape [N]). Half-precision
-logits are computed in float32.
+    L_i = Σ_k (p_ik − 1[k = y_i])² ∈ [0, 2],
 
-The pure function :func:`brier` (also ``caltrain.losses.functional.brier``) states the loss, its
-hyperparameters and defaults, the paper and the readings; :class:`BrierScore` is the module over it.
-
-Example:
-    >>> import torch
-    >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
-    >>> brier(z, y, reduction="none").shape
-    torch.Size([2])
-    >>> bool(torch.isclose(BrierScore(num_classes=3)(z, y), brier(z, y)))
-    True
+with z the logits [N, K], y the labels [N], p = softmax(z). No hyperparameters.
+Papers: Brier 1950; as a training loss Mukhoti et al. 2020, arXiv 2002.09437.
+Shapes, defaults, reductions and readings: :func:`brier` (``caltrain.losses.functional.brier``);
+:class:`BrierScore` is its module.
 """
 
 from __future__ import annotations
@@ -45,6 +36,12 @@ class BrierScore(LogitObjective):
     Args:
         num_classes: K.
         reduction: "mean" (default), "sum" or "none" ([N]).
+
+    Example:
+        >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
+        >>> objective = BrierScore(num_classes=3)
+        >>> bool(torch.isclose(objective(z, y), brier(z, y))), brier(z, y, reduction="none").shape
+        (True, torch.Size([2]))
     """
 
     paper = "Brier 1950; as a training loss in Mukhoti et al. 2020, arXiv 2002.09437"

@@ -1,20 +1,11 @@
 """``ecp``: the (entropy) confidence penalty, CE − β·H(p).
 
-Notation: z = logits [N, K] (N samples, K classes), y = labels [N] in [0, K), p = softmax(z) [N, K],
-p_y the true-class probability, CE_i = −log p_{i,y_i}, n = N the batch size; the loss is reduced by
-``reduction`` ("mean" by default, "sum", or "none" for one value per sample, shape [N]). Half-precision
-logits are computed in float32.
+    L_i = −log p_{i,y_i} − β·H(p_i),   H(p_i) = −Σ_k p_ik log p_ik,
 
-The pure function :func:`ecp` (also ``caltrain.losses.functional.ecp``) states the loss, its
-hyperparameters and defaults, the paper and the readings; :class:`ConfidencePenalty` is the module over it.
-
-Example:
-    >>> import torch
-    >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
-    >>> ecp(z, y, reduction="none").shape
-    torch.Size([2])
-    >>> bool(torch.isclose(ConfidencePenalty(num_classes=3)(z, y), ecp(z, y)))
-    True
+with z the logits [N, K], y the labels [N], p = softmax(z), β ≥ 0 (default 0.1).
+Paper: Pereyra et al. 2017, arXiv 1701.06548.
+Shapes, defaults, reductions and readings: :func:`ecp` (``caltrain.losses.functional.ecp``);
+:class:`ConfidencePenalty` is its module.
 """
 
 from __future__ import annotations
@@ -53,6 +44,12 @@ class ConfidencePenalty(LogitObjective):
         num_classes: K.
         beta: β ≥ 0; default 0.1 (reading; the paper tunes it per task). 0 is CE.
         reduction: "mean" (default), "sum" or "none" ([N]).
+
+    Example:
+        >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
+        >>> objective = ConfidencePenalty(num_classes=3)
+        >>> bool(torch.isclose(objective(z, y), ecp(z, y))), ecp(z, y, reduction="none").shape
+        (True, torch.Size([2]))
     """
 
     paper = "Pereyra et al. 2017, arXiv 1701.06548"

@@ -1,20 +1,11 @@
 """``ce``: cross-entropy, the baseline every calibration objective is compared with.
 
-Notation: z = logits [N, K] (N samples, K classes), y = labels [N] in [0, K), p = softmax(z) [N, K],
-p_y the true-class probability, CE_i = −log p_{i,y_i}, n = N the batch size; the loss is reduced by
-``reduction`` ("mean" by default, "sum", or "none" for one value per sample, shape [N]). Half-precision
-logits are computed in float32.
+    L_i = −log p_{i,y_i} = logsumexp_k z_ik − z_{i,y_i},
 
-The pure function :func:`ce` (also ``caltrain.losses.functional.ce``) states the loss, its
-hyperparameters and defaults, the paper and the readings; :class:`CrossEntropy` is the module over it.
-
-Example:
-    >>> import torch
-    >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
-    >>> ce(z, y, reduction="none").shape
-    torch.Size([2])
-    >>> bool(torch.isclose(CrossEntropy(num_classes=3)(z, y), ce(z, y)))
-    True
+with z the logits [N, K], y the labels [N] in [0, K), p = softmax(z). No hyperparameters; no paper (the
+multinomial log-likelihood), Guo et al. 2017 (arXiv 1706.04599) on its miscalibration.
+Shapes, defaults, reductions and readings: :func:`ce` (``caltrain.losses.functional.ce``);
+:class:`CrossEntropy` is its module.
 """
 
 from __future__ import annotations
@@ -42,6 +33,12 @@ class CrossEntropy(LogitObjective):
     Args:
         num_classes: K.
         reduction: "mean" (default), "sum" or "none" ([N]).
+
+    Example:
+        >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
+        >>> objective = CrossEntropy(num_classes=3)
+        >>> bool(torch.isclose(objective(z, y), ce(z, y))), ce(z, y, reduction="none").shape
+        (True, torch.Size([2]))
     """
 
     paper = "multinomial log-likelihood (no paper); Guo et al. 2017, arXiv 1706.04599 on its miscalibration"

@@ -1,20 +1,11 @@
 """``dece``: CE + λ·DECE, a soft-binned differentiable expected calibration error on the batch.
 
-Notation: z = logits [N, K] (N samples, K classes), y = labels [N] in [0, K), p = softmax(z) [N, K],
-p_y the true-class probability, CE_i = −log p_{i,y_i}, n = N the batch size; the loss is reduced by
-``reduction`` ("mean" by default, "sum", or "none" for one value per sample, shape [N]). Half-precision
-logits are computed in float32.
+    L = CE + λ·(1/n) Σ_b |Σ_i o_ib (a_i − conf_i)|   (a batch term),
 
-The pure function :func:`dece` (also ``caltrain.losses.functional.dece``) states the loss, its
-hyperparameters and defaults, the paper and the readings; :class:`DifferentiableExpectedCalibrationError` is the module over it.
-
-Example:
-    >>> import torch
-    >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
-    >>> dece(z, y, reduction="none").shape
-    torch.Size([2])
-    >>> bool(torch.isclose(DifferentiableExpectedCalibrationError(num_classes=3)(z, y), dece(z, y)))
-    True
+with conf_i = max_k p_ik, a_i = 1[ŷ_i = y_i], o_ib the soft membership of conf_i in bin b of M (temperature
+τ), λ ≥ 0 (default 0.5), M = 15, τ = 0.01. Paper: Bohdal, Yang, Hospedales 2021, arXiv 2106.09613.
+Shapes, defaults, reductions and readings: :func:`dece` (``caltrain.losses.functional.dece``);
+:class:`DifferentiableExpectedCalibrationError` is its module.
 """
 
 from __future__ import annotations
@@ -22,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from caltrain.losses._tensors import gather_true, nonneg, prepare, with_batch_term
+from caltrain.losses._tensors import gather_true, nonneg, prepare, top_label, with_batch_term
 from caltrain.losses.base import LogitObjective
 from caltrain.losses.registry import register
 from caltrain.utils.checks import check_number, check_positive_int
@@ -69,9 +60,8 @@ def dece(
     m = check_positive_int(n_bins, "n_bins")
     t = check_number(temperature, "temperature", low=0.0, low_inclusive=False)
     logp = F.log_softmax(z, dim=1)
-    logconf, pred = logp.max(dim=1)
-    conf = logconf.exp()
-    gap = (pred == y).to(conf.dtype) - conf
+    conf, correct = top_label(logp, y)
+    gap = correct - conf
     member = soft_bin_membership(conf, m, t)
     term = (member * gap[:, None]).sum(dim=0).abs().sum() / conf.shape[0]
     return with_batch_term(-gather_true(logp, y), term, lam, reduction)
@@ -88,6 +78,12 @@ class DifferentiableExpectedCalibrationError(LogitObjective):
         n_bins: M ≥ 1 equal-width soft bins; default 15.
         temperature: τ > 0 of the soft binning; default 0.01.
         reduction: "mean" (default), "sum" or "none" ([N]: CE_i + λ·DECE of the batch).
+
+    Example:
+        >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
+        >>> objective = DifferentiableExpectedCalibrationError(num_classes=3)
+        >>> bool(torch.isclose(objective(z, y), dece(z, y))), dece(z, y, reduction="none").shape
+        (True, torch.Size([2]))
     """
 
     paper = "Bohdal, Yang, Hospedales 2021, arXiv 2106.09613"

@@ -1,20 +1,11 @@
 """``dual_focal``: dual focal loss, −(1 − p_y + p_j)^γ log p_y.
 
-Notation: z = logits [N, K] (N samples, K classes), y = labels [N] in [0, K), p = softmax(z) [N, K],
-p_y the true-class probability, CE_i = −log p_{i,y_i}, n = N the batch size; the loss is reduced by
-``reduction`` ("mean" by default, "sum", or "none" for one value per sample, shape [N]). Half-precision
-logits are computed in float32.
+    L_i = −(1 − p_{i,y_i} + p_{i,j})^γ log p_{i,y_i},   p_{i,j} = max {p_ik : p_ik < p_{i,y_i}} (0 if none),
 
-The pure function :func:`dual_focal` (also ``caltrain.losses.functional.dual_focal``) states the loss, its
-hyperparameters and defaults, the paper and the readings; :class:`DualFocal` is the module over it.
-
-Example:
-    >>> import torch
-    >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
-    >>> dual_focal(z, y, reduction="none").shape
-    torch.Size([2])
-    >>> bool(torch.isclose(DualFocal(num_classes=3)(z, y), dual_focal(z, y)))
-    True
+with z the logits [N, K], y the labels [N], p = softmax(z), γ ≥ 0 (default 5).
+Paper: Tao, Dong, Xu; ICML 2023, arXiv 2305.13665.
+Shapes, defaults, reductions and readings: :func:`dual_focal` (``caltrain.losses.functional.dual_focal``);
+:class:`DualFocal` is its module.
 """
 
 from __future__ import annotations
@@ -61,6 +52,12 @@ class DualFocal(LogitObjective):
         num_classes: K.
         gamma: γ ≥ 0; default 5 (the authors' setting). 0 is CE.
         reduction: "mean" (default), "sum" or "none" ([N]).
+
+    Example:
+        >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
+        >>> objective = DualFocal(num_classes=3)
+        >>> bool(torch.isclose(objective(z, y), dual_focal(z, y))), dual_focal(z, y, reduction="none").shape
+        (True, torch.Size([2]))
     """
 
     paper = "Tao, Dong, Xu; ICML 2023, arXiv 2305.13665"

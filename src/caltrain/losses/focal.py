@@ -1,20 +1,11 @@
 """``focal``: the focal loss, −(1 − p_y)^γ log p_y.
 
-Notation: z = logits [N, K] (N samples, K classes), y = labels [N] in [0, K), p = softmax(z) [N, K],
-p_y the true-class probability, CE_i = −log p_{i,y_i}, n = N the batch size; the loss is reduced by
-``reduction`` ("mean" by default, "sum", or "none" for one value per sample, shape [N]). Half-precision
-logits are computed in float32.
+    L_i = −(1 − p_{i,y_i})^γ log p_{i,y_i},
 
-The pure function :func:`focal` (also ``caltrain.losses.functional.focal``) states the loss, its
-hyperparameters and defaults, the paper and the readings; :class:`Focal` is the module over it.
-
-Example:
-    >>> import torch
-    >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
-    >>> focal(z, y, reduction="none").shape
-    torch.Size([2])
-    >>> bool(torch.isclose(Focal(num_classes=3)(z, y), focal(z, y)))
-    True
+with z the logits [N, K], y the labels [N], p = softmax(z), γ ≥ 0 (default 3). Papers: Lin et al. 2017,
+arXiv 1708.02002; Mukhoti et al. 2020, arXiv 2002.09437 (calibration).
+Shapes, defaults, reductions and readings: :func:`focal` (``caltrain.losses.functional.focal``);
+:class:`Focal` is its module.
 """
 
 from __future__ import annotations
@@ -56,6 +47,12 @@ class Focal(LogitObjective):
         num_classes: K.
         gamma: γ ≥ 0; default 3 (Mukhoti's FL-3). 0 is CE.
         reduction: "mean" (default), "sum" or "none" ([N]).
+
+    Example:
+        >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
+        >>> objective = Focal(num_classes=3)
+        >>> bool(torch.isclose(objective(z, y), focal(z, y))), focal(z, y, reduction="none").shape
+        (True, torch.Size([2]))
     """
 
     paper = "Lin et al. 2017, arXiv 1708.02002; Mukhoti et al. 2020, arXiv 2002.09437"

@@ -60,7 +60,7 @@ def gence(
             estimate, docs/methods.md's default).
         class_prior: a known class prior π [K] (long-tailed data) used instead of the batch estimate:
             L_i = CE_i + λ·log π(y_i) (constant in the logits). Default None (batch estimate).
-            :class:`~caltrain.losses.gence.GenCE` adds the EMA-across-batches option.
+            :func:`gence_ema` (and :class:`GenerativeCrossEntropy` with ``momentum``) is the EMA-across-batches option.
 
     The paper's text and code are not public: this is a reconstruction from its abstract (see docs/methods.md 1.5).
     """

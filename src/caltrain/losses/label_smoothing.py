@@ -1,20 +1,11 @@
 """``ls``: label smoothing, CE against (1 − α)·onehot + α/K.
 
-Notation: z = logits [N, K] (N samples, K classes), y = labels [N] in [0, K), p = softmax(z) [N, K],
-p_y the true-class probability, CE_i = −log p_{i,y_i}, n = N the batch size; the loss is reduced by
-``reduction`` ("mean" by default, "sum", or "none" for one value per sample, shape [N]). Half-precision
-logits are computed in float32.
+    t_i = (1 − α)·onehot(y_i) + α/K,   L_i = −Σ_k t_ik log p_ik,
 
-The pure function :func:`ls` (also ``caltrain.losses.functional.ls``) states the loss, its
-hyperparameters and defaults, the paper and the readings; :class:`LabelSmoothing` is the module over it.
-
-Example:
-    >>> import torch
-    >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
-    >>> ls(z, y, reduction="none").shape
-    torch.Size([2])
-    >>> bool(torch.isclose(LabelSmoothing(num_classes=3)(z, y), ls(z, y)))
-    True
+with z the logits [N, K], y the labels [N], p = softmax(z), α ∈ [0, 1] the smoothing (default 0.05).
+Paper: Szegedy et al. 2016, arXiv 1512.00567.
+Shapes, defaults, reductions and readings: :func:`ls` (``caltrain.losses.functional.ls``);
+:class:`LabelSmoothing` is its module.
 """
 
 from __future__ import annotations
@@ -54,6 +45,12 @@ class LabelSmoothing(LogitObjective):
         num_classes: K.
         smoothing: α ∈ [0, 1]; default 0.05 (Mukhoti et al. 2020 and the MbLS comparisons). 0 is CE.
         reduction: "mean" (default), "sum" or "none" ([N]).
+
+    Example:
+        >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
+        >>> objective = LabelSmoothing(num_classes=3)
+        >>> bool(torch.isclose(objective(z, y), ls(z, y))), ls(z, y, reduction="none").shape
+        (True, torch.Size([2]))
     """
 
     paper = "Szegedy et al. 2016, arXiv 1512.00567"

@@ -1,20 +1,11 @@
 """``logitnorm``: logit normalisation, CE of z/(τ‖z‖), which caps the logit norm's growth.
 
-Notation: z = logits [N, K] (N samples, K classes), y = labels [N] in [0, K), p = softmax(z) [N, K],
-p_y the true-class probability, CE_i = −log p_{i,y_i}, n = N the batch size; the loss is reduced by
-``reduction`` ("mean" by default, "sum", or "none" for one value per sample, shape [N]). Half-precision
-logits are computed in float32.
+    L_i = CE( z_i / (τ·(‖z_i‖₂ + 1e−7)), y_i ),
 
-The pure function :func:`logitnorm` (also ``caltrain.losses.functional.logitnorm``) states the loss, its
-hyperparameters and defaults, the paper and the readings; :class:`LogitNormalization` is the module over it.
-
-Example:
-    >>> import torch
-    >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
-    >>> logitnorm(z, y, reduction="none").shape
-    torch.Size([2])
-    >>> bool(torch.isclose(LogitNormalization(num_classes=3)(z, y), logitnorm(z, y)))
-    True
+with z the logits [N, K], y the labels [N], τ > 0 the temperature (default 0.04).
+Paper: Wei et al.; ICML 2022, arXiv 2205.09310.
+Shapes, defaults, reductions and readings: :func:`logitnorm` (``caltrain.losses.functional.logitnorm``);
+:class:`LogitNormalization` is its module.
 """
 
 from __future__ import annotations
@@ -52,6 +43,12 @@ class LogitNormalization(LogitObjective):
         num_classes: K.
         temperature: τ > 0; default 0.04 (the paper's CIFAR-10 value). No neutral setting.
         reduction: "mean" (default), "sum" or "none" ([N]).
+
+    Example:
+        >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
+        >>> objective = LogitNormalization(num_classes=3)
+        >>> bool(torch.isclose(objective(z, y), logitnorm(z, y))), logitnorm(z, y, reduction="none").shape
+        (True, torch.Size([2]))
     """
 
     paper = "Wei, Xie, Cheng, Feng, An, Li; ICML 2022, arXiv 2205.09310"

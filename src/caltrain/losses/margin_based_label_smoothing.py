@@ -1,20 +1,12 @@
 """``mbls``: margin-based label smoothing, CE + λ·mean ReLU(max_j z_j − z_k − m).
 
-Notation: z = logits [N, K] (N samples, K classes), y = labels [N] in [0, K), p = softmax(z) [N, K],
-p_y the true-class probability, CE_i = −log p_{i,y_i}, n = N the batch size; the loss is reduced by
-``reduction`` ("mean" by default, "sum", or "none" for one value per sample, shape [N]). Half-precision
-logits are computed in float32.
+    d_ik = max_j z_ij − z_ik,   L_i = −log p_{i,y_i} + α·(1/K) Σ_k ReLU(d_ik − m),
 
-The pure function :func:`mbls` (also ``caltrain.losses.functional.mbls``) states the loss, its
-hyperparameters and defaults, the paper and the readings; :class:`MarginBasedLabelSmoothing` is the module over it.
-
-Example:
-    >>> import torch
-    >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
-    >>> mbls(z, y, reduction="none").shape
-    torch.Size([2])
-    >>> bool(torch.isclose(MarginBasedLabelSmoothing(num_classes=3)(z, y), mbls(z, y)))
-    True
+with z the logits [N, K] (or [N, K, *spatial] with labels [N, *spatial]), y the labels, p = softmax(z),
+m ≥ 0 the margin (default 10), α ≥ 0 the weight (default 0.1).
+Paper: Liu, Ben Ayed, Galdran, Dolz; CVPR 2022, arXiv 2111.15430.
+Shapes, defaults, reductions and readings: :func:`mbls` (``caltrain.losses.functional.mbls``);
+:class:`MarginBasedLabelSmoothing` is its module.
 """
 
 from __future__ import annotations
@@ -102,6 +94,12 @@ class MarginBasedLabelSmoothing(LogitObjective):
         reduction: "mean" (default), "sum" or "none" ([N], or the labels' shape for dense inputs).
 
     Dense inputs: logits [N, K, *spatial] with labels [N, *spatial] (every pixel a sample).
+
+    Example:
+        >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
+        >>> objective = MarginBasedLabelSmoothing(num_classes=3)
+        >>> bool(torch.isclose(objective(z, y), mbls(z, y))), mbls(z, y, reduction="none").shape
+        (True, torch.Size([2]))
     """
 
     paper = "Liu, Ben Ayed, Galdran, Dolz; CVPR 2022, arXiv 2111.15430"

@@ -1,20 +1,11 @@
 """``mmce``: CE + λ·MMCE, the kernel maximum mean calibration error (weighted MMCE_w as an option).
 
-Notation: z = logits [N, K] (N samples, K classes), y = labels [N] in [0, K), p = softmax(z) [N, K],
-p_y the true-class probability, CE_i = −log p_{i,y_i}, n = N the batch size; the loss is reduced by
-``reduction`` ("mean" by default, "sum", or "none" for one value per sample, shape [N]). Half-precision
-logits are computed in float32.
+    L = CE + λ·sqrt(MMCE² + 1e−10),   MMCE² = Σ_{i,j} a_i a_j exp(−|r_i − r_j|/h)   (a batch term),
 
-The pure function :func:`mmce` (also ``caltrain.losses.functional.mmce``) states the loss, its
-hyperparameters and defaults, the paper and the readings; :class:`MaximumMeanCalibrationError` is the module over it.
-
-Example:
-    >>> import torch
-    >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
-    >>> mmce(z, y, reduction="none").shape
-    torch.Size([2])
-    >>> bool(torch.isclose(MaximumMeanCalibrationError(num_classes=3)(z, y), mmce(z, y)))
-    True
+with r_i = max_k p_ik the confidence, c_i = 1[ŷ_i = y_i], a_i = (c_i − r_i)/n (or the MMCE_w weights),
+λ ≥ 0 (default 2), h > 0 (default 0.4). Paper: Kumar, Sarawagi, Jain; ICML 2018 (no arXiv id).
+Shapes, defaults, reductions and readings: :func:`mmce` (``caltrain.losses.functional.mmce``);
+:class:`MaximumMeanCalibrationError` is its module.
 """
 
 from __future__ import annotations
@@ -22,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from caltrain.losses._tensors import gather_true, nonneg, prepare, with_batch_term
+from caltrain.losses._tensors import gather_true, nonneg, prepare, top_label, with_batch_term
 from caltrain.losses.base import LogitObjective
 from caltrain.losses.registry import register
 from caltrain.utils.checks import check_number
@@ -64,9 +55,7 @@ def mmce(
     if not isinstance(weighted, bool):
         raise ValueError(f"weighted: expected a bool, got {weighted!r}")
     logp = F.log_softmax(z, dim=1)
-    logconf, pred = logp.max(dim=1)
-    r = logconf.exp()
-    correct = (pred == y).to(r.dtype)
+    r, correct = top_label(logp, y)
     if weighted:
         n_correct = correct.sum().clamp_min(1.0)
         n_wrong = (1.0 - correct).sum().clamp_min(1.0)
@@ -89,6 +78,12 @@ class MaximumMeanCalibrationError(LogitObjective):
         bandwidth: kernel width h > 0 of exp(−|r − r'|/h); default 0.4.
         weighted: use the weighted MMCE_w (correct/incorrect groups); default False.
         reduction: "mean" (default), "sum" or "none" ([N]: CE_i + λ·MMCE of the batch).
+
+    Example:
+        >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
+        >>> objective = MaximumMeanCalibrationError(num_classes=3)
+        >>> bool(torch.isclose(objective(z, y), mmce(z, y))), mmce(z, y, reduction="none").shape
+        (True, torch.Size([2]))
     """
 
     paper = "Kumar, Sarawagi, Jain; ICML 2018 (PMLR 80:2805-2814)"

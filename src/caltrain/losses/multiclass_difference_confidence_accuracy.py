@@ -1,20 +1,11 @@
 """``mdca``: CE + β·(1/K) Σ_k |mean_i p_ik − mean_i 1[y_i = k]| (multi-class DCA).
 
-Notation: z = logits [N, K] (N samples, K classes), y = labels [N] in [0, K), p = softmax(z) [N, K],
-p_y the true-class probability, CE_i = −log p_{i,y_i}, n = N the batch size; the loss is reduced by
-``reduction`` ("mean" by default, "sum", or "none" for one value per sample, shape [N]). Half-precision
-logits are computed in float32.
+    L = CE + β·(1/K) Σ_k |(1/n) Σ_i p_ik − (1/n) Σ_i 1[y_i = k]|   (a batch term),
 
-The pure function :func:`mdca` (also ``caltrain.losses.functional.mdca``) states the loss, its
-hyperparameters and defaults, the paper and the readings; :class:`MulticlassDifferenceConfidenceAccuracy` is the module over it.
-
-Example:
-    >>> import torch
-    >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
-    >>> mdca(z, y, reduction="none").shape
-    torch.Size([2])
-    >>> bool(torch.isclose(MulticlassDifferenceConfidenceAccuracy(num_classes=3)(z, y), mdca(z, y)))
-    True
+with p = softmax(z) for the logits z [n, K] of a batch, y its labels [n], β ≥ 0 (default 1).
+Paper: Hebbalaguppe et al.; CVPR 2022, arXiv 2203.13834.
+Shapes, defaults, reductions and readings: :func:`mdca` (``caltrain.losses.functional.mdca``);
+:class:`MulticlassDifferenceConfidenceAccuracy` is its module.
 """
 
 from __future__ import annotations
@@ -54,6 +45,12 @@ class MulticlassDifferenceConfidenceAccuracy(LogitObjective):
         num_classes: K.
         weight: β ≥ 0; default 1 (the authors' code). 0 is CE.
         reduction: "mean" (default), "sum" or "none" ([N]: CE_i + β·MDCA of the batch).
+
+    Example:
+        >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
+        >>> objective = MulticlassDifferenceConfidenceAccuracy(num_classes=3)
+        >>> bool(torch.isclose(objective(z, y), mdca(z, y))), mdca(z, y, reduction="none").shape
+        (True, torch.Size([2]))
     """
 
     paper = "Hebbalaguppe, Prakash, Madan, Arora; CVPR 2022, arXiv 2203.13834"

@@ -1,20 +1,11 @@
 """``poly1``: Poly-1, CE + ε·(1 − p_y) (the leading polynomial term of CE, reweighted).
 
-Notation: z = logits [N, K] (N samples, K classes), y = labels [N] in [0, K), p = softmax(z) [N, K],
-p_y the true-class probability, CE_i = −log p_{i,y_i}, n = N the batch size; the loss is reduced by
-``reduction`` ("mean" by default, "sum", or "none" for one value per sample, shape [N]). Half-precision
-logits are computed in float32.
+    L_i = −log p_{i,y_i} + ε·(1 − p_{i,y_i}),
 
-The pure function :func:`poly1` (also ``caltrain.losses.functional.poly1``) states the loss, its
-hyperparameters and defaults, the paper and the readings; :class:`Poly1` is the module over it.
-
-Example:
-    >>> import torch
-    >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
-    >>> poly1(z, y, reduction="none").shape
-    torch.Size([2])
-    >>> bool(torch.isclose(Poly1(num_classes=3)(z, y), poly1(z, y)))
-    True
+with z the logits [N, K], y the labels [N], p = softmax(z), ε ≥ −1 (default 1).
+Paper: Leng et al.; ICLR 2022, arXiv 2204.12511.
+Shapes, defaults, reductions and readings: :func:`poly1` (``caltrain.losses.functional.poly1``);
+:class:`Poly1` is its module.
 """
 
 from __future__ import annotations
@@ -50,6 +41,12 @@ class Poly1(LogitObjective):
         num_classes: K.
         epsilon: ε ≥ −1; default 1. 0 is CE.
         reduction: "mean" (default), "sum" or "none" ([N]).
+
+    Example:
+        >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
+        >>> objective = Poly1(num_classes=3)
+        >>> bool(torch.isclose(objective(z, y), poly1(z, y))), poly1(z, y, reduction="none").shape
+        (True, torch.Size([2]))
     """
 
     paper = "Leng et al.; ICLR 2022, arXiv 2204.12511"

@@ -1,20 +1,11 @@
 """``flsd53``: sample-dependent focal loss FLSD-53, γ = 5 where p_y < 0.2, else 3.
 
-Notation: z = logits [N, K] (N samples, K classes), y = labels [N] in [0, K), p = softmax(z) [N, K],
-p_y the true-class probability, CE_i = −log p_{i,y_i}, n = N the batch size; the loss is reduced by
-``reduction`` ("mean" by default, "sum", or "none" for one value per sample, shape [N]). Half-precision
-logits are computed in float32.
+    γ_i = 5 if p_{i,y_i} < 0.2 else 3 (on the detached p),   L_i = −(1 − p_{i,y_i})^{γ_i} log p_{i,y_i},
 
-The pure function :func:`flsd53` (also ``caltrain.losses.functional.flsd53``) states the loss, its
-hyperparameters and defaults, the paper and the readings; :class:`SampleDependentFocal` is the module over it.
-
-Example:
-    >>> import torch
-    >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
-    >>> flsd53(z, y, reduction="none").shape
-    torch.Size([2])
-    >>> bool(torch.isclose(SampleDependentFocal(num_classes=3)(z, y), flsd53(z, y)))
-    True
+with z the logits [N, K], y the labels [N], p = softmax(z). No hyperparameters.
+Paper: Mukhoti et al. 2020, arXiv 2002.09437 (FLSD-53).
+Shapes, defaults, reductions and readings: :func:`flsd53` (``caltrain.losses.functional.flsd53``);
+:class:`SampleDependentFocal` is its module.
 """
 
 from __future__ import annotations
@@ -53,6 +44,12 @@ class SampleDependentFocal(LogitObjective):
     Args:
         num_classes: K.
         reduction: "mean" (default), "sum" or "none" ([N]).
+
+    Example:
+        >>> z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]]), torch.tensor([0, 1])
+        >>> objective = SampleDependentFocal(num_classes=3)
+        >>> bool(torch.isclose(objective(z, y), flsd53(z, y))), flsd53(z, y, reduction="none").shape
+        (True, torch.Size([2]))
     """
 
     paper = "Mukhoti et al. 2020, arXiv 2002.09437"
