@@ -26,7 +26,7 @@ __all__ = ["FunctionalModel", "MatVec", "evaluation_mode", "mean_operator"]
 MatVec = Callable[[torch.Tensor], torch.Tensor]
 
 
-#: The eval-mode context manager, kept under its former name (one implementation: :func:`caltrain.utils.modules.eval_mode`).
+#: The eval-mode context manager under its former name (one implementation: :func:`caltrain.utils.modules.eval_mode`).
 evaluation_mode = eval_mode
 
 

@@ -11,7 +11,6 @@ Shapes, defaults, reductions and readings: :func:`focal` (``caltrain.losses.func
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from caltrain.losses._tensors import gather_true, log_one_minus_true, nonneg, prepare
 from caltrain.losses.base import LogitObjective, reduce_loss

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from caltrain.losses._tensors import gather_true, log_one_minus_true, prepare
 from caltrain.losses.base import LogitObjective, reduce_loss

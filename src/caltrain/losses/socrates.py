@@ -1,4 +1,4 @@
-"""``socrates``: Socrates Loss, adaptive targets, a focal factor and a dynamic uncertainty penalty on an "unknown" output.
+"""``socrates``: Socrates Loss, adaptive targets, a focal factor and an uncertainty penalty on an "unknown" output.
 
 Notation: z = logits [n, K+1] (the last output is "unknown", idk), y = labels [n] in [0, K), p = softmax(z) over
 all K+1 outputs, T [N, K] the per-sample EMA target table (N training samples), m its momentum,
