@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from caltrain import losses
-from caltrain.losses.adafocal import adafocal_loss
-from caltrain.losses.cals import cals_loss
+from caltrain.losses.adaptive_focal import adafocal_loss
+from caltrain.losses.class_adaptive_label_smoothing import cals_loss
 
 K = 4
 

@@ -11,6 +11,9 @@ positive exactly when the sample is classified correctly (ties count as wrong). 
 controls both calibration and curvature along training (docs/methods.md#calmo-and-the-calibration-curvature-link):
 for K classes,
 ECE <= (K-1) Q always, and Q/K <= ECE <= (K-1) Q with ECE = mean(1 - p_y) when every margin is positive.
+
+The margin itself has one implementation, the differentiable one CalMO trains with (``caltrain.losses``, the lower
+layer); :func:`margins` adds the input checks.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import NamedTuple
 
 import torch
 
+from caltrain.losses._tensors import logit_margins
 from caltrain.utils.checks import (
     as_tensor,
     check_finite,
@@ -79,14 +83,7 @@ def margins(logits, labels) -> torch.Tensor:
         tensor([ 1., -3.])
     """
     logits, labels = _validated_logits_and_labels(logits, labels)
-    return _margins(logits, labels)
-
-
-def _margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``margins`` without input checks, differentiable in ``logits`` (used inside PGD loops)."""
-    true_logit = logits.gather(1, labels[:, None]).squeeze(1)
-    others = logits.scatter(1, labels[:, None], float("-inf"))
-    return true_logit - others.amax(dim=1)
+    return logit_margins(logits, labels)
 
 
 def margin_tail_from_margins(m) -> MarginTail:
@@ -133,4 +130,4 @@ def margin_tail(logits, labels) -> MarginTail:
         0.2516
     """
     logits, labels = _validated_logits_and_labels(logits, labels)
-    return margin_tail_from_margins(_margins(logits.to(torch.float64), labels))
+    return margin_tail_from_margins(logit_margins(logits.to(torch.float64), labels))

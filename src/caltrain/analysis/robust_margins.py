@@ -9,7 +9,8 @@ docs/methods.md#calmo-and-the-calibration-curvature-link).
 
 The minimum is approximated by projected gradient descent on the margin itself (Madry et al. 2018,
 arXiv 1706.06083, with the margin as the attacked quantity, as in the C&W margin loss):
-delta <- clip(delta - alpha * sign(grad_delta m), -eps, eps), then x + delta is clamped to ``bounds``.
+x' <- clip(x' - alpha * sign(grad_x' m), [x - eps, x + eps] intersected with ``bounds``), the projected step of
+:mod:`caltrain.losses.pgd` (shared with CalMO's attack, which ascends the cross-entropy instead).
 All samples move at once (the summed margin's input gradient is each sample's own gradient in eval
 mode). The result is the smallest margin met along the path, start included, so m_eps <= m always.
 
@@ -26,9 +27,12 @@ import torch
 from torch import nn
 
 from caltrain.analysis.evaluation_set import check_class_labels, evaluation_set
-from caltrain.analysis.functional_model import FunctionalModel, evaluation_mode
-from caltrain.analysis.margins import MarginTail, _margins, margin_tail_from_margins
+from caltrain.analysis.functional_model import FunctionalModel
+from caltrain.analysis.margins import MarginTail, margin_tail_from_margins
+from caltrain.losses._tensors import logit_margins
+from caltrain.losses.pgd import check_bounds, feasible_box, signed_step
 from caltrain.utils.checks import check_number, check_positive_int
+from caltrain.utils.modules import eval_mode
 
 __all__ = ["robust_margin_tail", "robust_margins"]
 
@@ -74,35 +78,20 @@ def robust_margins(
     x, y = evaluation_set(inputs, labels, device=FunctionalModel(model).device)
     if not x.is_floating_point():
         raise TypeError(f"inputs: expected floating-point inputs to perturb, got dtype {x.dtype}")
-    lo, hi = _checked_bounds(bounds)
     x = x.detach()
-    delta = torch.zeros_like(x)
-    with evaluation_mode(model), torch.enable_grad():
+    lo, hi = feasible_box(x, eps, check_bounds(bounds))
+    x_adv = x.clone()
+    with eval_mode(model), torch.enable_grad():
         for step in range(steps + 1):
-            delta.requires_grad_(step < steps)
-            logits = model(x + delta)
+            x_adv.requires_grad_(step < steps)
+            logits = model(x_adv)
             if step == 0:
                 check_class_labels(y, logits)
-            m = _margins(logits, y)
+            m = logit_margins(logits, y)
             worst = m.detach() if step == 0 else torch.minimum(worst, m.detach())
             if step < steps:
-                (grad,) = torch.autograd.grad(m.sum(), delta)
-                delta = (delta.detach() - step_size * grad.sign()).clamp_(-eps, eps)
-                if lo is not None:
-                    delta = (x + delta).clamp_(lo, hi) - x
+                x_adv = signed_step(x_adv, m.sum(), -step_size, lo, hi)
     return worst
-
-
-def _checked_bounds(bounds: tuple[float, float] | None) -> tuple[float | None, float | None]:
-    if bounds is None:
-        return None, None
-    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
-        raise ValueError(f"bounds: expected None or a pair (lo, hi), got {bounds!r}")
-    lo = check_number(bounds[0], "bounds[0]")
-    hi = check_number(bounds[1], "bounds[1]")
-    if lo >= hi:
-        raise ValueError(f"bounds: expected lo < hi, got {bounds!r}")
-    return lo, hi
 
 
 def robust_margin_tail(model: nn.Module, inputs, labels, **pgd) -> MarginTail:

@@ -14,9 +14,7 @@ hyperparameter schema and its class attributes (``paper``, ``requires``, ``has_a
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
-import re
 from typing import Any
 
 from caltrain.cli.data import describe
@@ -25,28 +23,12 @@ from caltrain.utils.io import to_jsonable
 __all__ = ["add_arguments", "catalog", "entry", "run"]
 
 _HIDDEN = ("num_classes", "num_samples", "reduction")
-_ARXIV = re.compile(r"arXiv[: ]+\d{4}\.\d{4,5}")
-
-
-def _paper(factory: Any) -> str:
-    """The factory's ``paper`` attribute, else the first "arXiv NNNN.NNNNN" of its (or its module's) docstring."""
-    paper = getattr(factory, "paper", "") or ""
-    if paper:
-        return paper
-    cls = factory if inspect.isclass(factory) or inspect.isfunction(factory) else type(factory)
-    module = inspect.getmodule(cls)
-    for doc in (inspect.getdoc(cls), inspect.getdoc(module) if module else None):
-        match = _ARXIV.search(doc or "")
-        if match:
-            return match.group(0)
-    return ""
 
 
 def entry(name: str) -> dict[str, Any]:
     """One objective's description: name, summary, paper, options (defaults) and what it needs."""
     from caltrain import losses
 
-    factory = losses.LOSSES.get(name)
     described = describe(losses.LOSSES, name, hidden=_HIDDEN)
     params = losses.LOSSES.parameters(name)
     # A small instance (K = 10, one sample) tells what the objective declares, whether it is a class or a factory.
@@ -54,7 +36,7 @@ def entry(name: str) -> dict[str, Any]:
     return {
         "name": name,
         "summary": described["summary"],
-        "paper": _paper(probe) or _paper(factory),
+        "paper": probe.paper,
         "options": described["options"],
         "outputs": "K+1" if probe.has_abstention else "K",
         "requires": sorted(probe.requires),

@@ -18,8 +18,11 @@ The trainer has no per-method branches. It asks an objective:
 and it calls, in this order, for every epoch ``e`` (0-based):
 
     objective.on_epoch_start(e)
-    for each batch:  loss = objective(logits, labels, indices=..., model=..., inputs=...)
+    for each batch:  loss = objective(logits, labels, **{name: ... for name in objective.requires})
     objective.on_epoch_end(e, val_logits=..., val_labels=...)
+
+``forward(logits, labels, *, <the names in requires>)`` takes exactly the keyword arguments its ``requires``
+lists, no others: the trainer hands nothing else, so an objective never declares an input it does not use.
 
 ``forward`` returns the loss reduced with the objective's ``reduction`` ("mean" by default; "none" gives one
 value per sample, shape [N], where the objective is a per-sample sum). It must not synchronise with the host
@@ -64,7 +67,7 @@ class Objective(nn.Module):
     """Base class of every training objective (see the module docstring for the protocol).
 
     Subclasses set the class attributes below when they differ from the defaults, and implement
-    ``forward(logits, labels, *, indices=None, model=None, inputs=None)``.
+    ``forward(logits, labels, *, <each name in requires>)``.
 
     Args:
         num_classes: K, the number of real classes.
@@ -88,6 +91,7 @@ class Objective(nn.Module):
     input_low: torch.Tensor | None = None
     input_high: torch.Tensor | None = None
     #: The paper the objective comes from, with its arXiv id where it has one (``caltrain losses`` prints it).
+    #: Every registered objective sets it.
     paper: ClassVar[str] = ""
 
     def __init__(self, *, num_classes: int, reduction: str = "mean") -> None:
@@ -146,9 +150,8 @@ class LogitObjective(Objective):
 
     ``function(logits, labels, *, reduction, **hyperparameters)`` is the pure function (usually the one in
     :mod:`caltrain.losses.functional`); the hyperparameters are the attributes named in
-    :attr:`hyperparameter_names`, which the subclass' ``__init__`` validates and stores. ``forward`` accepts and
-    ignores ``indices``/``model``/``inputs``, so every objective can be called as
-    ``objective(logits, labels, indices=idx)``.
+    :attr:`hyperparameter_names`, which the subclass' ``__init__`` validates and stores. It requires nothing:
+    ``forward(logits, labels)``.
 
     Example:
         >>> import torch.nn.functional as F
@@ -156,7 +159,7 @@ class LogitObjective(Objective):
         ...     function = staticmethod(lambda z, y, *, reduction: F.cross_entropy(z, y, reduction=reduction))
         >>> obj = PlainCE(num_classes=3)
         >>> z, y = torch.zeros(2, 3), torch.tensor([0, 2])
-        >>> bool(torch.isclose(obj(z, y, indices=torch.arange(2)), torch.log(torch.tensor(3.0))))
+        >>> bool(torch.isclose(obj(z, y), torch.log(torch.tensor(3.0))))
         True
     """
 
@@ -169,15 +172,7 @@ class LogitObjective(Objective):
         """The keyword hyperparameters handed to :attr:`function`."""
         return {name: getattr(self, name) for name in self.hyperparameter_names}
 
-    def forward(
-        self,
-        logits: torch.Tensor,
-        labels: torch.Tensor,
-        *,
-        indices: torch.Tensor | None = None,
-        model: nn.Module | None = None,
-        inputs: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The loss of ``logits`` [N, K] for ``labels`` [N], reduced by ``self.reduction``."""
         return type(self).function(logits, labels, reduction=self.reduction, **self.hyperparameters())
 

@@ -1,32 +1,33 @@
-"""CalMO: cross-entropy plus an adversarial-consistency term and an input-gradient penalty on the margin.
+"""``calmo``: CalMO, cross-entropy plus an adversarial-consistency term and an input-gradient penalty on the margin.
+
+Notation: x the batch's inputs [n, ...], z = f(x) the logits [n, K], y = labels [n], p = softmax(z),
+m(x, y) = z_y − max_{j≠y} z_j the logit margin (:func:`logit_margins`), x_adv the PGD point
+(:mod:`caltrain.losses.pgd`); the math, defaults and readings are in :class:`CalMO`. Reading: the paper names the
+method only by its acronym, so the file and the class carry it. The registry also holds the ablations
+``calmo_flat`` and ``calmo_robust`` (factories below).
 
 Morosini et al., "Too Sharp, Too Sure: the calibration-curvature link" (CalMO), arXiv 2604.20614
-(METHODS.md 1.3). The objective targets the tail of the (robust) logit margin, which bounds the ECE.
+(docs/methods.md#calmo-and-the-calibration-curvature-link). The objective targets the tail of the (robust) logit margin, which bounds the ECE.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from caltrain.losses.adaptive_targets import check_logits_labels, compute_dtype
+from caltrain.losses._tensors import check_logits_labels, compute_dtype, gather_true, logit_margins
 from caltrain.losses.base import Objective, reduce_loss
 from caltrain.losses.pgd import pgd_attack
 from caltrain.losses.registry import register
 from caltrain.utils.checks import check_choice, check_number, check_positive_int
 
-__all__ = ["CalMOLoss", "calmo", "calmo_flat", "calmo_robust", "logit_margins"]
+__all__ = ["CalMO", "CalMOLoss", "calmo", "calmo_flat", "calmo_robust", "logit_margins"]
 
 
-def logit_margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """m(x, y) = z_y - max_{j != y} z_j, [N], differentiable (the max's subgradient at ties)."""
-    z_y = logits.gather(1, labels.unsqueeze(1)).squeeze(1)
-    others = logits.scatter(1, labels.unsqueeze(1), float("-inf"))
-    return z_y - others.amax(dim=1)
-
-
-class CalMOLoss(Objective):
+@register("calmo")
+class CalMO(Objective):
     """CalMO: L = CE(x, y) + lambda_r KL( p(x) || p(x_adv) ) + lambda_s ||grad_x m(x, y)||^2.
 
     For a batch of n samples with logits z = f(x) [n, K], p = softmax(z), per sample i
@@ -72,10 +73,12 @@ class CalMOLoss(Objective):
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
         >>> x = torch.rand(6, 4).requires_grad_(); y = torch.randint(0, 3, (6,))
-        >>> loss = CalMOLoss(num_classes=3)
+        >>> loss = CalMO(num_classes=3)
         >>> loss(net(x), y, model=net, inputs=x).ndim
         0
     """
+
+    paper: ClassVar[str] = "Morosini et al.; arXiv 2604.20614"
 
     def __init__(
         self,
@@ -112,15 +115,15 @@ class CalMOLoss(Objective):
         logits: torch.Tensor,
         labels: torch.Tensor,
         *,
-        indices=None,  # noqa: ANN001 (protocol argument, unused)
-        model: nn.Module | None = None,
         inputs: torch.Tensor | None = None,
+        model: nn.Module | None = None,
     ) -> torch.Tensor:
-        """The loss of a batch: ``logits`` = model(inputs) [n, K], ``labels`` [n], the model and its inputs."""
+        """The loss of a batch: ``logits`` = model(inputs) [n, K], ``labels`` [n]; ``inputs`` (and ``model`` when
+        lambda_r > 0) are required, None raises ``ValueError`` naming them."""
         check_logits_labels(logits, labels, self.num_outputs)
         z = compute_dtype(logits)
         logp = torch.log_softmax(z, dim=1)
-        per_sample = -logp.gather(1, labels.unsqueeze(1)).squeeze(1)
+        per_sample = -gather_true(logp, labels)
         if self.lambda_r > 0:
             if model is None or inputs is None:
                 raise ValueError("model, inputs: calmo's adversarial term needs the model and the batch's inputs")
@@ -153,31 +156,12 @@ class CalMOLoss(Objective):
         )
 
 
-@register("calmo")
-def calmo(
-    *,
-    num_classes: int,
-    lambda_r: float = 0.5,
-    lambda_s: float = 0.01,
-    epsilon: float = 8 / 255,
-    step_size: float = 2 / 255,
-    steps: int = 3,
-    smoothness_units: str = "raw",
-    reduction: str = "mean",
-) -> CalMOLoss:
-    """CalMO (arXiv 2604.20614): CE + lambda_r KL(p(x) || p(x_adv)) + lambda_s ||grad_x m||^2; see :class:`CalMOLoss`."""
-    return CalMOLoss(
-        num_classes=num_classes, lambda_r=lambda_r, lambda_s=lambda_s, epsilon=epsilon, step_size=step_size,
-        steps=steps, smoothness_units=smoothness_units, reduction=reduction,
-    )
-
-
 @register("calmo_flat")
 def calmo_flat(
     *, num_classes: int, lambda_s: float = 0.01, smoothness_units: str = "raw", reduction: str = "mean"
-) -> CalMOLoss:
-    """CalMO's "flat" ablation: CE + lambda_s ||grad_x m(x, y)||^2 (lambda_r = 0, no attack); see :class:`CalMOLoss`."""
-    return CalMOLoss(num_classes=num_classes, lambda_r=0.0, lambda_s=lambda_s, smoothness_units=smoothness_units,
+) -> CalMO:
+    """CalMO's "flat" ablation: CE + lambda_s ||grad_x m(x, y)||^2 (lambda_r = 0, no attack); see :class:`CalMO`."""
+    return CalMO(num_classes=num_classes, lambda_r=0.0, lambda_s=lambda_s, smoothness_units=smoothness_units,
                      reduction=reduction)
 
 
@@ -190,9 +174,13 @@ def calmo_robust(
     step_size: float = 2 / 255,
     steps: int = 3,
     reduction: str = "mean",
-) -> CalMOLoss:
-    """CalMO's "robust" ablation: CE + lambda_r KL(p(x) || p(x_adv)) (lambda_s = 0); see :class:`CalMOLoss`."""
-    return CalMOLoss(
+) -> CalMO:
+    """CalMO's "robust" ablation: CE + lambda_r KL(p(x) || p(x_adv)) (lambda_s = 0); see :class:`CalMO`."""
+    return CalMO(
         num_classes=num_classes, lambda_r=lambda_r, lambda_s=0.0, epsilon=epsilon, step_size=step_size,
         steps=steps, reduction=reduction,
     )
+
+
+#: The former class name and factory, kept for existing code.
+CalMOLoss = calmo = CalMO

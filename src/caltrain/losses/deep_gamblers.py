@@ -1,4 +1,8 @@
-"""Deep Gamblers: learning to abstain with portfolio theory (an abstention output paid 1/o of a bet).
+"""``deep_gamblers``: Deep Gamblers, learning to abstain with portfolio theory (an abstention output paid 1/o).
+
+Notation: z = logits [n, K+1] (the last output is "unknown", idk), y = labels [n] in [0, K), p = softmax(z) over
+all K+1 outputs, o the reward of a correct bet; the math is in :func:`deep_gamblers_loss`, defaults and readings
+in :class:`DeepGamblers`. Evaluated under the ``with_unknown`` convention (:mod:`caltrain.abstention`).
 
 Liu, Wang, Liang, Salakhutdinov, Morency, Ueda, "Deep Gamblers: Learning to Abstain with Portfolio Theory",
 NeurIPS 2019, arXiv 1907.00208 (code reused in LayneH/SAT-selective-cls and sandruskyi/SocratesLoss).
@@ -7,15 +11,17 @@ NeurIPS 2019, arXiv 1907.00208 (code reused in LayneH/SAT-selective-cls and sand
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 
-from caltrain.losses.adaptive_targets import WarmupObjective, check_logits_labels, compute_dtype
+from caltrain.losses._tensors import compute_dtype, gather_true
+from caltrain.losses.abstention_base import AbstentionObjective
 from caltrain.losses.base import reduce_loss
 from caltrain.losses.registry import register
 from caltrain.utils.checks import check_number
 
-__all__ = ["DeepGamblersLoss", "deep_gamblers_loss"]
+__all__ = ["DeepGamblers", "DeepGamblersLoss", "deep_gamblers_loss"]
 
 
 def deep_gamblers_loss(
@@ -36,13 +42,13 @@ def deep_gamblers_loss(
         tensor(0.6931)
     """
     logp = torch.log_softmax(compute_dtype(logits), dim=1)
-    logp_y = logp.gather(1, labels.unsqueeze(1)).squeeze(1)
+    logp_y = gather_true(logp, labels)
     per_sample = -torch.logaddexp(logp_y, logp[:, -1] - math.log(reward))
     return reduce_loss(per_sample, reduction)
 
 
 @register("deep_gamblers")
-class DeepGamblersLoss(WarmupObjective):
+class DeepGamblers(AbstentionObjective):
     """Deep Gamblers with an abstention output (K+1 logits, the last is "unknown"), after a CE warm-up.
 
         L = -(1/n) sum_i log( p_{i,y} + p_{i,idk} / o ),    p = softmax(z) over K+1,
@@ -51,7 +57,7 @@ class DeepGamblersLoss(WarmupObjective):
     1 for the reservation). For the first ``warmup_epochs`` epochs the loss is plain cross-entropy on z[:K]
     (as in the authors' code).
 
-    Paper: arXiv 1907.00208 (NeurIPS 2019); as a Socrates baseline: METHODS.md 1.1. Defaults: o = 2.2 (the
+    Paper: arXiv 1907.00208 (NeurIPS 2019); as a Socrates baseline: docs/methods.md#socrates-loss. Defaults: o = 2.2 (the
     authors' CIFAR-10 value), ``warmup_epochs = 0``. Reading: the paper's recipe warms up for 100 of 300
     epochs on CIFAR-10; the default does not warm up, set it with the run's length. No per-sample state.
 
@@ -62,9 +68,11 @@ class DeepGamblersLoss(WarmupObjective):
         reduction: "mean" (default), "sum" or "none".
 
     Example:
-        >>> DeepGamblersLoss(num_classes=10)(torch.zeros(2, 11), torch.tensor([0, 1])).shape
+        >>> DeepGamblers(num_classes=10)(torch.zeros(2, 11), torch.tensor([0, 1])).shape
         torch.Size([])
     """
+
+    paper: ClassVar[str] = "Liu, Wang, Liang, Salakhutdinov, Morency, Ueda; NeurIPS 2019, arXiv 1907.00208"
 
     def __init__(
         self, *, num_classes: int, reward: float = 2.2, warmup_epochs: int = 0, reduction: str = "mean"
@@ -72,20 +80,13 @@ class DeepGamblersLoss(WarmupObjective):
         super().__init__(num_classes=num_classes, warmup_epochs=warmup_epochs, reduction=reduction)
         self.reward = check_number(reward, "reward", low=1.0, high=float(self.num_classes), low_inclusive=False)
 
-    def forward(
-        self,
-        logits: torch.Tensor,
-        labels: torch.Tensor,
-        *,
-        indices=None,  # noqa: ANN001 (protocol argument, unused)
-        model=None,  # noqa: ANN001 (protocol argument, unused)
-        inputs=None,  # noqa: ANN001 (protocol argument, unused)
-    ) -> torch.Tensor:
-        """The loss of a batch: ``logits`` [n, K+1], ``labels`` [n]."""
-        check_logits_labels(logits, labels, self.num_outputs)
-        if self.warming_up:
-            return self.warmup_loss(logits, labels)
+    def abstention_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """:func:`deep_gamblers_loss` with this objective's reward and reduction."""
         return deep_gamblers_loss(logits, labels, reward=self.reward, reduction=self.reduction)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, reward={self.reward}"
+
+
+#: The former class name, kept for existing code.
+DeepGamblersLoss = DeepGamblers

@@ -5,21 +5,22 @@
 where Proj clips to the ball ||x' - x||_inf <= eps and then to the valid input range [lo, hi] (Madry et al.
 2018, arXiv 1706.06083; CalMO's setting, Morosini et al., arXiv 2604.20614: T = 3, eps = 8/255, a = 2/255,
 start at x, pixels in [0, 1]). Both projections keep the point feasible: clipping into [lo, hi] a point of
-the ball around a feasible x stays inside the ball.
+the ball around a feasible x stays inside the ball. The step and the box are shared with
+:func:`caltrain.analysis.robust_margins`, which descends the logit margin with the same projection.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from caltrain.utils.checks import check_number, check_positive_int
+from caltrain.utils.modules import eval_mode as module_eval_mode
 
-__all__ = ["check_bounds", "pgd_attack"]
+__all__ = ["check_bounds", "feasible_box", "pgd_attack", "signed_step"]
 
 
 def check_bounds(bounds) -> tuple[float | torch.Tensor, float | torch.Tensor] | None:  # noqa: ANN001
@@ -37,16 +38,27 @@ def check_bounds(bounds) -> tuple[float | torch.Tensor, float | torch.Tensor] | 
     return lo, hi
 
 
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put ``model`` and every submodule in eval mode, restoring each one's own mode afterwards."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, mode in modes:
-            m.train(mode)
+def feasible_box(
+    x: torch.Tensor, radius: float | torch.Tensor, bounds: tuple[float | torch.Tensor, float | torch.Tensor] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The box [lo, hi] of points within L-inf ``radius`` of ``x`` and inside ``bounds`` (checked by the caller)."""
+    lo, hi = x - radius, x + radius
+    if bounds is not None:
+        lo, hi = torch.maximum(lo, torch.as_tensor(bounds[0], dtype=x.dtype, device=x.device)), torch.minimum(
+            hi, torch.as_tensor(bounds[1], dtype=x.dtype, device=x.device)
+        )
+    return lo, hi
+
+
+def signed_step(
+    point: torch.Tensor, value: torch.Tensor, step: float | torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
+) -> torch.Tensor:
+    """One projected signed-gradient step: clip(point + step * sign(d value / d point), lo, hi), detached.
+
+    ``point`` requires gradients and ``value`` is a scalar computed from it; a negative ``step`` descends.
+    """
+    (grad,) = torch.autograd.grad(value, point)
+    return torch.minimum(torch.maximum(point.detach() + step * grad.sign(), lo), hi)
 
 
 def pgd_attack(
@@ -105,16 +117,10 @@ def pgd_attack(
     x_adv = x.clone()
     if steps == 0 or epsilon == 0.0:
         return x_adv
-    lo, hi = x - radius, x + radius
-    if rng is not None:
-        lo, hi = torch.maximum(lo, torch.as_tensor(rng[0], dtype=x.dtype, device=x.device)), torch.minimum(
-            hi, torch.as_tensor(rng[1], dtype=x.dtype, device=x.device)
-        )
-    mode = _eval_mode(model) if eval_mode and isinstance(model, nn.Module) else contextlib.nullcontext()
+    lo, hi = feasible_box(x, radius, rng)
+    mode = module_eval_mode(model) if eval_mode and isinstance(model, nn.Module) else contextlib.nullcontext()
     with mode, torch.enable_grad():
         for _ in range(steps):
             x_adv.requires_grad_(True)
-            loss = F.cross_entropy(model(x_adv), labels, reduction="sum")
-            (grad,) = torch.autograd.grad(loss, x_adv)
-            x_adv = torch.minimum(torch.maximum(x_adv.detach() + step * grad.sign(), lo), hi)
+            x_adv = signed_step(x_adv, F.cross_entropy(model(x_adv), labels, reduction="sum"), step, lo, hi)
     return x_adv.detach()

@@ -4,6 +4,13 @@ Every objective is an :class:`~caltrain.losses.base.Objective` subclass (or a fa
 registered in :data:`LOSSES` with a keyword-only signature ``(*, num_classes, [num_samples,] **hyperparameters)``;
 its signature is its hyperparameter schema, so a mistyped hyperparameter fails with the list of valid ones.
 ``num_samples`` (the training-set size) is passed only to objectives that declare it (per-sample state).
+
+Example:
+    >>> from caltrain import losses
+    >>> "socrates" in names()
+    True
+    >>> create("socrates", num_classes=10, num_samples=100).num_outputs  # K + 1: the "unknown" output
+    11
 """
 
 from __future__ import annotations
@@ -21,8 +28,14 @@ LOSSES: Registry[Callable[..., Objective]] = Registry("loss")
 
 
 def register(name: str) -> Callable[[Any], Any]:
-    """Decorator registering an objective class/factory under ``name``."""
-    return LOSSES.register(name)
+    """Decorator registering an objective class/factory under ``name`` (stored as its ``registry_name``)."""
+    add = LOSSES.register(name)
+
+    def decorate(factory: Any) -> Any:
+        factory.registry_name = name
+        return add(factory)
+
+    return decorate
 
 
 def names() -> list[str]:

@@ -1,4 +1,9 @@
-"""Self-Adaptive Training (SAT) for selective classification: EMA soft targets split between y and "unknown".
+"""``sat``: Self-Adaptive Training (SAT) for selective classification, EMA soft targets split between y and "unknown".
+
+Notation: z = logits [n, K+1] (the last output is "unknown", idk), y = labels [n] in [0, K), p = softmax(z) over
+all K+1 outputs, T [N, K] the per-sample EMA target table (N training samples), m its momentum, tau_i = T[i, y_i];
+the math is in :func:`sat_loss` and :mod:`caltrain.losses.abstention_base`, defaults and readings in
+:class:`SelfAdaptiveTraining`. Evaluated under the ``with_unknown`` convention (:mod:`caltrain.abstention`).
 
 Huang, Zhang, Zhang, "Self-Adaptive Training: beyond Empirical Risk Minimization", NeurIPS 2020,
 arXiv 2002.10319 (selective-classification code: LayneH/SAT-selective-cls, reused in sandruskyi/SocratesLoss).
@@ -10,19 +15,12 @@ from typing import ClassVar
 
 import torch
 
-from caltrain.losses.adaptive_targets import (
-    WarmupObjective,
-    check_indices,
-    check_logits_labels,
-    check_momentum,
-    compute_dtype,
-    ema_step,
-    register_ema_table,
-)
+from caltrain.losses._tensors import compute_dtype, gather_true
+from caltrain.losses.abstention_base import AdaptiveTargetObjective
 from caltrain.losses.base import reduce_loss
 from caltrain.losses.registry import register
 
-__all__ = ["SelfAdaptiveTrainingLoss", "sat_loss"]
+__all__ = ["SelfAdaptiveTraining", "SelfAdaptiveTrainingLoss", "sat_loss"]
 
 
 def sat_loss(logits: torch.Tensor, labels: torch.Tensor, tau: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
@@ -41,15 +39,15 @@ def sat_loss(logits: torch.Tensor, labels: torch.Tensor, tau: torch.Tensor, *, r
     """
     logp = torch.log_softmax(compute_dtype(logits), dim=1)
     tau = tau.to(logp.dtype)
-    per_sample = -(tau * logp.gather(1, labels.unsqueeze(1)).squeeze(1) + (1.0 - tau) * logp[:, -1])
+    per_sample = -(tau * gather_true(logp, labels) + (1.0 - tau) * logp[:, -1])
     return reduce_loss(per_sample, reduction)
 
 
 @register("sat")
-class SelfAdaptiveTrainingLoss(WarmupObjective):
+class SelfAdaptiveTraining(AdaptiveTargetObjective):
     """Self-Adaptive Training with an abstention output (K+1 logits, the last is "unknown").
 
-    Per training sample the EMA target table of :mod:`caltrain.losses.adaptive_targets` (buffers ``targets``
+    Per training sample the EMA target table of :mod:`caltrain.losses.abstention_base` (buffers ``targets``
     [N, K] and ``seen`` [N]): T[i] <- m * prev + (1 - m) * softmax(z_i[:K]) (detached; prev = onehot(y_i) on
     the first visit), tau_i = T[i, y_i], then
 
@@ -58,7 +56,7 @@ class SelfAdaptiveTrainingLoss(WarmupObjective):
     For the first ``warmup_epochs`` epochs the loss is plain cross-entropy on z[:K] and the table is not
     touched, so the first visit after warm-up starts from the one-hot label (as in the authors' code).
 
-    Paper: arXiv 2002.10319 (NeurIPS 2020); as a Socrates baseline: METHODS.md 1.1. Defaults: m = 0.9 (the
+    Paper: arXiv 2002.10319 (NeurIPS 2020); as a Socrates baseline: docs/methods.md#socrates-loss. Defaults: m = 0.9 (the
     authors'); ``warmup_epochs = 0``. Reading: the paper's recipe warms up for half the schedule (150 of 300
     epochs on CIFAR-10); since the right number depends on the schedule, the default does not warm up: set it
     with the run's length. ``eval()`` mode reads the table without advancing it.
@@ -70,13 +68,12 @@ class SelfAdaptiveTrainingLoss(WarmupObjective):
         reduction: "mean" (default), "sum" or "none".
 
     Example:
-        >>> loss = SelfAdaptiveTrainingLoss(num_classes=3, num_samples=10, warmup_epochs=1)
+        >>> loss = SelfAdaptiveTraining(num_classes=3, num_samples=10, warmup_epochs=1)
         >>> loss.on_epoch_start(0); loss.warming_up
         True
     """
 
-    requires: ClassVar[frozenset[str]] = frozenset({"indices"})
-    sample_state: ClassVar[tuple[str, ...]] = ("targets", "seen")
+    paper: ClassVar[str] = "Huang, Zhang, Zhang; NeurIPS 2020, arXiv 2002.10319"
 
     def __init__(
         self,
@@ -87,29 +84,16 @@ class SelfAdaptiveTrainingLoss(WarmupObjective):
         warmup_epochs: int = 0,
         reduction: str = "mean",
     ) -> None:
-        super().__init__(num_classes=num_classes, warmup_epochs=warmup_epochs, reduction=reduction)
-        self.momentum = check_momentum(momentum)
-        self.num_samples = register_ema_table(self, num_samples, self.num_classes)
+        super().__init__(
+            num_classes=num_classes, num_samples=num_samples, momentum=momentum, warmup_epochs=warmup_epochs,
+            reduction=reduction,
+        )
 
-    def forward(
-        self,
-        logits: torch.Tensor,
-        labels: torch.Tensor,
-        *,
-        indices: torch.Tensor | None = None,
-        model=None,  # noqa: ANN001 (protocol argument, unused)
-        inputs=None,  # noqa: ANN001 (protocol argument, unused)
-    ) -> torch.Tensor:
-        """The loss of a batch: ``logits`` [n, K+1], ``labels`` [n], ``indices`` [n] dataset indices."""
-        check_logits_labels(logits, labels, self.num_outputs)
-        indices = check_indices(indices, logits.shape[0], "sat")
-        if self.warming_up:
-            return self.warmup_loss(logits, labels)
-        tau = ema_step(
-            self.targets, self.seen, logits[:, : self.num_classes], labels, indices,
-            momentum=self.momentum, update=self.training,
-        ).to(logits.device)
+    def adaptive_loss(self, logits: torch.Tensor, labels: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        """:func:`sat_loss` with this objective's reduction."""
         return sat_loss(logits, labels, tau, reduction=self.reduction)
 
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, num_samples={self.num_samples}, momentum={self.momentum}"
+
+#: The former class name, kept for existing code.
+SelfAdaptiveTrainingLoss = SelfAdaptiveTraining
+

@@ -1,4 +1,10 @@
-"""Socrates Loss: adaptive targets, a focal factor and a dynamic uncertainty penalty on an "unknown" output.
+"""``socrates``: Socrates Loss, adaptive targets, a focal factor and an uncertainty penalty on an "unknown" output.
+
+Notation: z = logits [n, K+1] (the last output is "unknown", idk), y = labels [n] in [0, K), p = softmax(z) over
+all K+1 outputs, T [N, K] the per-sample EMA target table (N training samples), m its momentum,
+tau_i = T[i, y_i], gamma/alpha the focal exponent/weight, beta_i the uncertainty penalty; the math is in
+:func:`socrates_loss` and :mod:`caltrain.losses.abstention_base`, defaults and readings in :class:`Socrates`.
+Evaluated under the ``with_unknown`` convention of the authors' code (:mod:`caltrain.abstention`).
 
 Gómez-Gálvez, Olenyi, Dobbie, Taškova, "Socrates Loss: Unifying Confidence Calibration and Classification
 by Leveraging the Unknown", TMLR 2026, arXiv 2604.12245 (authors' code: sandruskyi/SocratesLoss).
@@ -10,21 +16,13 @@ from typing import ClassVar
 
 import torch
 
-from caltrain.losses.adaptive_targets import (
-    WarmupObjective,
-    check_indices,
-    check_logits_labels,
-    check_momentum,
-    compute_dtype,
-    ema_step,
-    log_one_minus_true,
-    register_ema_table,
-)
+from caltrain.losses._tensors import check_bool, compute_dtype, gather_true, log_one_minus_true
+from caltrain.losses.abstention_base import AdaptiveTargetObjective
 from caltrain.losses.base import reduce_loss
 from caltrain.losses.registry import register
 from caltrain.utils.checks import check_choice, check_number
 
-__all__ = ["BETA_MODES", "SocratesLoss", "socrates_loss"]
+__all__ = ["BETA_MODES", "Socrates", "SocratesLoss", "socrates_loss"]
 
 #: The uncertainty-penalty variants (``beta=``): the paper's, and the ablations of the authors' code.
 BETA_MODES = ("dynamic", "no_relu", "step", "constant", "none")
@@ -43,7 +41,7 @@ def socrates_loss(
     focal_in_unknown: bool = True,
     reduction: str = "mean",
 ) -> torch.Tensor:
-    """Socrates loss for given adaptive targets ``tau`` (the EMA table lives in :class:`SocratesLoss`).
+    """Socrates loss for given adaptive targets ``tau`` (the EMA table lives in :class:`Socrates`).
 
     With p = softmax(z) over all K+1 outputs (the last is "unknown", idk), for each sample i
 
@@ -82,7 +80,7 @@ def socrates_loss(
     z = compute_dtype(logits)
     logp = torch.log_softmax(z, dim=1)
     y = labels.unsqueeze(1)
-    logp_y = logp.gather(1, y).squeeze(1)
+    logp_y = gather_true(logp, labels)
     logp_idk = logp[:, -1]
     tau = tau.to(z.dtype)
     if gamma == 0.0:
@@ -112,14 +110,14 @@ def socrates_loss(
 
 
 @register("socrates")
-class SocratesLoss(WarmupObjective):
+class Socrates(AdaptiveTargetObjective):
     """Socrates Loss with its per-sample EMA target table (K+1 outputs, the last is "unknown").
 
     Per training sample i the objective keeps T[i] in R^K (buffer ``targets`` [N, K], with first-visit flags
     ``seen`` [N], both listed in ``sample_state``): on the first visit prev = onehot(y_i), afterwards
     prev = T[i]; q_i = softmax(z_i[:K]) on detached logits (unknown excluded);
     T[i] <- m * prev + (1 - m) * q_i, updated before the loss every time the sample is seen in training mode;
-    tau_i = T[i, y_i]. The loss is :func:`socrates_loss` (METHODS.md 1.1):
+    tau_i = T[i, y_i]. The loss is :func:`socrates_loss` (docs/methods.md#socrates-loss):
 
         L = -(1/n) sum_i alpha (1 - p_{i,y})^gamma [ tau_i log p_{i,y} + (1 - tau_i) beta_i log p_{i,idk} ],
         beta_i = ReLU( max_{k not in {y_i, idk}} p_{i,k} - p_{i,idk} ).
@@ -146,14 +144,13 @@ class SocratesLoss(WarmupObjective):
         reduction: "mean" (default), "sum" or "none".
 
     Example:
-        >>> loss = SocratesLoss(num_classes=3, num_samples=10)
+        >>> loss = Socrates(num_classes=3, num_samples=10)
         >>> z, y, idx = torch.randn(4, 4), torch.tensor([0, 1, 2, 0]), torch.tensor([0, 5, 7, 9])
         >>> bool(loss(z, y, indices=idx) > 0), int(loss.seen.sum())
         (True, 4)
     """
 
-    requires: ClassVar[frozenset[str]] = frozenset({"indices"})
-    sample_state: ClassVar[tuple[str, ...]] = ("targets", "seen")
+    paper: ClassVar[str] = "Gómez-Gálvez, Olenyi, Dobbie, Taškova; TMLR 2026, arXiv 2604.12245"
 
     def __init__(
         self,
@@ -169,35 +166,18 @@ class SocratesLoss(WarmupObjective):
         focal_in_unknown: bool = True,
         reduction: str = "mean",
     ) -> None:
-        super().__init__(num_classes=num_classes, warmup_epochs=0, reduction=reduction)
-        self.momentum = check_momentum(momentum)
+        super().__init__(
+            num_classes=num_classes, num_samples=num_samples, momentum=momentum, warmup_epochs=0, reduction=reduction
+        )
         self.gamma = check_number(gamma, "gamma", low=0.0)
         self.alpha = check_number(alpha, "alpha", low=0.0, low_inclusive=False)
         self.beta = check_choice(beta, "beta", BETA_MODES)
         self.beta_constant = check_number(beta_constant, "beta_constant", low=0.0)
-        for name, flag in (("focal_in_target", focal_in_target), ("focal_in_unknown", focal_in_unknown)):
-            if not isinstance(flag, bool):
-                raise ValueError(f"{name}: expected True or False, got {flag!r}")
-        self.focal_in_target = focal_in_target
-        self.focal_in_unknown = focal_in_unknown
-        self.num_samples = register_ema_table(self, num_samples, self.num_classes)
+        self.focal_in_target = check_bool(focal_in_target, "focal_in_target")
+        self.focal_in_unknown = check_bool(focal_in_unknown, "focal_in_unknown")
 
-    def forward(
-        self,
-        logits: torch.Tensor,
-        labels: torch.Tensor,
-        *,
-        indices: torch.Tensor | None = None,
-        model=None,  # noqa: ANN001 (protocol argument, unused)
-        inputs=None,  # noqa: ANN001 (protocol argument, unused)
-    ) -> torch.Tensor:
-        """The loss of a batch: ``logits`` [n, K+1], ``labels`` [n], ``indices`` [n] dataset indices."""
-        check_logits_labels(logits, labels, self.num_outputs)
-        indices = check_indices(indices, logits.shape[0], "socrates")
-        tau = ema_step(
-            self.targets, self.seen, logits[:, : self.num_classes], labels, indices,
-            momentum=self.momentum, update=self.training,
-        ).to(logits.device)
+    def adaptive_loss(self, logits: torch.Tensor, labels: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        """:func:`socrates_loss` with this objective's hyperparameters and reduction."""
         return socrates_loss(
             logits, labels, tau, gamma=self.gamma, alpha=self.alpha, beta=self.beta,
             beta_constant=self.beta_constant, focal_in_target=self.focal_in_target,
@@ -209,3 +189,7 @@ class SocratesLoss(WarmupObjective):
             f"num_classes={self.num_classes}, num_samples={self.num_samples}, momentum={self.momentum}, "
             f"gamma={self.gamma}, alpha={self.alpha}, beta={self.beta!r}, reduction={self.reduction!r}"
         )
+
+
+#: The former class name, kept for existing code.
+SocratesLoss = Socrates

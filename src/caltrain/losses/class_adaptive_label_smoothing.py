@@ -1,4 +1,9 @@
-"""CALS: class-adaptive label smoothing as an augmented Lagrangian on the logit-distance constraints.
+"""``cals``: class-adaptive label smoothing (CALS), an augmented Lagrangian on the logit-distance constraints.
+
+Notation: z = logits [n, K], y = labels [n], d_ik = max_j z_ij − z_ik the logit distances, m the margin,
+h_ik the constraints, lambda and rho [K] the class-wise multipliers and penalty weights; the math is in
+:func:`cals_constraints`, :func:`phr_penalty`, :func:`cals_loss` and :class:`ClassAdaptiveLabelSmoothing`
+(with the per-epoch update, defaults and readings).
 
 Liu, Rony, Galdran, Dolz, Ben Ayed, "Class Adaptive Network Calibration", CVPR 2023, arXiv 2211.15088
 (authors' code: by-liu/CALS, ``calibrate/lagrangian/aug_lagrangian_class.py``).
@@ -11,12 +16,12 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from caltrain.losses.adaptive_targets import check_logits_labels, compute_dtype
+from caltrain.losses._tensors import check_logits_labels, compute_dtype
 from caltrain.losses.base import Objective, reduce_loss
 from caltrain.losses.registry import register
 from caltrain.utils.checks import check_number, check_positive_int
 
-__all__ = ["CALSLoss", "cals_constraints", "cals_loss", "phr_penalty"]
+__all__ = ["CALSLoss", "ClassAdaptiveLabelSmoothing", "cals_constraints", "cals_loss", "phr_penalty"]
 
 
 def cals_constraints(logits: torch.Tensor, margin: float, *, normalize: bool = True) -> torch.Tensor:
@@ -64,7 +69,7 @@ def cals_loss(
 
 
 @register("cals")
-class CALSLoss(Objective):
+class ClassAdaptiveLabelSmoothing(Objective):
     """CALS: CE plus class-wise PHR penalties whose multipliers are updated once per epoch on validation.
 
     With d_ik = max_j z_ij - z_ik and h_ik = (d_ik - m)/m <= 0 (:func:`cals_constraints`),
@@ -73,7 +78,7 @@ class CALSLoss(Objective):
         P(h, lambda, rho) = (max(0, lambda + rho h)^2 - lambda^2) / (2 rho),
 
     with buffers lambda [K] (init lambda_min) and rho [K] (init rho_min). After epoch t (0-based), on the
-    validation logits (METHODS.md 1.2, as in by-liu/CALS):
+    validation logits (docs/methods.md 1.2, as in by-liu/CALS):
 
         lambda_k <- clip( mean_i clip( max(0, lambda_k + rho_k h_ik), lambda_min, lambda_max ), lambda_min, lambda_max )
         c_k(t)    = mean_i h_ik
@@ -100,7 +105,7 @@ class CALSLoss(Objective):
         reduction: "mean" (default), "sum" or "none".
 
     Example:
-        >>> loss = CALSLoss(num_classes=3)
+        >>> loss = ClassAdaptiveLabelSmoothing(num_classes=3)
         >>> loss.on_epoch_end(0, val_logits=20 * torch.eye(3), val_labels=torch.arange(3))
         >>> bool((loss.lambd > 1e-6).all())  # distances 20 > m = 10 violate the constraints
         True
@@ -142,15 +147,7 @@ class CALSLoss(Objective):
         self.register_buffer("prev_constraints", torch.zeros(k, dtype=torch.float64))
         self.register_buffer("has_prev", torch.zeros((), dtype=torch.bool))
 
-    def forward(
-        self,
-        logits: torch.Tensor,
-        labels: torch.Tensor,
-        *,
-        indices=None,  # noqa: ANN001 (protocol argument, unused)
-        model=None,  # noqa: ANN001 (protocol argument, unused)
-        inputs=None,  # noqa: ANN001 (protocol argument, unused)
-    ) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The loss of a batch: ``logits`` [n, K], ``labels`` [n]."""
         check_logits_labels(logits, labels, self.num_outputs)
         return cals_loss(
@@ -183,3 +180,7 @@ class CALSLoss(Objective):
             f"{super().extra_repr()}, margin={self.margin}, lambd=[{self.lambd_min:g}, {self.lambd_max:g}], "
             f"rho=[{self.rho_min:g}, {self.rho_max:g}], rho_step={self.rho_step}, gamma={self.gamma}, tao={self.tao}"
         )
+
+
+#: The former class name, kept for existing code.
+CALSLoss = ClassAdaptiveLabelSmoothing

@@ -1,4 +1,9 @@
-"""AdaFocal: focal loss whose gamma is adapted per confidence bin from the validation calibration gap.
+"""``adafocal``: adaptive focal loss (AdaFocal), gamma adapted per confidence bin from the validation calibration gap.
+
+Notation: z = logits [n, K] (n samples, K classes), y = labels [n] in [0, K), p = softmax(z), p_{i,y} the
+true-class probability, M the number of bins, g_b the gamma of bin b; the math of the loss is in
+:func:`adafocal_loss`, that of the per-epoch update in :func:`adafocal_update`, defaults and readings in
+:class:`AdaptiveFocal`.
 
 Ghosh, Schaaf, Gormley, "AdaFocal: Calibration-aware Adaptive Focal Loss", NeurIPS 2022, arXiv 2211.11838.
 """
@@ -9,12 +14,12 @@ from typing import ClassVar
 
 import torch
 
-from caltrain.losses.adaptive_targets import check_logits_labels, compute_dtype, log_one_minus_true
+from caltrain.losses._tensors import check_logits_labels, compute_dtype, gather_true, log_one_minus_true
 from caltrain.losses.base import Objective, reduce_loss
 from caltrain.losses.registry import register
 from caltrain.utils.checks import check_number, check_positive_int
 
-__all__ = ["AdaFocalLoss", "adafocal_loss", "adafocal_update"]
+__all__ = ["AdaFocalLoss", "AdaptiveFocal", "adafocal_loss", "adafocal_update"]
 
 
 def adafocal_loss(
@@ -37,7 +42,7 @@ def adafocal_loss(
         True
     """
     z = compute_dtype(logits)
-    logp_y = torch.log_softmax(z, dim=1).gather(1, labels.unsqueeze(1)).squeeze(1)
+    logp_y = gather_true(torch.log_softmax(z, dim=1), labels)
     g = gammas.to(z.dtype)
     mag = g.abs()
     log_factor = torch.where(g >= 0, log_one_minus_true(z, labels), torch.log1p(logp_y.exp()))
@@ -109,7 +114,7 @@ def adafocal_update(
 
 
 @register("adafocal")
-class AdaFocalLoss(Objective):
+class AdaptiveFocal(Objective):
     """AdaFocal: focal loss with a gamma per confidence bin, updated once per epoch from validation.
 
     Training loss: :func:`adafocal_loss` with g_i = gamma of the bin of p_{i,y} (the detached true-class
@@ -122,7 +127,7 @@ class AdaFocalLoss(Objective):
 
     Paper: arXiv 2211.11838 (NeurIPS 2022). Defaults as in the authors' code and paper: M = 15 bins, lambda = 1,
     gamma_initial = 1, S_th = 0.2, gamma_max = 20; gamma_min = -2 (reading: the paper bounds the inverse-focal
-    side more tightly than the focal one; set it with the run). METHODS.md 2 states the focal-only update
+    side more tightly than the focal one; set it with the run). docs/methods.md 2 states the focal-only update
     min(gamma_max, gamma exp(C_b - A_b)): ``switch_pt=0, gamma_min=0`` gives it. Reading: bins with no
     validation sample keep their gamma; the update uses every validation sample at once (float64).
 
@@ -136,7 +141,7 @@ class AdaFocalLoss(Objective):
         reduction: "mean" (default), "sum" or "none".
 
     Example:
-        >>> loss = AdaFocalLoss(num_classes=3, num_bins=2)
+        >>> loss = AdaptiveFocal(num_classes=3, num_bins=2)
         >>> loss.on_epoch_end(0, val_logits=torch.randn(8, 3), val_labels=torch.randint(0, 3, (8,)))
         >>> loss.gammas.shape, loss.edges.shape
         (torch.Size([2]), torch.Size([3]))
@@ -169,20 +174,12 @@ class AdaFocalLoss(Objective):
 
     def sample_gammas(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """g_i: the gamma of the bin holding the detached p_{i,y}, [N] (no host synchronisation)."""
-        p_y = torch.softmax(compute_dtype(logits).detach(), dim=1).gather(1, labels.unsqueeze(1)).squeeze(1)
+        p_y = gather_true(torch.softmax(compute_dtype(logits).detach(), dim=1), labels)
         inner = self.edges[1:-1].to(p_y.dtype)
         bins = torch.bucketize(p_y.contiguous(), inner.contiguous(), right=True)
         return self.gammas[bins]
 
-    def forward(
-        self,
-        logits: torch.Tensor,
-        labels: torch.Tensor,
-        *,
-        indices=None,  # noqa: ANN001 (protocol argument, unused)
-        model=None,  # noqa: ANN001 (protocol argument, unused)
-        inputs=None,  # noqa: ANN001 (protocol argument, unused)
-    ) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The loss of a batch: ``logits`` [n, K], ``labels`` [n]."""
         check_logits_labels(logits, labels, self.num_outputs)
         return adafocal_loss(logits, labels, self.sample_gammas(logits, labels), reduction=self.reduction)
@@ -206,3 +203,7 @@ class AdaFocalLoss(Objective):
             f"{super().extra_repr()}, num_bins={self.num_bins}, lam={self.lam}, gamma_initial={self.gamma_initial}, "
             f"switch_pt={self.switch_pt}, gamma_min={self.gamma_min}, gamma_max={self.gamma_max}"
         )
+
+
+#: The former class name, kept for existing code.
+AdaFocalLoss = AdaptiveFocal
