@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any, Literal, Sequence, Union
+from typing import Any, Iterable, Literal, Sequence, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -424,6 +424,28 @@ def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         else:
             out[k] = copy.deepcopy(v)
     return out
+
+
+def check_data(configs: Iterable[TrainConfig]) -> None:
+    """Check that the real datasets' files of ``configs`` are present, once per distinct dataset, loading nothing.
+
+    ``caltrain train`` and :func:`caltrain.train.suite.run_suite` call it before any run starts, so missing files
+    give one message instead of one failure per run.
+
+    Raises:
+        FileNotFoundError: from :func:`caltrain.data.check_available`: the dataset, the missing files under the
+            folder searched, how to get them, and how to point caltrain at them (``--set data.root=DIR``).
+    """
+    import json
+
+    from caltrain import data
+
+    seen: set[str] = set()
+    for cfg in configs:
+        key = json.dumps([cfg.data.name, cfg.data.root, cfg.data.options], sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            data.check_available(cfg.data.name, cfg.data.root, **cfg.data.options)
 
 
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
