@@ -16,7 +16,8 @@ ACCEPTS_OVERRIDES = True
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="YAML configuration (see docs/training.md)")
-    p.add_argument("--data", metavar="NAME", help="dataset (caltrain data); default synthetic")
+    p.add_argument("--data", metavar="NAME", help="dataset (caltrain data); default synthetic. Real datasets are read "
+                   "from --set data.root=DIR, else $CALTRAIN_DATA_DIR, else ./data")
     p.add_argument("--model", metavar="NAME", help="model (caltrain models); default: mlp for features, cnn for images")
     p.add_argument("--loss", metavar="NAME", help="objective (caltrain losses); default ce")
     p.add_argument("--epochs", type=int, metavar="N")
