@@ -65,7 +65,9 @@ def test_typo_in_the_last_objective_fails_before_the_first_run(tmp_path, capsys,
     import caltrain.train.suite as suite_mod
 
     monkeypatch.setattr(suite_mod, "_run_one", lambda *a: pytest.fail("a run started"))
-    objectives = "\n".join(f"          ls-{k}: {{loss: {{name: ls, options: {{smoothing: 0.0{k}}}}}}}" for k in range(1, 40))
+    objectives = "\n".join(
+        f"          ls-{k}: {{loss: {{name: ls, options: {{smoothing: 0.0{k}}}}}}}" for k in range(1, 40)
+    )
     suite = tmp_path / "typo.yaml"
     suite.write_text(textwrap.dedent("""
         description: the 40th objective is misspelt

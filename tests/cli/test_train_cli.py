@@ -37,7 +37,8 @@ def test_posthoc_typo_exits_2_before_any_work(tmp_path, monkeypatch, capsys, no_
         (["--set", "schedule.name=cosin"], "schedule.name: .*did you mean 'cosine'"),
         (["--set", "eval.abstention=renormalised"], "eval.abstention: .*did you mean 'renormalized'"),
         (["--loss", "focal", "--set", "loss.options.gama=3"],
-         r"loss.options: loss 'focal' got unknown parameter\(s\) 'gama'; valid parameters: gamma.*did you mean 'gamma'"),
+         r"loss.options: loss 'focal' got unknown parameter\(s\) 'gama'; "
+         r"valid parameters: gamma.*did you mean 'gamma'"),
     ],
 )
 def test_bad_names_exit_2_before_any_work(tmp_path, monkeypatch, capsys, no_work, args, message):

@@ -79,7 +79,8 @@ def test_unknown_names_fail_when_built_with_the_closest_name(override, message):
     "overrides, message",
     [
         (["loss.name=focal", "loss.options.gama=3"],
-         r"loss.options: loss 'focal' got unknown parameter\(s\) 'gama'; valid parameters: gamma.*did you mean 'gamma'"),
+         r"loss.options: loss 'focal' got unknown parameter\(s\) 'gama'; "
+         r"valid parameters: gamma.*did you mean 'gamma'"),
         (["loss.options.num_classes=3"], "loss.options.num_classes: set by caltrain"),
         (["model.name=mlp", "model.options.hiden=[8]"],
          r"model.options: model 'mlp' got unknown parameter\(s\) 'hiden'; valid parameters: hidden.*did you mean"),

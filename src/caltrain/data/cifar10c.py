@@ -50,7 +50,7 @@ def load_cifar10c(root: Path, corruption: str, severity: int) -> Split:
 
 
 def _cifar10c_files(root: Path, corruption: str, severity: int) -> tuple[Path, Path]:
-    """The images and labels files of ``corruption`` (both checked with ``severity``); ``FileNotFoundError`` if absent."""
+    """The images and labels files of ``corruption`` (checked, with ``severity``); ``FileNotFoundError`` if absent."""
     check_choice(corruption, "corruption", CIFAR10C_CORRUPTIONS)
     check_choice(severity, "severity", (1, 2, 3, 4, 5))
     folder = root / "CIFAR-10-C"

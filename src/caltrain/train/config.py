@@ -369,7 +369,8 @@ def _format_validation_error(err: ValidationError) -> str:
         if e["type"] == "extra_forbidden":
             section = _section_for(e["loc"][:-1])
             valid = ", ".join(section.model_fields) if section else ""
-            lines.append(f"{loc}: unknown key (valid keys here: {valid}){did_you_mean(e['loc'][-1], valid.split(', '))}")
+            hint = did_you_mean(e["loc"][-1], valid.split(", "))
+            lines.append(f"{loc}: unknown key (valid keys here: {valid}){hint}")
         elif e["type"] == "value_error":  # our validators' messages name the key and what was given
             msg = str(e.get("ctx", {}).get("error", e["msg"]))
             lines.append(msg if msg.startswith(f"{loc}") else f"{loc}: {msg}")
