@@ -86,6 +86,14 @@ def _check_options(
     return options
 
 
+def _own_keywords(create: Any, passed: dict[str, str]) -> list[str]:
+    """The keyword-only parameters a registry's ``create`` takes itself (e.g. ``seed``), less those in ``passed``."""
+    import inspect
+
+    return [p.name for p in inspect.signature(create).parameters.values()
+            if p.kind == p.KEYWORD_ONLY and p.name not in passed]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -115,15 +123,11 @@ class DataConfig(_Section):
     def _dataset_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         if "name" not in info.data:  # the name failed already
             return v
-        import inspect
-
         from caltrain import data
 
-        # what caltrain.data.create takes itself (seed, imbalance_factor, ...) besides the dataset's own options
-        shared = [p.name for p in inspect.signature(data.create).parameters.values()
-                  if p.kind == p.KEYWORD_ONLY and p.name != "root"]
-        return _check_options("data.options", data.DATASETS, info.data["name"], v,
-                              passed={"root": "set data.root instead"}, extra=shared)
+        passed = {"root": "set data.root instead"}
+        return _check_options("data.options", data.DATASETS, info.data["name"], v, passed=passed,
+                              extra=_own_keywords(data.create, passed))
 
 
 #: The models ``model.name=auto`` chooses from (mlp for feature data, cnn for images; see the trainer).
@@ -148,18 +152,18 @@ class ModelConfig(_Section):
     def _model_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         if "name" not in info.data:
             return v
-        from caltrain.models import MODELS
+        from caltrain import models
 
         passed = {k: "the trainer sets it from the dataset and the objective"
                   for k in ("num_classes", "in_channels", "input_shape")}
-        name = info.data["name"]
+        name, extra = info.data["name"], _own_keywords(models.create, passed)
         if name != "auto":
-            return _check_options("model.options", MODELS, name, v, passed=passed)
+            return _check_options("model.options", models.MODELS, name, v, passed=passed, extra=extra)
         # auto is mlp for feature data and cnn for images: the options must fit one of them
         errors = []
         for candidate in _AUTO_MODELS:
             try:
-                return _check_options("model.options", MODELS, candidate, v, passed=passed)
+                return _check_options("model.options", models.MODELS, candidate, v, passed=passed, extra=extra)
             except ValueError as err:
                 errors.append(str(err))
         raise ValueError(f"{'; '.join(errors)} (model.name=auto is one of {', '.join(_AUTO_MODELS)})")
