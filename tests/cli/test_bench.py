@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
+
 from caltrain.cli.main import main
 
 
@@ -34,18 +36,48 @@ def test_suite_with_only_failed_runs_reports_them_and_writes_no_report(tmp_path,
     assert not (tmp_path / "out" / "report.html").exists()
 
 
-def test_missing_data_is_reported_in_one_line_per_run(tmp_path, capsys):
-    # review: a suite whose dataset is absent printed a full traceback for every run
+def test_missing_data_is_one_message_before_any_run(tmp_path, capsys, monkeypatch):
+    # review: a suite whose dataset is absent printed a full traceback for every run; then one line per run;
+    # now the files are checked once, before the first run starts
+    import caltrain.train.suite as suite_mod
+
+    monkeypatch.setattr(suite_mod, "_run_one", lambda *a: pytest.fail("a run started"))
     suite = tmp_path / "nodata.yaml"
     suite.write_text(textwrap.dedent(f"""
         description: CIFAR-10 is not there
-        seeds: [0]
+        seeds: [0, 1, 2]
         base: {{epochs: 1, quiet: true}}
         datasets:
           cifar10: {{data: {{name: cifar10, root: {tmp_path / 'empty'}, options: {{download: false}}}}}}
         objectives:
           ce: {{loss: {{name: ce}}}}
+          focal: {{loss: {{name: focal}}}}
     """))
-    assert main(["bench", str(suite), "--out", str(tmp_path / "out")]) == 1
+    assert main(["bench", str(suite), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert "FAILED cifar10__ce__seed0" in err and "Traceback" not in err
+    assert err.count("dataset 'cifar10': missing") == 1 and "Traceback" not in err
+    assert f"data folder searched: {(tmp_path / 'empty').resolve()}" in err
+    assert "--set data.root=DIR" in err and "CALTRAIN_DATA_DIR" in err and "--data-dir" not in err
+    assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_typo_in_the_last_objective_fails_before_the_first_run(tmp_path, capsys, monkeypatch):
+    import caltrain.train.suite as suite_mod
+
+    monkeypatch.setattr(suite_mod, "_run_one", lambda *a: pytest.fail("a run started"))
+    objectives = "\n".join(
+        f"          ls-{k}: {{loss: {{name: ls, options: {{smoothing: 0.0{k}}}}}}}" for k in range(1, 40)
+    )
+    suite = tmp_path / "typo.yaml"
+    suite.write_text(textwrap.dedent("""
+        description: the 40th objective is misspelt
+        seeds: [0]
+        base: {epochs: 1, quiet: true}
+        datasets:
+          synthetic: {data: {name: synthetic}}
+        objectives:
+    """) + objectives + "\n          last: {loss: {name: focl}}\n")
+    assert main(["bench", str(suite), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "run synthetic__last__seed0" in err and "loss.name" in err and "did you mean 'focal'" in err
+    assert not (tmp_path / "out").exists()

@@ -14,9 +14,17 @@ def test_version(capsys):
 
 
 def test_help_lists_commands(capsys):
+    # regression: this test passed with no command registered at all (it only looked for "COMMAND")
+    from caltrain.cli.main import COMMANDS
+
     assert main([]) == 0
     out = capsys.readouterr().out
-    assert "COMMAND" in out
+    expected = ["train", "bench", "evaluate", "calibrate", "report", "losses", "data", "models"]
+    assert set(expected) <= set(COMMANDS)
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("    ") and line.split()]
+    for name in expected:
+        assert name in listed, f"caltrain --help does not list {name!r}:\n{out}"
+        assert COMMANDS[name][1][:30] in out  # with its one-line help
 
 
 def test_console_entry_point_runs():

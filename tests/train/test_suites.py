@@ -123,3 +123,18 @@ def test_ray_executor_runs_the_same_grid(tmp_path):
     assert set(a) == set(b) == {"ce", "ls"}
     for k in a:  # same seeds, same data, same model: the numbers agree (one CPU thread in both)
         assert float(b[k]["accuracy_mean"]) == pytest.approx(float(a[k]["accuracy_mean"]), abs=0.02)
+
+
+def test_every_run_is_validated_before_the_first_starts(tmp_path, monkeypatch):
+    # a typo in the last objective of a grid used to surface only when its run came up
+    from dataclasses import replace
+
+    from caltrain.train.config import ConfigError
+
+    suite = _tiny_suite()
+    objectives = {**suite.objectives, **{f"ls-{k}": {"loss": {"name": "ls"}} for k in range(38)},
+                  "typo": {"loss": {"name": "focal", "options": {"gama": 2}}}}
+    monkeypatch.setattr(suite_mod, "_run_one", lambda *a: pytest.fail("a run started"))
+    with pytest.raises(ConfigError, match=r"suite tiny, run synthetic__typo__seed0: .*loss.options.*'gama'"):
+        run_suite(replace(suite, objectives=objectives), tmp_path / "out", log=lambda s: None)
+    assert not (tmp_path / "out").exists()

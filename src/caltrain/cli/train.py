@@ -16,7 +16,8 @@ ACCEPTS_OVERRIDES = True
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="YAML configuration (see docs/training.md)")
-    p.add_argument("--data", metavar="NAME", help="dataset (caltrain data); default synthetic")
+    p.add_argument("--data", metavar="NAME", help="dataset (caltrain data); default synthetic. Real datasets are read "
+                   "from --set data.root=DIR, else $CALTRAIN_DATA_DIR, else ./data")
     p.add_argument("--model", metavar="NAME", help="model (caltrain models); default: mlp for features, cnn for images")
     p.add_argument("--loss", metavar="NAME", help="objective (caltrain losses); default ce")
     p.add_argument("--epochs", type=int, metavar="N")
@@ -42,7 +43,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from caltrain.train.config import build_config
+    from caltrain.train.config import build_config, check_data
     from caltrain.train.run_dir import RunDir
     from caltrain.train.trainer import TrainingDiverged, train
 
@@ -55,9 +56,11 @@ def run(args: argparse.Namespace) -> int:
             return 0
         extra = ["quiet=true"] if args.quiet else []
         config = build_config(run_dir.config, overrides=extra)
+        check_data([config])
         resume = run_dir.checkpoint.exists()
     else:
         config = build_config(args.config, overrides=_overrides(args))
+        check_data([config])  # missing dataset files: one message, before the run directory is touched
         if args.out:
             run_dir = RunDir(Path(args.out))
         elif int(os.environ.get("WORLD_SIZE", "1")) > 1:

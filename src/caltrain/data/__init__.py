@@ -10,16 +10,18 @@ from caltrain.data import synthetic as _synthetic  # noqa: F401
 from caltrain.data import synthetic_image as _synthetic_image  # noqa: F401
 from caltrain.data import tinyimagenet as _tinyimagenet  # noqa: F401
 from caltrain.data.loader import Loader, make_loader
-from caltrain.data.registry import DATASETS, create, default_root, names
+from caltrain.data.registry import DATASETS, FILE_CHECKS, check_available, create, default_root, names
 from caltrain.data.splits import NO_LABEL, DatasetSplits, Split
 from caltrain.data.true_calibration import true_calibration_error
 
 __all__ = [
     "DATASETS",
     "DatasetSplits",
+    "FILE_CHECKS",
     "Loader",
     "NO_LABEL",
     "Split",
+    "check_available",
     "create",
     "default_root",
     "make_loader",

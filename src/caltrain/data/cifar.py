@@ -35,10 +35,13 @@ import torch
 
 from caltrain.data.files import download, require, safe_unpickle
 from caltrain.data.ood import select_ood
-from caltrain.data.registry import DATASETS
+from caltrain.data.registry import DATASETS, FILE_CHECKS
 from caltrain.data.splits import DatasetSplits, Split, channel_stats, random_partition
 
-__all__ = ["CIFAR10", "CIFAR100", "CifarFiles", "cifar10", "cifar100", "cifar_dataset", "cifar_splits", "load_cifar"]
+__all__ = [
+    "CIFAR10", "CIFAR100", "CifarFiles", "check_cifar_files", "cifar10", "cifar100", "cifar_dataset", "cifar_splits",
+    "load_cifar",
+]
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,18 @@ def load_cifar(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``uint8 [N, 3, 32, 32]`` images and ``int64 [N]`` labels of ``part`` ("train" or "test")."""
     folder = root / files.folder
+    check_cifar_files(root, files, download_missing=download_missing)
+    xs, ys = [], []
+    for name in files.train if part == "train" else files.test:
+        batch = safe_unpickle(folder / name)
+        xs.append(np.asarray(_entry(batch, "data"), dtype=np.uint8).reshape(-1, 3, 32, 32))
+        ys.append(np.asarray(_entry(batch, files.label_key), dtype=np.int64))
+    return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
+
+
+def check_cifar_files(root: Path, files: CifarFiles, *, download_missing: bool) -> None:
+    """Download the archive if files are missing and ``download_missing``; ``FileNotFoundError`` if still missing."""
+    folder = root / files.folder
     paths = [folder / name for name in (*files.train, *files.test)]
     if download_missing and not all(p.exists() for p in paths):
         try:
@@ -101,13 +116,18 @@ def load_cifar(
         paths,
         dataset=files.name,
         how=f"Download {files.url} and extract it into {root.expanduser().resolve()}",
+        root=root,
     )
-    xs, ys = [], []
-    for name in files.train if part == "train" else files.test:
-        batch = safe_unpickle(folder / name)
-        xs.append(np.asarray(_entry(batch, "data"), dtype=np.uint8).reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(_entry(batch, files.label_key), dtype=np.int64))
-    return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
+
+
+@FILE_CHECKS.register("cifar10")
+def _cifar10_files(*, root: Path, download: bool) -> None:
+    check_cifar_files(root, CIFAR10, download_missing=download)
+
+
+@FILE_CHECKS.register("cifar100")
+def _cifar100_files(*, root: Path, download: bool) -> None:
+    check_cifar_files(root, CIFAR100, download_missing=download)
 
 
 def cifar_splits(

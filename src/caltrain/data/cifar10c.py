@@ -20,10 +20,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from caltrain.data.cifar import CIFAR10, cifar_splits
+from caltrain.data.cifar import CIFAR10, check_cifar_files, cifar_splits
 from caltrain.data.files import require
 from caltrain.data.ood import select_ood
-from caltrain.data.registry import DATASETS
+from caltrain.data.registry import DATASETS, FILE_CHECKS
 from caltrain.data.splits import DatasetSplits, Split, channel_stats
 from caltrain.utils.checks import check_choice
 
@@ -40,6 +40,17 @@ _URL = "https://zenodo.org/records/2535967"
 
 def load_cifar10c(root: Path, corruption: str, severity: int) -> Split:
     """The 10,000 CIFAR-10-C test images of ``corruption`` at ``severity`` (1..5), labels kept."""
+    images, labels = _cifar10c_files(root, corruption, severity)
+    all_x, all_y = np.load(images, mmap_mode="r"), np.load(labels, mmap_mode="r")
+    per_severity = len(all_x) // 5
+    rows = slice((severity - 1) * per_severity, severity * per_severity)
+    x, y = all_x[rows], all_y[rows]
+    x = torch.from_numpy(np.ascontiguousarray(np.transpose(x, (0, 3, 1, 2)), dtype=np.uint8))
+    return Split(x, torch.from_numpy(np.array(y, dtype=np.int64)))
+
+
+def _cifar10c_files(root: Path, corruption: str, severity: int) -> tuple[Path, Path]:
+    """The images and labels files of ``corruption`` (checked, with ``severity``); ``FileNotFoundError`` if absent."""
     check_choice(corruption, "corruption", CIFAR10C_CORRUPTIONS)
     check_choice(severity, "severity", (1, 2, 3, 4, 5))
     folder = root / "CIFAR-10-C"
@@ -48,13 +59,15 @@ def load_cifar10c(root: Path, corruption: str, severity: int) -> Split:
         [images, labels],
         dataset="cifar10c",
         how=f"Download CIFAR-10-C.tar from {_URL} and extract it into {root.expanduser().resolve()}",
+        root=root,
     )
-    all_x, all_y = np.load(images, mmap_mode="r"), np.load(labels, mmap_mode="r")
-    per_severity = len(all_x) // 5
-    rows = slice((severity - 1) * per_severity, severity * per_severity)
-    x, y = all_x[rows], all_y[rows]
-    x = torch.from_numpy(np.ascontiguousarray(np.transpose(x, (0, 3, 1, 2)), dtype=np.uint8))
-    return Split(x, torch.from_numpy(np.array(y, dtype=np.int64)))
+    return images, labels
+
+
+@FILE_CHECKS.register("cifar10c")
+def _cifar10c_check(*, root: Path, corruption: str, severity: int, download: bool) -> None:
+    _cifar10c_files(root, corruption, severity)
+    check_cifar_files(root, CIFAR10, download_missing=download)
 
 
 def cifar10c_sources(root: Path) -> dict:

@@ -2,7 +2,8 @@
 
 Real datasets are read from ``root`` (``caltrain.data.default_root()``: ``$CALTRAIN_DATA_DIR`` or ``./data``),
 each in its official layout under a fixed folder name. When a file is missing, :func:`require` raises a
-``FileNotFoundError`` that names the absolute path expected and how to get the file. Datasets with a stable
+``FileNotFoundError`` that names the absolute path expected, how to get the file and how to point caltrain at
+another folder (:data:`WHERE`). Datasets with a stable
 official URL (CIFAR-10/100, SVHN) are downloaded when ``download=True`` (their default) and the machine is
 online: streamed to a temporary file, checked against the official MD5, then moved into place (and extracted
 for archives); offline, the error says where to put the files.
@@ -24,20 +25,27 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["download", "md5sum", "require", "safe_unpickle"]
+__all__ = ["WHERE", "download", "md5sum", "require", "safe_unpickle"]
+
+#: How to tell caltrain where the dataset files are (the options that exist, in every missing-file message).
+WHERE = (
+    "to read them from another folder, pass --set data.root=DIR to caltrain train / bench, root=DIR to "
+    "caltrain.data.create, or set the CALTRAIN_DATA_DIR environment variable"
+)
 
 
-def require(paths: Iterable[Path], *, dataset: str, how: str) -> None:
-    """Raise ``FileNotFoundError`` listing the missing ``paths`` (absolute) and ``how`` to get them."""
+def require(paths: Iterable[Path], *, dataset: str, how: str, root: Path | None = None) -> None:
+    """Raise ``FileNotFoundError`` listing the missing ``paths`` (absolute), ``how`` to get them and :data:`WHERE`.
+
+    ``root``, the data directory searched, is named in the message when given.
+    """
     missing = [Path(p).expanduser().resolve() for p in paths if not Path(p).exists()]
     if missing:
         listed = ", ".join(str(p) for p in missing[:4])
         if len(missing) > 4:
             listed += f" (and {len(missing) - 4} more)"
-        raise FileNotFoundError(
-            f"dataset {dataset!r}: missing {listed}. {how} "
-            "(pass root=... / --data-dir, or set CALTRAIN_DATA_DIR, to read them from elsewhere)"
-        )
+        searched = f" (data folder searched: {Path(root).expanduser().resolve()})" if root is not None else ""
+        raise FileNotFoundError(f"dataset {dataset!r}: missing {listed}{searched}. {how}; {WHERE}")
 
 
 def md5sum(path: Path) -> str:

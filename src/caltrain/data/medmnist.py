@@ -25,7 +25,7 @@ import torch
 
 from caltrain.data.files import require
 from caltrain.data.ood import select_ood
-from caltrain.data.registry import DATASETS
+from caltrain.data.registry import DATASETS, FILE_CHECKS
 from caltrain.data.splits import DatasetSplits, Split, channel_stats
 from caltrain.utils.checks import check_choice
 
@@ -48,8 +48,9 @@ MEDMNIST_SUBSETS = {
 _SIZES = (28, 64, 128, 224)
 
 
-def load_medmnist(root: Path, subset: str, size: int = 28) -> dict[str, Split]:
-    """``{"train", "val", "test"}`` splits of ``subset`` (images ``uint8 [N, C, H, W]``)."""
+@FILE_CHECKS.register("medmnist")
+def _medmnist_file(*, root: Path, subset: str, size: int) -> Path:
+    """The path of ``subset``'s .npz at ``size`` (both checked); ``FileNotFoundError`` if absent."""
     if subset == "chestmnist":
         raise ValueError("subset: 'chestmnist' is multi-label (14 labels per image); caltrain handles multi-class sets")
     check_choice(subset, "subset", MEDMNIST_SUBSETS)
@@ -58,9 +59,16 @@ def load_medmnist(root: Path, subset: str, size: int = 28) -> dict[str, Split]:
     require(
         [path],
         dataset="medmnist",
+        root=root,
         how=f"Get {path.name} with `python -m medmnist download` or from https://zenodo.org/records/10519652 "
         f"and put it into {path.parent.expanduser().resolve()}",
     )
+    return path
+
+
+def load_medmnist(root: Path, subset: str, size: int = 28) -> dict[str, Split]:
+    """``{"train", "val", "test"}`` splits of ``subset`` (images ``uint8 [N, C, H, W]``)."""
+    path = _medmnist_file(root=root, subset=subset, size=size)
     splits = {}
     with np.load(path) as arrays:
         for part in ("train", "val", "test"):

@@ -12,7 +12,9 @@ list of valid ones. :func:`create` adds the options every classification set sha
 - ``ood``: which paired out-of-distribution sets to attach (each dataset documents its own and its
   default); naming them explicitly loads them at once, so a missing file fails before training starts.
 
-Files of the real datasets are looked for under ``root`` (default: ``$CALTRAIN_DATA_DIR``, else ``./data``).
+Files of the real datasets are looked for under ``root`` (default: ``$CALTRAIN_DATA_DIR``, else ``./data``;
+``--set data.root=DIR`` on the command line). :func:`check_available` tells, without loading anything, whether
+they are there: each real dataset's module registers a cheap check in :data:`FILE_CHECKS`.
 
 Example:
     >>> ds = create("synthetic", seed=0, train_size=200, val_size=50, test_size=100)
@@ -33,14 +35,45 @@ from caltrain.data.splits import DatasetSplits, channel_stats
 from caltrain.utils.checks import check_number
 from caltrain.utils.registry import Registry
 
-__all__ = ["DATASETS", "create", "default_root", "names"]
+__all__ = ["DATASETS", "FILE_CHECKS", "check_available", "create", "default_root", "names"]
 
 #: name -> factory ``(*, root: Path, seed: int, **options) -> DatasetSplits``.
 DATASETS: Registry[Callable[..., DatasetSplits]] = Registry("dataset")
 
+#: name -> check ``(*, root: Path, **file options) -> None`` of a real dataset: raises ``FileNotFoundError`` (via
+#: :func:`caltrain.data.files.require`) when files the dataset would read are missing, after the download the
+#: dataset itself would try. Its keyword parameters are the dataset options that choose files (e.g. ``subset``);
+#: they receive the dataset's defaults unless given. Embedded datasets register none.
+FILE_CHECKS: Registry[Callable[..., None]] = Registry("dataset file check")
+
 def default_root() -> Path:
     """Where dataset files are looked for when no ``root`` is given: ``$CALTRAIN_DATA_DIR`` or ``./data``."""
     return Path(os.environ.get("CALTRAIN_DATA_DIR", "data")).expanduser()
+
+
+def check_available(name: str, root: str | os.PathLike | None = None, **options: Any) -> None:
+    """Raise ``FileNotFoundError`` unless the files dataset ``name`` reads with ``options`` are under ``root``.
+
+    Cheap: file existence only (plus the download that a dataset with ``download=True`` would try anyway), so a
+    suite or ``caltrain train`` can call it once before any run starts. Embedded datasets are always available.
+
+    Args:
+        name: a registry name (see :func:`names`).
+        root: the data directory, as for :func:`create` (default :func:`default_root`).
+        **options: the dataset's options, as for :func:`create`; those that do not choose files are ignored.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered.
+        FileNotFoundError: one message naming the dataset, the missing files under the folder searched, how to
+            get them and how to point caltrain at another folder.
+    """
+    DATASETS.get(name)
+    if name not in FILE_CHECKS:
+        return
+    accepted = FILE_CHECKS.parameters(name)
+    given = {**DATASETS.defaults(name), **options}
+    kwargs = {k: v for k, v in given.items() if k in accepted and k != "root"}
+    FILE_CHECKS.get(name)(root=Path(root).expanduser() if root is not None else default_root(), **kwargs)
 
 
 def names() -> list[str]:

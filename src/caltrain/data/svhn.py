@@ -26,7 +26,7 @@ import torch
 
 from caltrain.data.files import download, require
 from caltrain.data.ood import select_ood
-from caltrain.data.registry import DATASETS
+from caltrain.data.registry import DATASETS, FILE_CHECKS
 from caltrain.data.splits import NO_LABEL, DatasetSplits, Split, channel_stats, random_partition
 
 __all__ = ["load_svhn", "svhn", "svhn_as_ood"]
@@ -41,6 +41,17 @@ _MD5 = {
 
 def load_svhn(root: Path, part: str, *, download_missing: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """``uint8 [N, 3, 32, 32]`` images and ``int64 [N]`` digit labels (0..9) of ``part``."""
+    path = _svhn_file(root, part, download_missing=download_missing)
+    from scipy.io import loadmat
+
+    mat = loadmat(path)
+    x = np.ascontiguousarray(np.transpose(mat["X"], (3, 2, 0, 1)), dtype=np.uint8)
+    y = mat["y"].astype(np.int64).reshape(-1) % 10
+    return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def _svhn_file(root: Path, part: str, *, download_missing: bool) -> Path:
+    """The path of ``part``'s .mat file, downloaded first if missing and allowed; ``FileNotFoundError`` if absent."""
     path = root / "svhn" / f"{part}_32x32.mat"
     url = _URL.format(part=part)
     if download_missing and not path.exists():
@@ -48,13 +59,14 @@ def load_svhn(root: Path, part: str, *, download_missing: bool) -> tuple[torch.T
             download(url, path, md5=_MD5[part])
         except FileNotFoundError:
             pass  # offline: the error below says where to put the file
-    require([path], dataset="svhn", how=f"Download {url} into {path.parent.expanduser().resolve()}")
-    from scipy.io import loadmat
+    require([path], dataset="svhn", how=f"Download {url} into {path.parent.expanduser().resolve()}", root=root)
+    return path
 
-    mat = loadmat(path)
-    x = np.ascontiguousarray(np.transpose(mat["X"], (3, 2, 0, 1)), dtype=np.uint8)
-    y = mat["y"].astype(np.int64).reshape(-1) % 10
-    return torch.from_numpy(x), torch.from_numpy(y)
+
+@FILE_CHECKS.register("svhn")
+def _svhn_files(*, root: Path, extra: bool, download: bool) -> None:
+    for part in ("train", "test", *(("extra",) if extra else ())):
+        _svhn_file(root, part, download_missing=download)
 
 
 def svhn_as_ood(root: Path, *, download_missing: bool) -> Split:

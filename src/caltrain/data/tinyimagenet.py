@@ -26,7 +26,7 @@ import torch
 
 from caltrain.data.files import require
 from caltrain.data.ood import select_ood
-from caltrain.data.registry import DATASETS
+from caltrain.data.registry import DATASETS, FILE_CHECKS
 from caltrain.data.splits import DatasetSplits, Split, channel_stats, random_partition
 from caltrain.utils.io import atomic_write_bytes
 
@@ -79,16 +79,26 @@ def load_tinyimagenet(root: Path) -> dict[str, np.ndarray]:
     if cache.exists():
         with np.load(cache) as stored:
             return {k: stored[k] for k in stored.files}
-    require(
-        [folder / "wnids.txt", folder / "train", folder / "val" / "val_annotations.txt"],
-        dataset="tinyimagenet",
-        how=f"Download {_URL} and extract it into {root.expanduser().resolve()}",
-    )
+    _tinyimagenet_files(root=root)
     arrays = decode_tinyimagenet(folder)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     atomic_write_bytes(cache, buffer.getvalue())
     return arrays
+
+
+@FILE_CHECKS.register("tinyimagenet")
+def _tinyimagenet_files(*, root: Path) -> None:
+    """``FileNotFoundError`` unless the decoded cache or the official layout is under ``root``."""
+    folder = root / _FOLDER
+    if (folder / _CACHE).exists():
+        return
+    require(
+        [folder / "wnids.txt", folder / "train", folder / "val" / "val_annotations.txt"],
+        dataset="tinyimagenet",
+        how=f"Download {_URL} and extract it into {root.expanduser().resolve()}",
+        root=root,
+    )
 
 
 @DATASETS.register("tinyimagenet")

@@ -5,6 +5,15 @@ then overrides such as ``optim.lr=0.05`` or ``loss.options.gamma=3`` (dotted pat
 scalars), and validated by pydantic: a mistyped key fails with the list of valid keys, a bad value with the
 field and the expectation. The resolved configuration is saved as ``config.yaml`` in the run directory.
 
+Every name is checked when the configuration is built, before any data is loaded: the objective
+(``loss.name``), dataset (``data.name``), model (``model.name``, or ``auto``) and calibrators
+(``eval.posthoc``) against their registries, ``eval.abstention`` against :mod:`caltrain.abstention`, the
+optimiser and schedule against their fixed lists; ``loss.options``, ``model.options`` and ``data.options``
+against the factory's keyword parameters. A misspelt name fails with the closest valid one
+(``eval.posthoc: expected one of 'ats', ..., got 'tss'; did you mean 'ts', 'ats'?``). Whether a real
+dataset's files are present is a separate check, :func:`check_data` (the files may live on another machine
+than the one that builds the configuration).
+
 Example:
     >>> cfg = build_config(overrides=["data.name=digits", "optim.lr=0.05", "epochs=3"])
     >>> cfg.optim.lr, cfg.epochs
@@ -14,10 +23,11 @@ Example:
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
-from typing import Any, Literal, Sequence, Union
+from typing import Any, Iterable, Literal, Sequence, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 __all__ = [
     "ConfigError",
@@ -32,6 +42,7 @@ __all__ = [
     "TrainConfig",
     "apply_overrides",
     "build_config",
+    "check_data",
     "config_to_dict",
     "parse_override",
 ]
@@ -39,6 +50,48 @@ __all__ = [
 
 class ConfigError(ValueError):
     """An invalid configuration (unknown key, bad value); the message names the key and the expectation."""
+
+
+def _check_name(value: str, key: str, names: Sequence[str]) -> str:
+    """``value`` if it is one of ``names``, else a ``ValueError`` naming ``key`` and the closest name."""
+    from caltrain.utils.checks import check_choice
+
+    return check_choice(value, key, names)
+
+
+def _check_options(
+    key: str, registry: Any, name: str, options: dict[str, Any], *, passed: dict[str, str], extra: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Raise ``ValueError`` unless every key of ``options`` is a keyword parameter of ``registry``'s ``name``.
+
+    Args:
+        key: the configuration key, e.g. ``"loss.options"``, named in the message.
+        passed: parameters the trainer passes itself -> where to set them instead (they may not be options).
+        extra: further keywords accepted besides the factory's (those of the ``create`` wrapper).
+    """
+    from caltrain.utils.checks import did_you_mean
+
+    for k in options:
+        if k in passed:
+            raise ValueError(f"{key}.{k}: set by caltrain, not an option of {registry.kind} {name!r}; {passed[k]}")
+    rest = {k: v for k, v in options.items() if k not in extra}
+    try:
+        registry.check_kwargs(name, rest, reserved=tuple(passed))
+    except TypeError as err:
+        valid = [k for k in (*registry.parameters(name), *extra) if k not in passed]
+        hints = "".join(did_you_mean(k, valid) for k in sorted(rest) if k not in valid)
+        shared = [k for k in extra if k not in registry.parameters(name)]
+        also = f" (and {', '.join(shared)})" if shared else ""
+        raise ValueError(f"{key}: {err}{also}{hints}") from None
+    return options
+
+
+def _own_keywords(create: Any, passed: dict[str, str]) -> list[str]:
+    """The keyword-only parameters a registry's ``create`` takes itself (e.g. ``seed``), less those in ``passed``."""
+    import inspect
+
+    return [p.name for p in inspect.signature(create).parameters.values()
+            if p.kind == p.KEYWORD_ONLY and p.name not in passed]
 
 
 class _Section(BaseModel):
@@ -58,6 +111,28 @@ class DataConfig(_Section):
     #: False, True (the dataset's standard augmentation), or names of batch ops ("crop,flip,cutout").
     augment: Union[bool, str] = False
 
+    @field_validator("name")
+    @classmethod
+    def _known_dataset(cls, v: str) -> str:
+        from caltrain import data
+
+        return _check_name(v, "data.name", data.names())
+
+    @field_validator("options")
+    @classmethod
+    def _dataset_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if "name" not in info.data:  # the name failed already
+            return v
+        from caltrain import data
+
+        passed = {"root": "set data.root instead"}
+        return _check_options("data.options", data.DATASETS, info.data["name"], v, passed=passed,
+                              extra=_own_keywords(data.create, passed))
+
+
+#: The models ``model.name=auto`` chooses from (mlp for feature data, cnn for images; see the trainer).
+_AUTO_MODELS = ("mlp", "cnn")
+
 
 class ModelConfig(_Section):
     """Model by registry name; ``auto`` picks ``mlp`` for feature data and ``cnn`` for images."""
@@ -65,12 +140,58 @@ class ModelConfig(_Section):
     name: str = "auto"
     options: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        from caltrain import models
+
+        return v if v == "auto" else _check_name(v, "model.name", ["auto", *models.names()])
+
+    @field_validator("options")
+    @classmethod
+    def _model_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if "name" not in info.data:
+            return v
+        from caltrain import models
+
+        passed = {k: "the trainer sets it from the dataset and the objective"
+                  for k in ("num_classes", "in_channels", "input_shape")}
+        name, extra = info.data["name"], _own_keywords(models.create, passed)
+        if name != "auto":
+            return _check_options("model.options", models.MODELS, name, v, passed=passed, extra=extra)
+        # auto is mlp for feature data and cnn for images: the options must fit one of them
+        errors = []
+        for candidate in _AUTO_MODELS:
+            try:
+                return _check_options("model.options", models.MODELS, candidate, v, passed=passed, extra=extra)
+            except ValueError as err:
+                errors.append(str(err))
+        raise ValueError(f"{'; '.join(errors)} (model.name=auto is one of {', '.join(_AUTO_MODELS)})")
+
 
 class LossConfig(_Section):
     """Objective by registry name with its hyperparameters (``caltrain losses`` lists them)."""
 
     name: str = "ce"
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known_loss(cls, v: str) -> str:
+        from caltrain import losses
+
+        return _check_name(v, "loss.name", losses.names())
+
+    @field_validator("options")
+    @classmethod
+    def _loss_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if "name" not in info.data:
+            return v
+        from caltrain.losses import LOSSES
+
+        passed = {"num_classes": "the trainer sets it from the dataset",
+                  "num_samples": "the trainer sets it from the training split"}
+        return _check_options("loss.options", LOSSES, info.data["name"], v, passed=passed)
 
 
 class OptimConfig(_Section):
@@ -132,6 +253,22 @@ class EvalConfig(_Section):
     #: maximum softmax probability: ``summary["ood"][name]`` = AUROC, AUPR, FPR at 95% TPR; the first set's logits
     #: are saved as ``logits_ood.npz`` for the report's histograms.
     ood: bool = True
+
+    @field_validator("abstention")
+    @classmethod
+    def _known_convention(cls, v: str | None) -> str | None:
+        from caltrain.abstention import check_convention
+
+        return check_convention(v, "eval.abstention")
+
+    @field_validator("posthoc")
+    @classmethod
+    def _known_calibrators(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from caltrain import posthoc
+
+        for name in v:
+            _check_name(name, "eval.posthoc", posthoc.names())
+        return v
 
 
 class MixupConfig(_Section):
@@ -228,13 +365,22 @@ def apply_overrides(tree: dict[str, Any], overrides: Sequence[str]) -> dict[str,
 
 
 def _format_validation_error(err: ValidationError) -> str:
+    from caltrain.utils.checks import did_you_mean
+
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
+        loc = ".".join(str(p) for p in e["loc"] if not isinstance(p, int))
         if e["type"] == "extra_forbidden":
             section = _section_for(e["loc"][:-1])
             valid = ", ".join(section.model_fields) if section else ""
-            lines.append(f"{loc}: unknown key (valid keys here: {valid})")
+            hint = did_you_mean(e["loc"][-1], valid.split(", "))
+            lines.append(f"{loc}: unknown key (valid keys here: {valid}){hint}")
+        elif e["type"] == "value_error":  # our validators' messages name the key and what was given
+            msg = str(e.get("ctx", {}).get("error", e["msg"]))
+            lines.append(msg if msg.startswith(f"{loc}") else f"{loc}: {msg}")
+        elif e["type"] == "literal_error":
+            choices = re.findall(r"'([^']*)'", str(e.get("ctx", {}).get("expected", "")))
+            lines.append(f"{loc}: {e['msg']} (got {e.get('input')!r}){did_you_mean(e.get('input'), choices)}")
         else:
             lines.append(f"{loc}: {e['msg']} (got {e.get('input')!r})")
     return "invalid configuration: " + "; ".join(lines)
@@ -283,6 +429,28 @@ def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         else:
             out[k] = copy.deepcopy(v)
     return out
+
+
+def check_data(configs: Iterable[TrainConfig]) -> None:
+    """Check that the real datasets' files of ``configs`` are present, once per distinct dataset, loading nothing.
+
+    ``caltrain train`` and :func:`caltrain.train.suite.run_suite` call it before any run starts, so missing files
+    give one message instead of one failure per run.
+
+    Raises:
+        FileNotFoundError: from :func:`caltrain.data.check_available`: the dataset, the missing files under the
+            folder searched, how to get them, and how to point caltrain at them (``--set data.root=DIR``).
+    """
+    import json
+
+    from caltrain import data
+
+    seen: set[str] = set()
+    for cfg in configs:
+        key = json.dumps([cfg.data.name, cfg.data.root, cfg.data.options], sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            data.check_available(cfg.data.name, cfg.data.root, **cfg.data.options)
 
 
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:

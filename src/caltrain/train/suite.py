@@ -30,7 +30,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from caltrain.train.config import TrainConfig, _deep_merge, apply_overrides, build_config
+from caltrain.train.config import ConfigError, TrainConfig, _deep_merge, apply_overrides, build_config, check_data
 from caltrain.train.run_dir import RunDir
 from caltrain.utils.io import atomic_write_json, read_json
 
@@ -114,9 +114,12 @@ def expand(suite: Suite, overrides: Sequence[str] = (), seeds: Sequence[int] | N
         tree = _deep_merge(_deep_merge(_deep_merge(suite.base, dfrag or {}), ofrag or {}), vfrag or {})
         tree["seed"] = seed
         tree = apply_overrides(tree, overrides)
-        config = build_config(base=tree)
-        labels = {"dataset": d, "model": config.model.name, "objective": o, "variant": v, "seed": seed}
         name = "__".join(part for part in (d, o, v, f"seed{seed}") if part)
+        try:
+            config = build_config(base=tree)
+        except ConfigError as err:  # every run is built before the first starts: name the one at fault
+            raise ConfigError(f"suite {suite.name}, run {name}: {err}") from None
+        labels = {"dataset": d, "model": config.model.name, "objective": o, "variant": v, "seed": seed}
         specs.append(RunSpec(labels=labels, name=name, config=config))
     return specs
 
@@ -161,6 +164,7 @@ def run_suite(
     out = Path(out_dir)
     specs = expand(suite, overrides, seeds)
     todo = [s for s in specs if not RunDir(out / "runs" / s.name).is_complete()]
+    check_data(s.config for s in todo)  # missing dataset files: one message before any run starts
     log(f"suite {suite.name}: {len(specs)} runs, {len(specs) - len(todo)} already complete, {len(todo)} to run")
     jobs = [(s.config.model_dump(mode="json"), str(out / "runs" / s.name), s.labels) for s in todo]
     if executor == "local":
