@@ -24,7 +24,7 @@ from caltrain.data.cifar import CIFAR10, cifar_splits
 from caltrain.data.files import require
 from caltrain.data.ood import select_ood
 from caltrain.data.registry import DATASETS
-from caltrain.data.splits import DatasetSplits, Split, channel_stats
+from caltrain.data.splits import DatasetSplits, Split, dataset_from_splits
 from caltrain.utils.checks import check_choice
 
 __all__ = ["CIFAR10C_CORRUPTIONS", "cifar10c", "cifar10c_sources", "load_cifar10c"]
@@ -81,16 +81,7 @@ def cifar10c(
     train, val, _ = cifar_splits(
         root, CIFAR10, seed=seed, val_size=val_size, train_size=train_size, download_missing=download
     )
-    mean, std = channel_stats(train.x)
-    return DatasetSplits(
-        name="cifar10c",
-        train=train,
-        val=val,
-        test=Split(test.x, test.y, augment=train.augment),
-        num_classes=10,
-        input_shape=(3, 32, 32),
-        mean=mean,
-        std=std,
-        kind="image",
-        ood_sources=select_ood(cifar10c_sources(root), ood, default=()),
+    splits = train, val, Split(test.x, test.y, augment=train.augment)
+    return dataset_from_splits(
+        "cifar10c", splits, num_classes=10, ood_sources=select_ood(cifar10c_sources(root), ood, default=())
     )

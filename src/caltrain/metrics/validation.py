@@ -21,9 +21,9 @@ Example:
     >>> p, y = prepare(torch.full((2, 3, 4, 4), 1 / 3), torch.zeros(2, 4, 4, dtype=torch.long))
     >>> tuple(p.shape), tuple(y.shape)
     ((32, 3), (32,))
-    >>> prepare(torch.tensor([[2.0, -1.0]]), torch.tensor([0]))
+    >>> prepare(torch.tensor([[2.0, -1.0]]), torch.tensor([0]))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    ValueError: probs: expected probabilities in [0, 1], got values in [-1, 2] (if these are logits, pass from_logits=True or apply softmax first)
+    ValueError: probs: expected probabilities in [0, 1], got values in [-1, 2] (if these are logits, ...)
 """
 
 from __future__ import annotations
