@@ -22,6 +22,13 @@ fitting noise.
 
 Hyperparameters: ``n_pieces`` M (default 10), ``binning`` ("equal-mass" or "equal-width"), ``min_piece_size``
 (default 100), ``t_min``/``t_max`` (default 0.05, 20).
+
+Example:
+    >>> import torch
+    >>> c = torch.tensor([0.4, 0.5, 0.6, 0.7, 0.8, 0.9], dtype=torch.float64)
+    >>> edges = piece_edges(c, 3, "equal-mass", num_classes=2)
+    >>> edges.tolist(), piece_index(c, edges).tolist()
+    ([0.5, 0.7], [0, 0, 1, 1, 2, 2])
 """
 
 from __future__ import annotations
