@@ -21,6 +21,14 @@ under ``root/CIFAR-10-C``, CIFAR-10 only) - e.g. ``ood=["svhn", "cifar10c-gaussi
 Example (needs the files)::
 
     ds = caltrain.data.create("cifar10", root="~/data")     # 45000 / 5000 / 10000
+
+Example (the file layout; without the files, the error says where to put them):
+    >>> CIFAR100.folder, CIFAR100.num_classes, CIFAR100.label_key
+    ('cifar-100-python', 100, 'fine_labels')
+    >>> from pathlib import Path
+    >>> cifar10(root=Path("/nonexistent"), download=False)
+    Traceback (most recent call last):
+    FileNotFoundError: dataset 'cifar10': missing /nonexistent/cifar-10-batches-py/data_batch_1, ...
 """
 
 from __future__ import annotations

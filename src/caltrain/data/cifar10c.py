@@ -9,6 +9,13 @@ Only the slice of the requested severity is read (memory-mapped). Not downloaded
 The dataset: train and validation splits of CIFAR-10 (as ``cifar10``, same options), test split the
 CIFAR-10-C images of ``corruption`` at ``severity`` (dataset shift: accuracy and calibration under
 corruption). CIFAR-10's OOD pairings also offer every ``cifar10c-<corruption>-<severity>``.
+
+Example (without the files, the error says where to put them):
+    >>> len(CIFAR10C_CORRUPTIONS), sorted(cifar10c_sources(Path("/data")))[:2]
+    (19, ['cifar10c-brightness-1', 'cifar10c-brightness-2'])
+    >>> load_cifar10c(Path("/nonexistent"), "fog", 3)
+    Traceback (most recent call last):
+    FileNotFoundError: dataset 'cifar10c': missing /nonexistent/CIFAR-10-C/fog.npy, ...
 """
 
 from __future__ import annotations

@@ -13,6 +13,14 @@ objective and metric is multi-class.
 
 Splits: the official train / val / test splits (the benchmark's; ``seed`` does not change them).
 Standard augmentation: none (the MedMNIST baselines train without).
+
+Example (without the files, the error says where to put them):
+    >>> MEDMNIST_SUBSETS["pathmnist"], MEDMNIST_SUBSETS["organamnist"]
+    (9, 11)
+    >>> from pathlib import Path
+    >>> medmnist(root=Path("/nonexistent"), subset="bloodmnist")
+    Traceback (most recent call last):
+    FileNotFoundError: dataset 'medmnist': missing /nonexistent/medmnist/bloodmnist.npz. ...
 """
 
 from __future__ import annotations

@@ -13,6 +13,11 @@ mirrored digit is another image).
 
 OOD pairing (``ood`` option; default none): ``cifar10`` (the CIFAR-10 test set, label -1; its files under
 ``root/cifar-10-batches-py``).
+
+Example (without the files, the error says where to put them):
+    >>> svhn(root=Path("/nonexistent"), download=False)
+    Traceback (most recent call last):
+    FileNotFoundError: dataset 'svhn': missing /nonexistent/svhn/train_32x32.mat. Download http://ufldl...
 """
 
 from __future__ import annotations

@@ -13,6 +13,11 @@ training, the official 10,000-image validation set as the test split (its test s
 Standard augmentation: random crop (8 pixels of zero padding, H/8) and horizontal flip.
 On a GPU the 90k training images (1.1 GB) exceed the loader's resident budget, so ``make_loader`` serves
 them through a ``DataLoader`` with worker processes and pinned memory.
+
+Example (without the files, the error says where to put them):
+    >>> tinyimagenet(root=Path("/nonexistent"))
+    Traceback (most recent call last):
+    FileNotFoundError: dataset 'tinyimagenet': missing /nonexistent/tiny-imagenet-200/wnids.txt, ...
 """
 
 from __future__ import annotations

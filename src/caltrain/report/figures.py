@@ -100,7 +100,13 @@ def validated_probs(probs: Any, labels: Any, *, from_logits: bool = False) -> tu
 
 def top_label(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(confidence [N] float64, correct [N] float64)`` of the arg-max prediction (first index on ties):
-    :func:`caltrain.metrics.ece.top_label` as float64, for weighted sums in the plots."""
+    :func:`caltrain.metrics.ece.top_label` as float64, for weighted sums in the plots.
+
+    Example:
+        >>> conf, correct = top_label(torch.tensor([[0.2, 0.8], [0.6, 0.4]]), torch.tensor([1, 1]))
+        >>> [round(c, 4) for c in conf.tolist()], correct.tolist()
+        ([0.8, 0.6], [1.0, 0.0])
+    """
     conf, correct = _top_label(probs, labels)
     return conf.to(torch.float64), correct.to(torch.float64)
 
