@@ -9,7 +9,9 @@ For N in {1e5, 1e6, 1e7} with K = 10 (and N = 1e6 with K = 100), float32 probabi
   ``validate_args=False``), caltrain ``CalibrationError`` streamed in batches of 1e5, torchmetrics
   ``multiclass_calibration_error`` (its full call, validation included), netcal ``ECE(15).measure``;
 - AdaECE (15 equal-mass bins): caltrain ``binning="quantile"`` vs netcal ``ECE(15, equal_intervals=False)``;
-- classwise ECE: caltrain vs the NumPy loop over classes a user would write (no library offers it).
+- classwise ECE: caltrain vs the NumPy loop over classes a user would write (no library offers it);
+- ``summarize`` (every scalar metric in one call, as the trainer logs it), caltrain only, with a
+  ``true_posterior`` (the true-calibration entries included); its ``value`` column is its ECE.
 
 Per call: seconds (best of ``--repeat``), peak extra resident memory during the call (sampled every 1 ms
 from /proc/self/statm, above the level before the call), and the absolute error against a float64
@@ -163,6 +165,7 @@ def run_case(n: int, k: int, repeat: int, netcal_max: int) -> list[dict]:
         add("adaece", "netcal (equal_intervals=False)", lambda: ECE(bins=15, equal_intervals=False).measure(p_np, y_np), reps=1)
     add("classwise_ece", "caltrain", lambda: M.classwise_calibration_error(probs, labels))
     add("classwise_ece", "numpy loop over classes", lambda: numpy_classwise(p_np, y_np), reps=1)
+    add("summarize", "caltrain", lambda: M.summarize(probs, labels, true_posterior=probs)["ece"])
     return rows
 
 

@@ -1,5 +1,7 @@
 """The scikit-learn digits as images and as features."""
 
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
@@ -14,10 +16,12 @@ def test_images_are_the_sklearn_pixels_rescaled():
     all_x = torch.cat([ds.train.x, ds.val.x, ds.test.x]).numpy()
     all_y = torch.cat([ds.train.y, ds.val.y, ds.test.y]).numpy()
     assert all_x.shape == (1797, 1, 8, 8) and all_x.dtype == np.uint8
-    expected = np.rint(bunch.images * 255.0 / 16.0).astype(np.uint8)[:, None]
-    # The splits are a permutation of the whole set: match every image to its source row.
-    order = {img.tobytes(): i for i, img in enumerate(expected)}
-    assert all(bunch.target[order[img.tobytes()]] == y for img, y in zip(all_x, all_y) if img.tobytes() in order)
+    # Documented: uint8 on the 0..255 scale, round(v * 255 / 16) of sklearn's 0..16 counts.
+    expected = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
+    # The splits are a permutation of the whole set: the (image, label) pairs are exactly sklearn's, as a multiset.
+    got = Counter((img.tobytes(), int(y)) for img, y in zip(all_x, all_y))
+    want = Counter((img.tobytes(), int(y)) for img, y in zip(expected, bunch.target))
+    assert got == want
     assert len(ds.train) == 1000 and len(ds.test) == 500 and len(ds.val) == 297
     assert ds.train.augment == () and ds.input_shape == (1, 8, 8)
 

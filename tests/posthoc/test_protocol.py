@@ -192,8 +192,10 @@ def test_bad_input_raises_naming_the_argument(name):
         cal.fit(bad, y)
     with pytest.raises(ValueError, match="logits: expected at least one sample"):
         cal.fit(z[:0], y[:0])
-    with pytest.raises(ValueError, match="abstention: expected one of"):
+    with pytest.raises(ValueError, match="abstention: expected None or one of 'with_unknown', 'renormalized'"):
         posthoc.create(name, abstention="idk")
+    with pytest.raises(ValueError, match="abstention: expected None or one of"):
+        posthoc.create(name, abstention="without_unknown")  # not a distribution: nothing to calibrate
 
 
 @pytest.mark.parametrize("name", ["ts", "vector", "histogram"])
@@ -220,14 +222,47 @@ def test_binary_calibrators_reject_multiclass_and_accept_two_columns(name):
 def test_abstention_modes(name):
     z, y = sample_logits(800, 5, seed=4)  # the last of the 5 logits is the abstention output
     y = y.clamp(max=3)
-    full = _fit(name, z, y, abstention="all")
+    full = _fit(name, z, y, abstention="with_unknown")
     assert full.predict_proba(z).shape == (800, 5)
-    classes = _fit(name, z, y, abstention="classes")
+    classes = _fit(name, z, y, abstention="renormalized")
     plain = _fit(name, z[:, :4], y)
     assert classes.predict_proba(z).shape == (800, 4)
     torch.testing.assert_close(classes.predict_proba(z), plain.predict_proba(z[:, :4]), atol=0, rtol=0)
-    with pytest.raises(ValueError, match="abstention='classes' drops the last logit"):
-        posthoc.create(name, abstention="classes").fit(z[:, :2], y.clamp(max=1))
+    with pytest.raises(ValueError, match="abstention='renormalized' drops the last logit"):
+        posthoc.create(name, abstention="renormalized").fit(z[:, :2], y.clamp(max=1))
+
+
+@pytest.mark.parametrize("name", ["ts", "ats", "vector", "histogram", "isotonic"])
+@pytest.mark.parametrize(("old", "new"), [("all", "with_unknown"), ("classes", "renormalized")])
+def test_old_abstention_spellings_warn_and_behave_identically(name, old, new, tmp_path):
+    z, y = sample_logits(400, 5, seed=5)
+    y = y.clamp(max=3)
+    with pytest.warns(DeprecationWarning, match=f"abstention={old!r} is deprecated.*abstention={new!r}") as record:
+        legacy = _fit(name, z, y, abstention=old)
+    assert record[0].filename == __file__  # attributed to the caller's line, not to caltrain
+    current = _fit(name, z, y, abstention=new)
+    assert legacy.abstention == new and legacy.get_params() == current.get_params()
+    torch.testing.assert_close(legacy.predict_proba(z), current.predict_proba(z), atol=0, rtol=0)
+    # saved files store the new name; a file saved before the rename (old name) loads, without a warning
+    path = tmp_path / "cal.json"
+    legacy.save(path)
+    state = json.loads(path.read_text())
+    assert state["hyperparameters"]["abstention"] == new
+    state["hyperparameters"]["abstention"] = old
+    path.write_text(json.dumps(state))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = posthoc.load(path)
+    assert loaded.abstention == new
+    torch.testing.assert_close(loaded.predict_proba(z), current.predict_proba(z), atol=0, rtol=0)
+
+
+def test_abstention_modes_is_a_deprecated_alias():
+    with pytest.warns(DeprecationWarning, match="ABSTENTION_MODES is deprecated"):
+        modes = posthoc.ABSTENTION_MODES
+    assert modes == (None, "with_unknown", "renormalized")
+    with pytest.raises(AttributeError):
+        posthoc.NO_SUCH_NAME  # noqa: B018
 
 
 def test_gpu_style_device_handling_keeps_the_input_device():

@@ -21,14 +21,23 @@ under ``root/CIFAR-10-C``, CIFAR-10 only) - e.g. ``ood=["svhn", "cifar10c-gaussi
 Example (needs the files)::
 
     ds = caltrain.data.create("cifar10", root="~/data")     # 45000 / 5000 / 10000
+
+Example (the file layout; without the files, the error says where to put them):
+    >>> CIFAR100.folder, CIFAR100.num_classes, CIFAR100.label_key
+    ('cifar-100-python', 100, 'fine_labels')
+    >>> from pathlib import Path
+    >>> cifar10(root=Path("/nonexistent"), download=False)
+    Traceback (most recent call last):
+    FileNotFoundError: dataset 'cifar10': missing /nonexistent/cifar-10-batches-py/data_batch_1, ...
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -36,7 +45,7 @@ import torch
 from caltrain.data.files import download, require, safe_unpickle
 from caltrain.data.ood import select_ood
 from caltrain.data.registry import DATASETS, FILE_CHECKS
-from caltrain.data.splits import DatasetSplits, Split, channel_stats, random_partition
+from caltrain.data.splits import DatasetSplits, Split, dataset_from_splits, holdout_splits
 
 __all__ = [
     "CIFAR10", "CIFAR100", "CifarFiles", "check_cifar_files", "cifar10", "cifar100", "cifar_dataset", "cifar_splits",
@@ -135,14 +144,8 @@ def cifar_splits(
 ) -> tuple[Split, Split, Split]:
     """Seeded train / val split of the training set, and the official test set."""
     x, y = load_cifar(root, files, "train", download_missing=download_missing)
-    val_idx, train_idx = random_partition(len(y), [val_size, train_size], seed=seed)
-    x_test, y_test = load_cifar(root, files, "test", download_missing=download_missing)
-    augment = ("crop", "flip")
-    return (
-        Split(x[train_idx], y[train_idx], augment=augment),
-        Split(x[val_idx], y[val_idx], augment=augment),
-        Split(x_test, y_test, augment=augment),
-    )
+    test = load_cifar(root, files, "test", download_missing=download_missing)
+    return holdout_splits(x, y, test, seed=seed, val_size=val_size, train_size=train_size, augment=("crop", "flip"))
 
 
 def cifar_dataset(
@@ -157,21 +160,11 @@ def cifar_dataset(
     ood: str | Sequence[str] | None,
 ) -> DatasetSplits:
     """The :class:`DatasetSplits` of one CIFAR variant, with the OOD sets selected from ``ood_sources``."""
-    train, val, test = cifar_splits(
+    splits = cifar_splits(
         root, files, seed=seed, val_size=val_size, train_size=train_size, download_missing=download_missing
     )
-    mean, std = channel_stats(train.x)
-    return DatasetSplits(
-        name=files.name,
-        train=train,
-        val=val,
-        test=test,
-        num_classes=files.num_classes,
-        input_shape=(3, 32, 32),
-        mean=mean,
-        std=std,
-        kind="image",
-        ood_sources=select_ood(ood_sources, ood, default=()),
+    return dataset_from_splits(
+        files.name, splits, num_classes=files.num_classes, ood_sources=select_ood(ood_sources, ood, default=())
     )
 
 
@@ -179,6 +172,16 @@ def _svhn_ood(root: Path, download_missing: bool) -> Split:
     from caltrain.data.svhn import svhn_as_ood
 
     return svhn_as_ood(root, download_missing=download_missing)
+
+
+def _cifar10_ood_sources(root: Path, download: bool) -> dict:
+    from caltrain.data.cifar10c import cifar10c_sources
+
+    return {"svhn": partial(_svhn_ood, root, download), **cifar10c_sources(root)}
+
+
+def _cifar100_ood_sources(root: Path, download: bool) -> dict:
+    return {"svhn": partial(_svhn_ood, root, download)}
 
 
 @DATASETS.register("cifar10")
@@ -192,28 +195,24 @@ def cifar10(
     ood: str | Sequence[str] | None = None,
 ) -> DatasetSplits:
     """CIFAR-10 (module docstring): 45000 / 5000 / 10000 by default."""
-    from caltrain.data.cifar10c import cifar10c_sources
+    options = dict(root=root, seed=seed, val_size=val_size, train_size=train_size, download=download, ood=ood)
+    return _cifar(CIFAR10, _cifar10_ood_sources, options)
 
-    sources = {"svhn": partial(_svhn_ood, root, download), **cifar10c_sources(root)}
+
+def cifar100(**options: Any) -> DatasetSplits:
+    """CIFAR-100 (module docstring): 45000 / 5000 / 10000 by default, 100 fine classes; options as :func:`cifar10`."""
+    bound = inspect.signature(cifar10).bind(**options)
+    bound.apply_defaults()
+    return _cifar(CIFAR100, _cifar100_ood_sources, dict(bound.arguments))
+
+
+cifar100.__signature__ = inspect.signature(cifar10)  # type: ignore[attr-defined]  # one option schema for both
+DATASETS.register("cifar100")(cifar100)
+
+
+def _cifar(files: CifarFiles, ood_sources: Callable[[Path, bool], dict], options: dict[str, Any]) -> DatasetSplits:
+    """:func:`cifar_dataset` with the options of :func:`cifar10` and the OOD sources ``ood_sources(root, download)``."""
+    download = options.pop("download")
     return cifar_dataset(
-        CIFAR10, root=root, seed=seed, val_size=val_size, train_size=train_size, download_missing=download,
-        ood_sources=sources, ood=ood,
-    )  # fmt: skip
-
-
-@DATASETS.register("cifar100")
-def cifar100(
-    *,
-    root: Path,
-    seed: int = 0,
-    val_size: int = 5000,
-    train_size: int | None = None,
-    download: bool = True,
-    ood: str | Sequence[str] | None = None,
-) -> DatasetSplits:
-    """CIFAR-100 (module docstring): 45000 / 5000 / 10000 by default, 100 fine classes."""
-    sources = {"svhn": partial(_svhn_ood, root, download)}
-    return cifar_dataset(
-        CIFAR100, root=root, seed=seed, val_size=val_size, train_size=train_size, download_missing=download,
-        ood_sources=sources, ood=ood,
-    )  # fmt: skip
+        files, download_missing=download, ood_sources=ood_sources(options["root"], download), **options
+    )

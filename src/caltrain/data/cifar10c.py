@@ -9,6 +9,13 @@ Only the slice of the requested severity is read (memory-mapped). Not downloaded
 The dataset: train and validation splits of CIFAR-10 (as ``cifar10``, same options), test split the
 CIFAR-10-C images of ``corruption`` at ``severity`` (dataset shift: accuracy and calibration under
 corruption). CIFAR-10's OOD pairings also offer every ``cifar10c-<corruption>-<severity>``.
+
+Example (without the files, the error says where to put them):
+    >>> len(CIFAR10C_CORRUPTIONS), sorted(cifar10c_sources(Path("/data")))[:2]
+    (19, ['cifar10c-brightness-1', 'cifar10c-brightness-2'])
+    >>> load_cifar10c(Path("/nonexistent"), "fog", 3)
+    Traceback (most recent call last):
+    FileNotFoundError: dataset 'cifar10c': missing /nonexistent/CIFAR-10-C/fog.npy, ...
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from caltrain.data.cifar import CIFAR10, check_cifar_files, cifar_splits
 from caltrain.data.files import require
 from caltrain.data.ood import select_ood
 from caltrain.data.registry import DATASETS, FILE_CHECKS
-from caltrain.data.splits import DatasetSplits, Split, channel_stats
+from caltrain.data.splits import DatasetSplits, Split, dataset_from_splits
 from caltrain.utils.checks import check_choice
 
 __all__ = ["CIFAR10C_CORRUPTIONS", "cifar10c", "cifar10c_sources", "load_cifar10c"]
@@ -94,16 +101,7 @@ def cifar10c(
     train, val, _ = cifar_splits(
         root, CIFAR10, seed=seed, val_size=val_size, train_size=train_size, download_missing=download
     )
-    mean, std = channel_stats(train.x)
-    return DatasetSplits(
-        name="cifar10c",
-        train=train,
-        val=val,
-        test=Split(test.x, test.y, augment=train.augment),
-        num_classes=10,
-        input_shape=(3, 32, 32),
-        mean=mean,
-        std=std,
-        kind="image",
-        ood_sources=select_ood(cifar10c_sources(root), ood, default=()),
+    splits = train, val, Split(test.x, test.y, augment=train.augment)
+    return dataset_from_splits(
+        "cifar10c", splits, num_classes=10, ood_sources=select_ood(cifar10c_sources(root), ood, default=())
     )

@@ -30,9 +30,10 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import replace
 from functools import lru_cache, partial
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -41,7 +42,7 @@ from caltrain.data.label_noise import symmetric_label_noise
 from caltrain.data.ood import corruption_sources, select_ood, uniform_noise_split
 from caltrain.data.registry import DATASETS
 from caltrain.data.seeding import make_generator
-from caltrain.data.splits import DatasetSplits, Split, channel_stats, random_partition
+from caltrain.data.splits import DatasetSplits, Split, dataset_from_splits, random_partition
 
 __all__ = ["digits", "digits_flat", "load_digits_uint8"]
 
@@ -88,21 +89,10 @@ def digits(
     ood: str | Sequence[str] | None = None,
 ) -> DatasetSplits:
     """The digits as 1x8x8 images (module docstring); ``val_size=None`` takes the rest; ``root`` is unused."""
-    train, val, test = _image_splits(seed, train_size, val_size, test_size, label_noise)
-    mean, std = channel_stats(train.x)
-    sources = _image_ood_sources(test, seed)
-    return DatasetSplits(
-        name="digits",
-        train=train,
-        val=val,
-        test=test,
-        num_classes=10,
-        input_shape=(1, 8, 8),
-        mean=mean,
-        std=std,
-        kind="image",
-        ood_sources=select_ood(sources, ood, default=tuple(sources)),
-    )
+    splits = _image_splits(seed, train_size, val_size, test_size, label_noise)
+    sources = _image_ood_sources(splits[2], seed)
+    selected = select_ood(sources, ood, default=tuple(sources))
+    return dataset_from_splits("digits", splits, num_classes=10, ood_sources=selected)
 
 
 def flatten_split(split: Split) -> Split:
@@ -115,31 +105,13 @@ def _flattened(source) -> Split:
     return flatten_split(source())
 
 
-@DATASETS.register("digits_flat")
-def digits_flat(
-    *,
-    root: object = None,
-    seed: int = 0,
-    train_size: int = 1000,
-    val_size: int | None = None,
-    test_size: int = 500,
-    label_noise: float = 0.1,
-    ood: str | Sequence[str] | None = None,
-) -> DatasetSplits:
-    """The digits as 64 features on the [0, 1] scale (module docstring); ``root`` is unused."""
-    images = _image_splits(seed, train_size, val_size, test_size, label_noise)
-    train, val, test = (flatten_split(s) for s in images)
-    sources = {name: partial(_flattened, src) for name, src in _image_ood_sources(images[2], seed).items()}
-    mean, std = channel_stats(train.x)
-    return DatasetSplits(
-        name="digits_flat",
-        train=train,
-        val=val,
-        test=test,
-        num_classes=10,
-        input_shape=(64,),
-        mean=mean,
-        std=std,
-        kind="features",
-        ood_sources=select_ood(sources, ood, default=tuple(sources)),
-    )
+def digits_flat(**options: Any) -> DatasetSplits:
+    """The digits as 64 features on the [0, 1] scale (module docstring); options as :func:`digits`."""
+    images = digits(**options)
+    splits = tuple(flatten_split(s) for s in (images.train, images.val, images.test))
+    sources = {name: partial(_flattened, source) for name, source in images.ood_sources.items()}
+    return dataset_from_splits("digits_flat", splits, num_classes=10, ood_sources=sources)
+
+
+digits_flat.__signature__ = inspect.signature(digits)  # type: ignore[attr-defined]  # one option schema for both
+DATASETS.register("digits_flat")(digits_flat)

@@ -13,6 +13,14 @@ objective and metric is multi-class.
 
 Splits: the official train / val / test splits (the benchmark's; ``seed`` does not change them).
 Standard augmentation: none (the MedMNIST baselines train without).
+
+Example (without the files, the error says where to put them):
+    >>> MEDMNIST_SUBSETS["pathmnist"], MEDMNIST_SUBSETS["organamnist"]
+    (9, 11)
+    >>> from pathlib import Path
+    >>> medmnist(root=Path("/nonexistent"), subset="bloodmnist")
+    Traceback (most recent call last):
+    FileNotFoundError: dataset 'medmnist': missing /nonexistent/medmnist/bloodmnist.npz (data folder searched: /nonexistent)...
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import torch
 from caltrain.data.files import require
 from caltrain.data.ood import select_ood
 from caltrain.data.registry import DATASETS, FILE_CHECKS
-from caltrain.data.splits import DatasetSplits, Split, channel_stats
+from caltrain.data.splits import DatasetSplits, Split, dataset_from_splits
 from caltrain.utils.checks import check_choice
 
 __all__ = ["MEDMNIST_SUBSETS", "load_medmnist", "medmnist"]
@@ -96,17 +104,7 @@ def medmnist(
 ) -> DatasetSplits:
     """A MedMNIST subset (module docstring) with its official splits."""
     splits = load_medmnist(root, subset, size)
-    train = splits["train"]
-    mean, std = channel_stats(train.x)
-    return DatasetSplits(
-        name="medmnist",
-        train=train,
-        val=splits["val"],
-        test=splits["test"],
-        num_classes=MEDMNIST_SUBSETS[subset],
-        input_shape=tuple(train.x.shape[1:]),
-        mean=mean,
-        std=std,
-        kind="image",
+    return dataset_from_splits(
+        "medmnist", (splits["train"], splits["val"], splits["test"]), num_classes=MEDMNIST_SUBSETS[subset],
         ood_sources=select_ood({}, ood, default=()),
-    )
+    )  # fmt: skip

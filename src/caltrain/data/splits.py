@@ -38,7 +38,10 @@ __all__ = [
     "NO_LABEL",
     "Split",
     "channel_stats",
+    "dataset_from_splits",
+    "holdout_splits",
     "random_partition",
+    "unlabelled",
 ]
 
 #: Label of an out-of-distribution sample that has no in-distribution class.
@@ -223,3 +226,62 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
     std = (centred_sq / n).sqrt()
     std = torch.where(std < 1e-8, torch.ones_like(std), std / scale)
     return tuple((mean / scale).tolist()), tuple(std.tolist())
+
+
+def unlabelled(x: torch.Tensor) -> Split:
+    """``x`` as an OOD split: every label :data:`NO_LABEL`, the default augmentation."""
+    return Split(x, torch.full((x.shape[0],), NO_LABEL, dtype=torch.int64))
+
+
+def holdout_splits(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    test: tuple[torch.Tensor, torch.Tensor],
+    *,
+    seed: int,
+    val_size: int | None,
+    train_size: int | None,
+    augment: tuple[str, ...],
+) -> tuple[Split, Split, Split]:
+    """``(train, val, test)``: a seeded ``val_size`` / ``train_size`` partition of ``(x, y)`` (validation
+    first, :func:`random_partition`) and the official ``test = (x_test, y_test)``, all with ``augment``."""
+    val_idx, train_idx = random_partition(len(y), [val_size, train_size], seed=seed)
+    return (
+        Split(x[train_idx], y[train_idx], augment=augment),
+        Split(x[val_idx], y[val_idx], augment=augment),
+        Split(*test, augment=augment),
+    )
+
+
+def dataset_from_splits(
+    name: str,
+    splits: tuple[Split, Split, Split],
+    *,
+    num_classes: int,
+    ood_sources: Mapping[str, Callable[[], Split]],
+) -> DatasetSplits:
+    """The :class:`DatasetSplits` of ``(train, val, test)``: shape and kind from the training inputs,
+    ``mean`` / ``std`` their :func:`channel_stats`, and the (already selected) ``ood_sources``.
+
+    Example:
+        >>> x = torch.zeros(6, 1, 2, 2, dtype=torch.uint8)
+        >>> y = torch.tensor([0, 1, 0, 1, 0, 1])
+        >>> ds = dataset_from_splits("toy", holdout_splits(x, y, (x[:2], y[:2]), seed=0, val_size=2,
+        ...                          train_size=None, augment=()), num_classes=2, ood_sources={})
+        >>> len(ds.train), len(ds.val), ds.input_shape, ds.kind, ds.mean
+        (4, 2, (1, 2, 2), 'image', (0.0,))
+    """
+    train, val, test = splits
+    mean, std = channel_stats(train.x)
+    return DatasetSplits(
+        name=name,
+        train=train,
+        val=val,
+        test=test,
+        num_classes=num_classes,
+        input_shape=tuple(train.x.shape[1:]),
+        mean=mean,
+        std=std,
+        kind=train.kind,
+        ood_sources=ood_sources,
+    )

@@ -13,6 +13,11 @@ mirrored digit is another image).
 
 OOD pairing (``ood`` option; default none): ``cifar10`` (the CIFAR-10 test set, label -1; its files under
 ``root/cifar-10-batches-py``).
+
+Example (without the files, the error says where to put them):
+    >>> svhn(root=Path("/nonexistent"), download=False)
+    Traceback (most recent call last):
+    FileNotFoundError: dataset 'svhn': missing /nonexistent/svhn/train_32x32.mat...
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import torch
 from caltrain.data.files import download, require
 from caltrain.data.ood import select_ood
 from caltrain.data.registry import DATASETS, FILE_CHECKS
-from caltrain.data.splits import NO_LABEL, DatasetSplits, Split, channel_stats, random_partition
+from caltrain.data.splits import DatasetSplits, Split, dataset_from_splits, holdout_splits, unlabelled
 
 __all__ = ["load_svhn", "svhn", "svhn_as_ood"]
 
@@ -71,15 +76,13 @@ def _svhn_files(*, root: Path, extra: bool, download: bool) -> None:
 
 def svhn_as_ood(root: Path, *, download_missing: bool) -> Split:
     """The SVHN test split as an OOD set (labels :data:`NO_LABEL`)."""
-    x, _ = load_svhn(root, "test", download_missing=download_missing)
-    return Split(x, torch.full((x.shape[0],), NO_LABEL, dtype=torch.int64))
+    return unlabelled(load_svhn(root, "test", download_missing=download_missing)[0])
 
 
 def _cifar10_ood(root: Path, download_missing: bool) -> Split:
     from caltrain.data.cifar import CIFAR10, load_cifar
 
-    x, _ = load_cifar(root, CIFAR10, "test", download_missing=download_missing)
-    return Split(x, torch.full((x.shape[0],), NO_LABEL, dtype=torch.int64))
+    return unlabelled(load_cifar(root, CIFAR10, "test", download_missing=download_missing)[0])
 
 
 @DATASETS.register("svhn")
@@ -98,20 +101,7 @@ def svhn(
     if extra:
         x_extra, y_extra = load_svhn(root, "extra", download_missing=download)
         x, y = torch.cat([x, x_extra]), torch.cat([y, y_extra])
-    val_idx, train_idx = random_partition(len(y), [val_size, train_size], seed=seed)
-    x_test, y_test = load_svhn(root, "test", download_missing=download)
-    augment = ("crop",)
-    train = Split(x[train_idx], y[train_idx], augment=augment)
-    mean, std = channel_stats(train.x)
-    return DatasetSplits(
-        name="svhn",
-        train=train,
-        val=Split(x[val_idx], y[val_idx], augment=augment),
-        test=Split(x_test, y_test, augment=augment),
-        num_classes=10,
-        input_shape=(3, 32, 32),
-        mean=mean,
-        std=std,
-        kind="image",
-        ood_sources=select_ood({"cifar10": partial(_cifar10_ood, root, download)}, ood, default=()),
-    )
+    test = load_svhn(root, "test", download_missing=download)
+    splits = holdout_splits(x, y, test, seed=seed, val_size=val_size, train_size=train_size, augment=("crop",))
+    sources = {"cifar10": partial(_cifar10_ood, root, download)}
+    return dataset_from_splits("svhn", splits, num_classes=10, ood_sources=select_ood(sources, ood, default=()))

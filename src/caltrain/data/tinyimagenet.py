@@ -13,6 +13,11 @@ training, the official 10,000-image validation set as the test split (its test s
 Standard augmentation: random crop (8 pixels of zero padding, H/8) and horizontal flip.
 On a GPU the 90k training images (1.1 GB) exceed the loader's resident budget, so ``make_loader`` serves
 them through a ``DataLoader`` with worker processes and pinned memory.
+
+Example (without the files, the error says where to put them):
+    >>> tinyimagenet(root=Path("/nonexistent"))
+    Traceback (most recent call last):
+    FileNotFoundError: dataset 'tinyimagenet': missing /nonexistent/tiny-imagenet-200/wnids.txt, ...
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import torch
 from caltrain.data.files import require
 from caltrain.data.ood import select_ood
 from caltrain.data.registry import DATASETS, FILE_CHECKS
-from caltrain.data.splits import DatasetSplits, Split, channel_stats, random_partition
+from caltrain.data.splits import DatasetSplits, dataset_from_splits, holdout_splits
 from caltrain.utils.io import atomic_write_bytes
 
 __all__ = ["decode_tinyimagenet", "load_tinyimagenet", "tinyimagenet"]
@@ -113,19 +118,6 @@ def tinyimagenet(
     """Tiny-ImageNet (module docstring): 90000 / 10000 / 10000 by default."""
     arrays = load_tinyimagenet(root)
     x, y = torch.from_numpy(arrays["train_x"]), torch.from_numpy(arrays["train_y"])
-    val_idx, train_idx = random_partition(len(y), [val_size, train_size], seed=seed)
-    augment = ("crop", "flip")
-    train = Split(x[train_idx], y[train_idx], augment=augment)
-    mean, std = channel_stats(train.x)
-    return DatasetSplits(
-        name="tinyimagenet",
-        train=train,
-        val=Split(x[val_idx], y[val_idx], augment=augment),
-        test=Split(torch.from_numpy(arrays["test_x"]), torch.from_numpy(arrays["test_y"]), augment=augment),
-        num_classes=200,
-        input_shape=(3, 64, 64),
-        mean=mean,
-        std=std,
-        kind="image",
-        ood_sources=select_ood({}, ood, default=()),
-    )
+    test = torch.from_numpy(arrays["test_x"]), torch.from_numpy(arrays["test_y"])
+    splits = holdout_splits(x, y, test, seed=seed, val_size=val_size, train_size=train_size, augment=("crop", "flip"))
+    return dataset_from_splits("tinyimagenet", splits, num_classes=200, ood_sources=select_ood({}, ood, default=()))

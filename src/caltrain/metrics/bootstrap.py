@@ -36,6 +36,7 @@ from caltrain.metrics.ece import (
     adaptive_calibration_error,
     calibration_error_from_stats,
     expected_calibration_error,
+    top_label,
 )
 from caltrain.metrics.proper_scores import (
     accuracy,
@@ -59,9 +60,8 @@ def _ece(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15, norm: str 
     n_bins = check_positive_int(n_bins, "n_bins")
     check_choice(norm, "norm", NORMS)
     check_choice(binning, "binning", ("uniform", "quantile"))
-    conf, pred = probs.max(dim=1)
-    conf = conf.to(torch.float64)
-    correct = (pred == labels).to(torch.float64)
+    conf, correct = top_label(probs, labels)
+    conf, correct = conf.to(torch.float64), correct.to(torch.float64)
     bins = uniform_bin_index(conf, n_bins)
 
     def evaluate(index: torch.Tensor) -> torch.Tensor:

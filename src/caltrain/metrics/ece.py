@@ -80,8 +80,7 @@ def top_label_statistics(probs: torch.Tensor, labels: torch.Tensor, n_bins: int)
     """
     total: BinStats | None = None
     for start in range(0, probs.shape[0], _CHUNK_ROWS):
-        conf, pred = probs[start : start + _CHUNK_ROWS].max(dim=1)
-        correct = pred == labels[start : start + _CHUNK_ROWS]
+        conf, correct = top_label(probs[start : start + _CHUNK_ROWS], labels[start : start + _CHUNK_ROWS])
         stats = bin_statistics(conf, correct, uniform_bin_index(conf, n_bins), n_bins)
         total = stats if total is None else total + stats
     assert total is not None

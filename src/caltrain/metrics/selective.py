@@ -44,7 +44,7 @@ __all__ = [
     "risk_coverage_curve",
 ]
 
-#: Coverages at which the Socrates paper reports the selective risk (METHODS.md 1.1).
+#: Coverages at which the Socrates paper reports the selective risk (docs/methods.md#socrates-loss).
 COVERAGES = (1.0, 0.99, 0.98, 0.97, 0.95, 0.90, 0.85, 0.80, 0.75, 0.70, 0.60, 0.50, 0.40, 0.30, 0.20, 0.10)
 
 

@@ -30,7 +30,7 @@ import torch
 from caltrain.abstention import ABSTENTION_CONVENTIONS, apply_abstention
 from caltrain.metrics.binning import BinStats, bin_statistics, uniform_bin_index, uniform_edges
 from caltrain.metrics.classwise import classwise_bin_statistics
-from caltrain.metrics.ece import NORMS, calibration_error_from_stats, top_label_statistics
+from caltrain.metrics.ece import NORMS, calibration_error_from_stats, top_label, top_label_statistics
 from caltrain.metrics.proper_scores import brier_per_sample, nll_per_sample
 from caltrain.metrics.reliability import ReliabilityCurve
 from caltrain.metrics.validation import prepare
@@ -79,6 +79,10 @@ class StreamingMetric:
     def _finalize(self, state: dict[str, torch.Tensor]) -> Any:
         raise NotImplementedError
 
+    def _num_classes(self, probs: Any) -> int | None:
+        """The label range ``[0, K)`` of a batch (``None``: the number of columns)."""
+        return None
+
     def _prepare(self, probs: Any, labels: Any) -> tuple[torch.Tensor, torch.Tensor]:
         return prepare(
             probs,
@@ -86,6 +90,7 @@ class StreamingMetric:
             from_logits=self.from_logits,
             ignore_index=self.ignore_index,
             validate_args=self.validate_args,
+            num_classes=self._num_classes(probs),
         )
 
     def reset(self) -> None:
@@ -246,19 +251,11 @@ class StreamingSummary(StreamingMetric):
         self.abstention = abstention
         super().__init__(**kwargs)
 
-    def _prepare(self, probs: Any, labels: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        num_classes = None
-        if self.abstention is not None:
-            shape = getattr(probs, "shape", None)
-            num_classes = int(shape[1]) - 1 if shape is not None and len(shape) >= 2 else None
-        return prepare(
-            probs,
-            labels,
-            from_logits=self.from_logits,
-            ignore_index=self.ignore_index,
-            validate_args=self.validate_args,
-            num_classes=num_classes,
-        )
+    def _num_classes(self, probs: Any) -> int | None:
+        if self.abstention is None:
+            return None
+        shape = getattr(probs, "shape", None)
+        return int(shape[1]) - 1 if shape is not None and len(shape) >= 2 else None
 
     def _statistics(self, probs: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
@@ -267,8 +264,7 @@ class StreamingSummary(StreamingMetric):
             out["abstained"] = (probs.argmax(1) == probs.shape[1] - 1).to(torch.float64).sum()
         else:
             scores = probs
-        conf, pred = scores.max(dim=1)
-        correct = pred == labels
+        conf, correct = top_label(scores, labels)
         stats = bin_statistics(conf, correct, uniform_bin_index(conf, self.n_bins), self.n_bins)
         cw = classwise_bin_statistics(scores, labels, self.n_bins)
         out.update(

@@ -12,46 +12,27 @@ Every functional metric and every streaming class goes through :func:`prepare`:
   ``1e-4``, labels in ``[0, K)``); ``validate_args=False`` keeps only the shape checks (no host syncs beyond
   the ``ignore_index`` mask) for hot loops.
 
-Bad input raises ``ValueError`` (``TypeError`` for a wrong dtype) naming the argument and the expectation.
+Bad input raises ``ValueError`` (``TypeError`` for a wrong dtype) naming the argument and the expectation;
+the value checks are :func:`caltrain.utils.checks.check_probabilities` and
+:func:`caltrain.utils.checks.check_labels`.
+
+Example:
+    >>> import torch
+    >>> p, y = prepare(torch.full((2, 3, 4, 4), 1 / 3), torch.zeros(2, 4, 4, dtype=torch.long))
+    >>> tuple(p.shape), tuple(y.shape)
+    ((32, 3), (32,))
+    >>> prepare(torch.tensor([[2.0, -1.0]]), torch.tensor([0]))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: probs: expected probabilities in [0, 1], got values in [-1, 2] (if these are logits, ...)
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
-from caltrain.utils.checks import as_tensor, check_finite, check_labels, check_nonempty
-
-_ATOL = 1e-4
-
-
-def _check_probabilities(p: torch.Tensor, name: str, *, row_sum: bool = True) -> None:
-    """Finite, in [0, 1] and rows summing to 1 within 1e-4: three fast passes over ``p [M, K]``.
-
-    One ``aminmax`` (NaN and inf propagate into it, then :func:`check_finite` words the error) and row sums
-    as a matrix-vector product (BLAS; a row reduction over a short last dim is several times slower).
-    """
-    lo_t, hi_t = torch.aminmax(p)
-    lo, hi = float(lo_t), float(hi_t)
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        check_finite(p, name)
-    if lo < -_ATOL or hi > 1 + _ATOL:
-        raise ValueError(
-            f"{name}: expected probabilities in [0, 1], got values in [{lo:.4g}, {hi:.4g}] "
-            "(if these are logits, pass from_logits=True or apply softmax first)"
-        )
-    if row_sum:
-        q = p if p.dtype in (torch.float32, torch.float64) else p.float()
-        ones = torch.ones(q.shape[1], dtype=q.dtype, device=q.device)
-        rows = 1 << 16  # chunks: the temporaries stay small whatever N
-        deviations = [(q[i : i + rows] @ ones - 1).abs().max() for i in range(0, q.shape[0], rows)]
-        worst = float(torch.stack(deviations).max())
-        if worst > _ATOL:
-            raise ValueError(
-                f"{name}: rows must sum to 1 along dim 1 (within {_ATOL:g}), worst row is off by {worst:.4g}"
-            )
+from caltrain.utils.checks import as_tensor, check_finite, check_labels, check_nonempty, check_probabilities
 
 __all__ = ["prepare", "prepare_scores", "prepare_with"]
 
@@ -124,7 +105,7 @@ def prepare_with(
         if validate_args:
             if not e.is_floating_point():
                 raise TypeError(f"{extra_name}: expected a floating-point tensor, got dtype {e.dtype}")
-            _check_probabilities(e.movedim(1, -1).reshape(-1, e.shape[1]), extra_name)
+            check_probabilities(e, extra_name)
         if e.ndim > 2:
             e = e.movedim(1, -1).reshape(-1, e.shape[1])
     if p.ndim > 2:
@@ -139,7 +120,7 @@ def prepare_with(
             check_finite(p, "probs")
         p = torch.softmax(p.to(torch.float64), dim=1)
     elif validate_args:
-        _check_probabilities(p, "probs", row_sum=row_sum)
+        check_probabilities(p, "probs", row_sum=row_sum)
     if ignore_index is not None:
         keep = y != ignore_index
         p, y = p[keep], y[keep]

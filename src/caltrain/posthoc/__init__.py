@@ -8,7 +8,7 @@ Registry names: ``ts``, ``ts-grid-ece``, ``ats`` (a reconstruction), ``vector``,
 ``ets``, ``histogram``, ``isotonic``, and for binary outputs ``platt`` and ``beta``.
 """
 
-from caltrain.posthoc.base import ABSTENTION_MODES, Calibrator, NotFittedError
+from caltrain.posthoc.base import Calibrator, NotFittedError
 from caltrain.posthoc.registry import CALIBRATORS, create, load, names, register
 
 # --- calibrator modules (importing registers them) ---
@@ -32,7 +32,6 @@ from caltrain.posthoc.isotonic import IsotonicCalibration  # noqa: E402
 from caltrain.posthoc.binary import BetaCalibration, PlattScaling, fit_logistic  # noqa: E402
 
 __all__ = [
-    "ABSTENTION_MODES",
     "AdaptiveTemperatureScaling",
     "BetaCalibration",
     "CALIBRATORS",
@@ -56,3 +55,12 @@ __all__ = [
     "register",
     "temperature_nll",
 ]
+
+
+def __getattr__(name: str):
+    """``ABSTENTION_MODES``: deprecated (a ``DeprecationWarning``), see :mod:`caltrain.posthoc.base`."""
+    if name == "ABSTENTION_MODES":
+        from caltrain.posthoc import base
+
+        return base.__getattr__(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

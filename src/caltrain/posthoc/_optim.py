@@ -6,6 +6,13 @@ torch on the parameters' device. Reading: not ``torch.optim.LBFGS`` because its 
 a loaded CPU (4 ms of bookkeeping per iteration for 20 parameters, profiled) and it needs a host round trip per
 evaluation. The objectives here are convex, so every accepted step has ``s^T y >= 0`` and backtracking
 suffices.
+
+Example:
+    >>> import torch
+    >>> init = [torch.zeros(2, dtype=torch.float64)]
+    >>> (a,), iterations, loss = minimize_lbfgs(lambda a: ((a - 3.0) ** 2).sum(), init)
+    >>> a.tolist(), loss
+    ([3.0, 3.0], 0.0)
 """
 
 from __future__ import annotations

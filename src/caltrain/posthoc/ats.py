@@ -2,7 +2,7 @@
 
 ATS is named in the GenCE abstract (Zhan, Zhou, Shen; arXiv 2604.06689) as a post-hoc, gradient-free,
 piecewise temperature scaling with hyperparameters; its algorithm is not public. This module implements the
-reading of caltrain's METHODS.md 1.5, labelled as such everywhere it is reported:
+reading in docs/methods.md#gence-and-adaptive-temperature-scaling-ats, labelled as such everywhere it is reported:
 
 1. The uncalibrated confidence of a sample is ``c = max_k softmax(z)_k`` in ``[1/K, 1]``.
 2. The validation confidences are split into M pieces by M-1 interior edges ``e_1 <= ... <= e_{M-1}``:
@@ -22,6 +22,13 @@ fitting noise.
 
 Hyperparameters: ``n_pieces`` M (default 10), ``binning`` ("equal-mass" or "equal-width"), ``min_piece_size``
 (default 100), ``t_min``/``t_max`` (default 0.05, 20).
+
+Example:
+    >>> import torch
+    >>> c = torch.tensor([0.4, 0.5, 0.6, 0.7, 0.8, 0.9], dtype=torch.float64)
+    >>> edges = piece_edges(c, 3, "equal-mass", num_classes=2)
+    >>> edges.tolist(), piece_index(c, edges).tolist()
+    ([0.5, 0.7], [0, 0, 1, 1, 2, 2])
 """
 
 from __future__ import annotations
@@ -68,7 +75,7 @@ class AdaptiveTemperatureScaling(Calibrator):
 
     ``q = softmax(z / T_{m(c)})``, ``c = max softmax(z)``, ``m(c)`` the piece of c; the T_m are fitted per piece
     on validation NLL, with the global temperature for pieces smaller than ``min_piece_size``. The published
-    ATS algorithm is not public; this is caltrain's reading (module docstring, METHODS.md 1.5).
+    ATS algorithm is not public; this is caltrain's reading (module docstring, docs/methods.md#gence-and-adaptive-temperature-scaling-ats).
 
     Args:
         n_pieces: M, the number of confidence pieces (default 10).

@@ -15,26 +15,44 @@ probabilities. The protocol (one for all of them, no per-method branches in call
 Inputs may be ``torch.Tensor`` (CPU or GPU) or NumPy arrays; everything is computed in float64 on the logits'
 device, and outputs are float64 tensors on that device.
 
-Abstention (K+1) models: the last logit is "unknown". ``abstention`` says what to calibrate, explicitly:
+Abstention (K+1) models: the last logit is "unknown". ``abstention`` says what to calibrate, explicitly, in
+the vocabulary of :mod:`caltrain.abstention` (the metrics' convention names):
 
 - ``None`` (default): the logits are K ordinary class logits;
-- ``"all"``: calibrate all K+1 logits as one (K+1)-class problem; outputs have K+1 columns and the last is the
-  calibrated abstention probability (labels stay in ``[0, K)``; they are checked against K+1);
-- ``"classes"``: drop the abstention logit and calibrate the K class logits; outputs have K columns.
+- ``"with_unknown"``: calibrate all K+1 logits as one (K+1)-class problem; outputs have K+1 columns and the last
+  is the calibrated abstention probability (labels stay in ``[0, K)``; they are checked against K+1);
+- ``"renormalized"``: drop the abstention logit and calibrate the K class logits (``softmax`` of the K class
+  logits is exactly ``p_k / (1 - p_unknown)``); outputs have K columns.
+
+``"without_unknown"`` is not a distribution, so no calibrator takes it. The old spellings ``"all"`` (=
+``"with_unknown"``) and ``"classes"`` (= ``"renormalized"``) still work, with a ``DeprecationWarning``; a
+calibrator stores and saves the new name, and files saved with an old name load (silently translated).
+
+Example:
+    >>> import torch
+    >>> from caltrain.posthoc import TemperatureScaling
+    >>> z = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 3.0], [1.0, -1.0, 0.0], [-1.0, 2.0, 0.0]])
+    >>> cal = TemperatureScaling(abstention="renormalized").fit(z, torch.tensor([0, 1, 0, 0]))
+    >>> cal.predict_proba(z).shape, cal.n_classes_, cal.abstention
+    (torch.Size([4, 2]), 2, 'renormalized')
+    >>> TemperatureScaling(abstention="with_unknown").fit(z, torch.tensor([0, 1, 0, 0])).predict_proba(z).shape
+    torch.Size([4, 3])
 """
 
 from __future__ import annotations
 
 import inspect
 import os
+import sys
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from caltrain.abstention import CALIBRATABLE, calibration_logits, check_convention
 from caltrain.utils.checks import (
     as_tensor,
-    check_choice,
     check_finite,
     check_labels,
     check_ndim,
@@ -43,10 +61,11 @@ from caltrain.utils.checks import (
 )
 from caltrain.utils.io import atomic_write_json, read_json, to_jsonable
 
-__all__ = ["ABSTENTION_MODES", "Calibrator", "FORMAT", "NotFittedError"]
+__all__ = ["Calibrator", "FORMAT", "NotFittedError"]
 
-#: Valid values of every calibrator's ``abstention`` argument.
-ABSTENTION_MODES = (None, "all", "classes")
+#: Valid values of every calibrator's ``abstention`` argument (``None`` or a name of
+#: :data:`caltrain.abstention.CALIBRATABLE`); public as the deprecated ``ABSTENTION_MODES``.
+_ABSTENTION_CHOICES = (None, *CALIBRATABLE)
 #: Format tag of saved calibrator files.
 FORMAT = "caltrain.posthoc/1"
 
@@ -64,7 +83,8 @@ class Calibrator:
     ``params_``. Hyperparameters are keyword-only constructor arguments stored under the same names.
 
     Args:
-        abstention: ``None``, ``"all"`` or ``"classes"`` (module docstring).
+        abstention: ``None``, ``"with_unknown"`` or ``"renormalized"`` (module docstring; the deprecated
+            ``"all"`` / ``"classes"`` are translated with a ``DeprecationWarning``).
     """
 
     #: Registry name (set by :func:`caltrain.posthoc.register`).
@@ -79,7 +99,11 @@ class Calibrator:
     _fitted: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, abstention: str | None = None) -> None:
-        self.abstention = check_choice(abstention, "abstention", ABSTENTION_MODES)
+        with warnings.catch_warnings(record=True) as caught:  # re-issued below, attributed to the user's line
+            warnings.simplefilter("always", DeprecationWarning)
+            self.abstention = check_convention(abstention, "abstention", choices=CALIBRATABLE)
+        for w in caught:
+            warnings.warn(w.message, w.category, stacklevel=_user_stacklevel())
 
     # ----------------------------------------------------------------------------------------------- protocol
     def fit(self, logits: Any, labels: Any) -> "Calibrator":
@@ -178,6 +202,10 @@ class Calibrator:
     def from_state_dict(cls, state: dict[str, Any]) -> "Calibrator":
         """A calibrator of this class built from ``state["hyperparameters"]`` and loaded with ``state``."""
         hyper = dict(state.get("hyperparameters", {}))
+        if hyper.get("abstention") is not None:
+            with warnings.catch_warnings():  # files saved before the rename say "all" / "classes"
+                warnings.simplefilter("ignore", DeprecationWarning)
+                hyper["abstention"] = check_convention(hyper["abstention"], "abstention", choices=CALIBRATABLE)
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in hyper.items()}).load_state_dict(state)
 
     def __repr__(self) -> str:
@@ -208,13 +236,8 @@ class Calibrator:
         check_finite(z, name)
         if z.ndim == 1:
             z = torch.stack([torch.zeros_like(z), z], dim=1)
-        if self.abstention == "classes":
-            if z.shape[1] < 3:
-                raise ValueError(
-                    f"{name}: abstention='classes' drops the last logit and needs at least 2 class logits "
-                    f"plus the abstention logit, got shape {tuple(z.shape)}"
-                )
-            z = z[:, :-1]
+        if self.abstention is not None:
+            z = calibration_logits(z, self.abstention)
         if z.shape[1] < 2:
             raise ValueError(f"{name}: expected at least 2 classes, got shape {tuple(z.shape)}")
         return z
@@ -225,7 +248,7 @@ class Calibrator:
         if z.shape[1] != self.n_classes_:
             raise ValueError(
                 f"logits: this calibrator was fitted on {self.n_classes_} classes"
-                f"{' (after dropping the abstention logit)' if self.abstention == 'classes' else ''}, "
+                f"{' (after dropping the abstention logit)' if self.abstention == 'renormalized' else ''}, "
                 f"got {z.shape[1]}"
             )
         return z
@@ -237,3 +260,27 @@ def load_json(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path}: not a caltrain calibrator file (expected format {FORMAT!r})")
     return state
+
+
+def _user_stacklevel() -> int:
+    """``stacklevel`` (for a ``warnings.warn`` in the caller) of the first frame outside caltrain.posthoc and the
+    registry, so that a DeprecationWarning names the user's line (and is shown by default in ``__main__``)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(
+        ("caltrain.posthoc", "caltrain.utils.registry")
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ABSTENTION_MODES":
+        warnings.warn(
+            "caltrain.posthoc.ABSTENTION_MODES is deprecated and will be removed in the next release; the "
+            "calibrators' abstention values are None and caltrain.abstention.CALIBRATABLE "
+            "('with_unknown', 'renormalized'; formerly 'all', 'classes')",
+            DeprecationWarning,
+            stacklevel=_user_stacklevel(),
+        )
+        return _ABSTENTION_CHOICES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,6 +14,14 @@ logit ``s'``; ``transform`` returns ``s'`` (``[N]`` in, ``[N]`` out; ``[N, 2]`` 
 
 Both are fitted in float64 by full-batch L-BFGS (torch, autograd gradients) on the mean binary NLL
 (convex).
+
+Example:
+    >>> import torch
+    >>> s = torch.linspace(-4, 4, 200, dtype=torch.float64)
+    >>> y = (s + 3 * torch.sin(13 * s) > 0).long()  # deterministic noisy labels
+    >>> cal = PlattScaling().fit(s, y)
+    >>> cal.predict_proba(s).shape, cal.transform(s).shape, sorted(cal.params_)
+    (torch.Size([200, 2]), torch.Size([200]), ['a', 'b'])
 """
 
 from __future__ import annotations

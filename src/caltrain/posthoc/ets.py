@@ -15,6 +15,11 @@ point ``w_j <- w_j * mean_i(A_ij / A_i w)`` for mixture proportions (monotone, c
 of this concave problem).
 
 The argmax is preserved (each component ranks classes as z does). Not a logit map: use ``predict_proba``.
+
+Example:
+    >>> import numpy as np
+    >>> simplex_quadratic_minimum(np.eye(3), np.array([1.0, 0.0, 0.0])).tolist()  # the vertex closest to h
+    [1.0, 0.0, 0.0]
 """
 
 from __future__ import annotations

@@ -10,6 +10,11 @@ and an empty bin takes its midpoint (netcal's choice). The K one-vs-rest scores 
 a sample whose K scores are all 0 gets the uniform distribution 1/K (Reading: netcal divides by zero there).
 Counts are accumulated with one ``scatter_add`` over ``K * B`` cells (no per-class loop). Not a logit map, and
 the argmax can change (scores are piecewise constant, so ties are common).
+
+Example:
+    >>> import torch
+    >>> one_vs_rest_normalize(torch.tensor([[1.0, 3.0], [0.0, 0.0]])).tolist()
+    [[0.25, 0.75], [0.5, 0.5]]
 """
 
 from __future__ import annotations

@@ -7,6 +7,11 @@ For every class k, a non-decreasing map ``g_k: [0, 1] -> [0, 1]`` is fitted to t
 (scikit-learn's ``out_of_bounds="clip"``). The thresholds are stored as padded ``[K, L]`` tensors, so
 prediction needs neither scikit-learn nor a per-class loop (one batched ``searchsorted``); fitting loops over
 the K classes (one PAV each). Not a logit map; the argmax can change.
+
+Example:
+    >>> import torch
+    >>> batched_interp(torch.tensor([[0.25, 2.0]]), torch.tensor([[0.0, 1.0]]), torch.tensor([[0.0, 2.0]])).tolist()
+    [[0.5, 2.0]]
 """
 
 from __future__ import annotations

@@ -18,6 +18,13 @@ regularisation, as Guo et al. Matrix scaling has K^2 + K parameters and over-fit
 et al. saw it fail on CIFAR-100): a fit on fewer than 10 samples per parameter warns. The penalty is a mean over
 the K(K-1) off-diagonal entries, so at K = 100 a useful lambda is large (measured on 10,000 x 100 synthetic
 logits: lambda = 1000 still over-fits; see BENCHMARKS.md).
+
+Example:
+    >>> import torch
+    >>> z = torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0], [2.0, 0.0, 0.0]]).repeat(20, 1)
+    >>> cal = VectorScaling().fit(z, torch.tensor([0, 1, 2, 1]).repeat(20))
+    >>> cal.predict_proba(z).shape, tuple(cal.weight_.shape), cal.is_logit_map
+    (torch.Size([80, 3]), (3,), True)
 """
 
 from __future__ import annotations

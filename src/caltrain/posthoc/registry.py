@@ -3,6 +3,12 @@
 Every calibrator is a :class:`~caltrain.posthoc.base.Calibrator` subclass registered in :data:`CALIBRATORS`
 with keyword-only hyperparameters; its constructor's signature is its option schema, so a mistyped option
 fails with the list of valid ones.
+
+Example:
+    >>> names(num_classes=3)
+    ['ats', 'dirichlet', 'ets', 'histogram', 'isotonic', 'matrix', 'ts', 'ts-grid-ece', 'vector']
+    >>> create("ts", t_max=50.0)
+    TemperatureScaling(t_min=0.01, t_max=50.0, tol=1e-10, abstention=None)
 """
 
 from __future__ import annotations

@@ -141,7 +141,7 @@ class TemperatureScaling(Calibrator):
     Args:
         t_min, t_max: the search bracket on T (default 0.01..1000); an optimum at a bound gives a warning.
         tol: relative tolerance on 1/T (default 1e-10).
-        abstention: ``None``, ``"all"`` or ``"classes"`` (see :mod:`caltrain.posthoc.base`).
+        abstention: ``None``, ``"with_unknown"`` or ``"renormalized"`` (see :mod:`caltrain.posthoc.base`).
 
     Fitted attributes: ``temperature_`` (float), ``n_iter_`` (passes over the data).
 

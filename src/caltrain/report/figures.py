@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from caltrain.utils.checks import as_tensor, check_labels, check_ndim, check_nonempty, check_probabilities, \
-    check_same_length
+from caltrain.metrics.ece import top_label as _top_label
+from caltrain.metrics.validation import prepare
+from caltrain.utils.checks import as_tensor, check_ndim, check_nonempty, check_same_length
 
 __all__ = ["figure_png", "new_figure", "top_label", "validated_probs"]
 
@@ -85,28 +86,29 @@ def figure_png(fig: Any, *, dpi: int = 96) -> bytes:
 
 
 def validated_probs(probs: Any, labels: Any, *, from_logits: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(probs [N, K] float64, labels [N] int64)`` after the shared checks (softmax first when from_logits)."""
+    """``(probs [N, K] float64, labels [N] int64)``: the metrics' checks (:func:`caltrain.metrics.validation.prepare`,
+    softmax first when from_logits) on the plain ``[N, K]`` / ``[N]`` shapes the plots take."""
     p = as_tensor(probs, "probs")
     y = as_tensor(labels, "labels")
     check_ndim(p, "probs", 2, "[N, K]")
     check_ndim(y, "labels", 1, "[N]")
     check_nonempty(p, "probs")
     check_same_length(p, y, "probs", "labels")
-    if from_logits:
-        if not p.is_floating_point():
-            raise TypeError(f"probs: expected floating-point logits, got dtype {p.dtype}")
-        p = torch.softmax(p.to(torch.float64), dim=1)
-    else:
-        check_probabilities(p, "probs")
-        p = p.to(torch.float64)
-    check_labels(y, p.shape[1], "labels")
-    return p, y.to(torch.int64)
+    p, y = prepare(p, y, from_logits=from_logits)
+    return p.to(torch.float64), y
 
 
 def top_label(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(confidence [N] float64, correct [N] float64)`` of the arg-max prediction (first index on ties)."""
-    conf, pred = probs.max(dim=1)
-    return conf.to(torch.float64), (pred == labels).to(torch.float64)
+    """``(confidence [N] float64, correct [N] float64)`` of the arg-max prediction (first index on ties):
+    :func:`caltrain.metrics.ece.top_label` as float64, for weighted sums in the plots.
+
+    Example:
+        >>> conf, correct = top_label(torch.tensor([[0.2, 0.8], [0.6, 0.4]]), torch.tensor([1, 1]))
+        >>> [round(c, 4) for c in conf.tolist()], correct.tolist()
+        ([0.8, 0.6], [1.0, 0.0])
+    """
+    conf, correct = _top_label(probs, labels)
+    return conf.to(torch.float64), correct.to(torch.float64)
 
 
 def as_numpy(t: torch.Tensor | np.ndarray) -> np.ndarray:
