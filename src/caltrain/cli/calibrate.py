@@ -25,12 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 from caltrain.abstention import ABSTENTION_CONVENTIONS
+from caltrain.utils.checks import check_choice
 
 __all__ = ["add_arguments", "calibrate_files", "parse_options", "run"]
 
@@ -101,10 +100,8 @@ def _load_split(path: str, device: str) -> tuple[Any, Any]:
     return logits, labels
 
 
-def _summarize(probs: Any, labels: Any, n_bins: int, abstention: str | None) -> dict[str, float]:
-    from caltrain import metrics
-
-    return metrics.summarize(probs, labels, n_bins=n_bins, abstention=abstention)
+#: ``--abstention`` spellings -> the convention of :mod:`caltrain.abstention` the calibrators are fitted under.
+_CONVENTION = {None: None, "classes": "renormalized", "all": "with_unknown"}
 
 
 def calibrate_files(
@@ -118,29 +115,36 @@ def calibrate_files(
     eval_abstention: str = "with_unknown",
     device: str = "cpu",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Fit ``method`` (or every calibrator for ``"all"``) on ``val``, evaluate on ``test``.
+    """Fit ``method`` (or every calibrator for ``"all"``) on ``val``, evaluate on ``test``, with
+    :func:`caltrain.posthoc.compare`.
+
+    Args:
+        method: a calibrator name, or ``"all"`` (every calibrator that fits the number of classes; one failing
+            is reported in its entry, not raised).
+        val, test: ``.npz``/``.pt`` files with ``logits [N, C]`` and ``labels [N]``.
+        n_bins: bins of the binned metrics.
+        options: keyword options of the calibrator (a single ``method`` only).
+        abstention: K + 1 outputs: ``"classes"`` (calibrate the K class logits) or ``"all"`` (all K + 1).
+        eval_abstention: metric convention of the K + 1 columns with ``abstention="all"``.
+        device: torch device of the computation.
 
     Returns ``(report, calibrators)``: the JSON-able report (``{"method", "params", "before", "after",
     "fit_seconds", "warnings"}`` for one method; ``{"method": "all", "before", "results": {name: {...}}}`` for
     all) and the fitted calibrators by name.
     """
-    import torch
-
     from caltrain import posthoc
 
     options = dict(options or {})
     if method == "all" and options:
         raise ValueError("--option: calibrator options need a single --method, not 'all'")
+    check_choice(abstention, "--abstention", tuple(_CONVENTION))
     val_z, val_y = _load_split(val, device)
     test_z, test_y = _load_split(test, device)
     if val_z.ndim != 2 or test_z.ndim != 2 or val_z.shape[1] != test_z.shape[1]:
         raise ValueError(
             f"--val/--test: expected logits [N, C] with the same C, got {tuple(val_z.shape)} and {tuple(test_z.shape)}"
         )
-    metric_abstention = eval_abstention if abstention == "all" else None
-    test_before = test_z[:, :-1] if abstention == "classes" else test_z
-    before = _summarize(torch.softmax(test_before, dim=1), test_y, n_bins, metric_abstention)
-    num_classes = test_before.shape[1] - (1 if abstention == "all" else 0)
+    num_classes = test_z.shape[1] - (1 if abstention else 0)
     if method == "all":
         # bad validation data is the user's error, not one calibrator's failure: exit non-zero as a single method does
         from caltrain.utils.checks import check_finite, check_labels, check_ndim, check_same_length
@@ -151,37 +155,29 @@ def calibrate_files(
         # the calibrators' own bound: with abstention="all" a validation label may be the abstention class
         check_labels(val_y, val_z.shape[1] - (1 if abstention == "classes" else 0), f"{val}: labels")
     names = posthoc.names(num_classes=num_classes) if method == "all" else [method]
+    result = posthoc.compare(
+        (val_z, val_y), (test_z, test_y), names, n_bins=n_bins, abstention=_CONVENTION[abstention],
+        eval_abstention=eval_abstention, options={method: options} if options else None,
+        on_error="record" if method == "all" else "raise", capture_warnings=True,
+    )
     results: dict[str, Any] = {}
-    fitted: dict[str, Any] = {}
     for name in names:
-        kwargs = dict(options)
-        if abstention is not None and "abstention" in posthoc.CALIBRATORS.parameters(name):
-            kwargs["abstention"] = abstention
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                start = time.perf_counter()
-                cal = posthoc.create(name, **kwargs).fit(val_z, val_y)
-                seconds = time.perf_counter() - start
-            after = _summarize(cal.predict_proba(test_z), test_y, n_bins, metric_abstention)
-        except (ValueError, TypeError, ImportError) as err:
-            if method != "all":
-                raise
-            results[name] = {"error": f"{type(err).__name__}: {err}"}
+        if name in result.errors:
+            results[name] = {"error": result.errors[name]}
             continue
-        fitted[name] = cal
         results[name] = {
-            "params": cal.params_,
-            "after": after,
-            "fit_seconds": seconds,
-            "warnings": [str(w.message) for w in caught],
+            "params": result.params[name],
+            "after": result.metrics[name],
+            "fit_seconds": result.fit_seconds[name],
+            "warnings": result.warnings[name],
         }
+    before = result.uncalibrated
     if method == "all":
-        return {"method": "all", "before": before, "results": results}, fitted
+        return {"method": "all", "before": before, "results": results}, result.calibrators
     one = results[method]
     report = {"method": method, "params": one["params"], "before": before, "after": one["after"]}
     report.update(fit_seconds=one["fit_seconds"], warnings=one["warnings"])
-    return report, fitted
+    return report, result.calibrators
 
 
 def _save(fitted: dict[str, Any], method: str, output: str | None) -> dict[str, str]:
