@@ -88,6 +88,6 @@ def test_results_computes_the_written_files_without_writing(suite_dir):
     assert aggregate(suite_dir) == rows
     paths = SuiteDir(suite_dir)
     written = sorted(p.name for p in suite_dir.iterdir() if p.is_file())
-    assert written == sorted(p.name for p in (paths.results_csv, paths.results_md, paths.results_json))
-    assert json.loads(paths.results_json.read_text()) == json.loads(json.dumps(document))
+    assert written == sorted(paths.results(f).name for f in ("csv", "md", "json"))
+    assert json.loads(paths.results("json").read_text()) == json.loads(json.dumps(document))
     assert paths.run_names() == ["a0", "a1", "b0", "c0"]

@@ -9,7 +9,7 @@ import pytest
 
 from caltrain import data, losses
 from caltrain.train import suite as suite_mod
-from caltrain.train.run_dir import RunDir, SuiteDir
+from caltrain.train.run_dir import RESULTS_FORMATS, RunDir, SuiteDir
 from caltrain.train.suite import Suite, builtin_suites, expand, load_suite, run_suite
 
 PRESETS = {"quick", "mukhoti2020-cifar10", "socrates-cifar10", "calmo-resnet20-cifar10", "mbls-cifar10",
@@ -113,7 +113,7 @@ def _assert_written_names_come_from_run_dir(root):
     """Every file of a suite and of its runs is one RunDir / SuiteDir names (one owner of the layout)."""
     suite = SuiteDir(root)
     assert sorted(p.name for p in root.iterdir()) == sorted(
-        p.name for p in (suite.meta, suite.runs, suite.results_csv, suite.results_md, suite.results_json))
+        p.name for p in (suite.meta, suite.runs, *(suite.results(f) for f in RESULTS_FORMATS)))
     for name in suite.run_names():
         run = suite.run(name)
         named = {run.config, run.meta, run.labels, run.metrics, run.checkpoint, run.best, run.summary,

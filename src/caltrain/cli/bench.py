@@ -41,10 +41,10 @@ def run(args: argparse.Namespace) -> int:
     from caltrain.train.run_dir import SuiteDir
 
     paths = SuiteDir(out)
-    print(paths.results_md.read_text())
+    print(paths.results("md").read_text())
     if not args.no_report:
         _write_report(out)
-    print(f"results: {paths.results_csv}, {paths.results_md}, {paths.results_json}", file=sys.stderr)
+    print("results: " + ", ".join(str(paths.results(f)) for f in ("csv", "md", "json")), file=sys.stderr)
     if result["failed"]:
         print(f"caltrain bench: {len(result['failed'])} run(s) failed (see messages above)", file=sys.stderr)
         return 1

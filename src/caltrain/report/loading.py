@@ -263,8 +263,8 @@ def load_suite(path: str | Path) -> SuiteRecord:
             incomplete.append(name)
     runs.sort(key=lambda r: (r.dataset, r.objective, str(r.labels.get("variant") or ""), r.seed))
     meta = suite.read_meta()
-    if suite.results_json.is_file():
-        rows = read_json(suite.results_json).get("rows", [])
+    if suite.results("json").is_file():
+        rows = read_json(suite.results("json")).get("rows", [])
     elif runs:
         from caltrain.train.aggregate import results
 

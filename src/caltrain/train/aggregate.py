@@ -152,9 +152,9 @@ def aggregate(out_dir: str | Path, runs: Sequence[str] | None = None) -> list[di
     """
     suite = SuiteDir(out_dir)
     rows, document = results(suite.root, runs)
-    atomic_write_text(suite.results_csv, _to_csv(rows))
-    atomic_write_text(suite.results_md, to_markdown(rows))
-    atomic_write_json(suite.results_json, document)
+    atomic_write_text(suite.results("csv"), _to_csv(rows))
+    atomic_write_text(suite.results("md"), to_markdown(rows))
+    atomic_write_json(suite.results("json"), document)
     return rows
 
 

@@ -42,30 +42,43 @@ from typing import Any
 
 from caltrain.utils.io import atomic_write_json, atomic_write_text, read_json
 
-__all__ = ["RunDir", "SuiteDir", "git_revision"]
+__all__ = ["RESULTS_FORMATS", "RunDir", "SuiteDir", "git_revision"]
+
+#: The formats of a suite's aggregate ``results.<format>`` files.
+RESULTS_FORMATS = ("csv", "md", "json")
+
+
+def _entry(name: str) -> property:
+    """A read-only attribute: the path ``root / name`` of a file or folder of the layout."""
+    return property(lambda self: self.root / name, doc=f"``{name}``")
 
 
 @dataclass(frozen=True)
-class RunDir:
-    """Paths of one run directory (see the module docstring for the layout), and its small readers/writers.
-
-    Args:
-        root: the run directory (need not exist yet).
-    """
+class _Folder:
+    """A folder of the layout: ``root`` (any path-like, stored as a ``Path``; it need not exist yet)."""
 
     root: Path
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
 
-    config = property(lambda self: self.root / "config.yaml")
-    meta = property(lambda self: self.root / "meta.json")
-    labels = property(lambda self: self.root / "labels.json")
-    metrics = property(lambda self: self.root / "metrics.jsonl")
-    checkpoint = property(lambda self: self.root / "checkpoint.pt")
-    best = property(lambda self: self.root / "best.pt")
-    summary = property(lambda self: self.root / "summary.json")
-    calibrators = property(lambda self: self.root / "calibrators")
+    def report(self, format: str = "html") -> Path:
+        """``report.<format>``: where ``caltrain report`` writes by default ("html" or "md")."""
+        return self.root / f"report.{format}"
+
+
+@dataclass(frozen=True)
+class RunDir(_Folder):
+    """Paths of the run directory ``root`` (module docstring: the layout), and its small readers and writers."""
+
+    config = _entry("config.yaml")
+    meta = _entry("meta.json")
+    labels = _entry("labels.json")
+    metrics = _entry("metrics.jsonl")
+    checkpoint = _entry("checkpoint.pt")
+    best = _entry("best.pt")
+    summary = _entry("summary.json")
+    calibrators = _entry("calibrators")
 
     def logits(self, split: str) -> Path:
         """``logits_<split>.npz`` (``split``: "val", "test" or "ood")."""
@@ -80,10 +93,6 @@ class RunDir:
         if not self.calibrators.is_dir():
             return []
         return sorted(p.stem for p in self.calibrators.glob("*.json") if p.is_file())
-
-    def report(self, format: str = "html") -> Path:
-        """``report.<format>``: where ``caltrain report`` writes a single run's report by default."""
-        return self.root / f"report.{format}"
 
     def is_complete(self) -> bool:
         """True when ``summary.json`` exists (it is written last)."""
@@ -125,23 +134,18 @@ class RunDir:
 
 
 @dataclass(frozen=True)
-class SuiteDir:
-    """Paths of one suite directory (see the module docstring for the layout).
+class SuiteDir(_Folder):
+    """Paths of the suite directory ``root`` (module docstring: the layout); its runs are :class:`RunDir`\ s."""
 
-    Args:
-        root: the suite directory (need not exist yet).
-    """
+    meta = _entry("suite.json")
+    runs = _entry("runs")
 
-    root: Path
+    def results(self, format: str) -> Path:
+        """``results.<format>``: the aggregate rows as "csv", "md" (a Markdown table) or "json" (with per-seed
+        values and curves), written by :func:`caltrain.train.aggregate.aggregate`."""
+        from caltrain.utils.checks import check_choice
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "root", Path(self.root))
-
-    meta = property(lambda self: self.root / "suite.json")
-    runs = property(lambda self: self.root / "runs")
-    results_csv = property(lambda self: self.root / "results.csv")
-    results_md = property(lambda self: self.root / "results.md")
-    results_json = property(lambda self: self.root / "results.json")
+        return self.root / f"results.{check_choice(format, 'format', RESULTS_FORMATS)}"
 
     def run(self, name: str) -> RunDir:
         """The run directory ``runs/<name>``."""
@@ -153,17 +157,13 @@ class SuiteDir:
             return []
         return sorted(p.name for p in self.runs.iterdir() if p.is_dir())
 
-    def report(self, format: str = "html") -> Path:
-        """``report.<format>``: where ``caltrain report`` writes by default ("html" or "md")."""
-        return self.root / f"report.{format}"
-
     def read_meta(self) -> dict[str, Any]:
         """``suite.json``, or ``{}`` when absent (a suite assembled by hand)."""
         return read_json(self.meta) if self.meta.is_file() else {}
 
     def is_suite(self) -> bool:
         """True when the folder holds a ``runs/`` folder or an aggregate ``results.json``."""
-        return self.runs.is_dir() or self.results_json.is_file()
+        return self.runs.is_dir() or self.results("json").is_file()
 
 
 def git_revision() -> str | None:
