@@ -16,8 +16,10 @@ a directory, default ``.``, one ``calibrator-<name>.json`` each) unless ``--no-s
 ``caltrain.posthoc.load(path)``.
 
 Abstention (K+1) outputs: ``--abstention classes`` calibrates the K class logits (the last logit is dropped,
-"before" is the softmax over the K class logits); ``--abstention all`` calibrates all K+1 logits and evaluates
-both sides with ``--eval-abstention`` (default ``with_unknown``).
+"before" is the softmax over the K class logits; the saved calibrator takes the K class logits);
+``--abstention all`` calibrates all K+1 logits and evaluates both sides with ``--eval-abstention`` (default
+``with_unknown``). Fitting and scoring are :func:`caltrain.posthoc.compare`'s (conventions ``renormalized`` and
+``with_unknown`` of :mod:`caltrain.abstention`).
 """
 
 from __future__ import annotations
