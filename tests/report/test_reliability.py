@@ -97,6 +97,15 @@ def test_after_a_calibrator_equals_the_trainers_posthoc_numbers(run_dir):
     np.testing.assert_array_equal(d.count, ref.count.numpy())
 
 
+def test_compare_reproduces_the_trainers_posthoc_summary(run_dir):
+    # the trainer's end of run and compare() are one protocol: the same numbers (true_ece needs the posterior)
+    run = load_run(run_dir)
+    result = posthoc.compare(run.logits("val"), run.logits("test"), ["ts"], n_bins=run.n_bins)
+    expected = {k: v for k, v in run.summary["posthoc"]["ts"].items() if k != "true_ece"}
+    assert result.metrics["ts"] == expected
+    assert result.params == run.summary["posthoc_params"]
+
+
 def test_after_diagrams_load_the_saved_calibrators_and_never_refit(suite_dir, tmp_path, monkeypatch):
     from caltrain.report import document
     from caltrain.report import reliability as reliability_mod
