@@ -135,7 +135,7 @@ class RunDir(_Folder):
 
 @dataclass(frozen=True)
 class SuiteDir(_Folder):
-    """Paths of the suite directory ``root`` (module docstring: the layout); its runs are :class:`RunDir`\ s."""
+    """Paths of the suite directory ``root`` (module docstring: the layout); each run is a :class:`RunDir`."""
 
     meta = _entry("suite.json")
     runs = _entry("runs")
