@@ -77,10 +77,24 @@ def test_options_and_abstention(tmp_path, capsys):
     val = _write(tmp_path / "v.npz", 400, 4, 2, abstention=True)
     test = _write(tmp_path / "t.npz", 300, 4, 3, abstention=True)
     assert main(["calibrate", "--method", "ats", "--option", "n_pieces=3", "--option", "binning=equal-width",
-                 "--abstention", "classes", "--val", str(val), "--test", str(test), "--json", "--no-save"]) == 0
+                 "--abstention", "renormalized", "--val", str(val), "--test", str(test), "--json", "--no-save"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert {"temperature_piece_0", "temperature_piece_2"} <= set(report["params"])
     assert "temperature_piece_3" not in report["params"]
+
+
+@pytest.mark.parametrize(("old", "new"), [("classes", "renormalized"), ("all", "with_unknown")])
+def test_old_abstention_spellings_warn_and_mean_the_new_names(tmp_path, capsys, old, new):
+    val = _write(tmp_path / "v.npz", 400, 4, 2, abstention=True)
+    test = _write(tmp_path / "t.npz", 300, 4, 3, abstention=True)
+    args = ["calibrate", "--method", "ts", "--val", str(val), "--test", str(test), "--json", "--no-save"]
+    assert main([*args, "--abstention", new]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    with pytest.warns(DeprecationWarning, match=f"--abstention={old!r} is deprecated"):
+        assert main([*args, "--abstention", old]) == 0
+    got = json.loads(capsys.readouterr().out)
+    for key in ("before", "after", "params"):
+        assert got[key] == expected[key]
 
 
 def test_errors_exit_2_with_a_message(files, tmp_path, capsys):
@@ -137,7 +151,7 @@ def test_method_all_with_abstention_all_accepts_the_abstention_label(tmp_path, c
     labels[:5] = 4
     np.savez(val, logits=data["logits"], labels=labels)
     test = _write(tmp_path / "t.npz", 300, 4, 3, abstention=True)
-    assert main(["calibrate", "--method", "all", "--abstention", "all", "--val", str(val), "--test", str(test),
+    assert main(["calibrate", "--method", "all", "--abstention", "with_unknown", "--val", str(val), "--test", str(test),
                  "--json", "--no-save"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert all("after" in r for r in report["results"].values())

@@ -37,7 +37,28 @@ def suite_dir(tmp_path_factory, worker_id):
             suite = Suite(name="tiny", description="2 objectives x 2 seeds", seeds=(0, 1), **TINY_SUITE)
             result = run_suite(suite, out, log=lambda s: None)
             assert not result["failed"], result["failed"]
+            for run in (out / "runs").iterdir():
+                save_calibrators(run)
     return out
+
+
+def save_calibrators(run_root, names=("ts",)):
+    """Write the run's calibrators with ``compare(...).save`` as the end of a run does (when it has not already).
+
+    The calibrators are fitted on the run's validation logits under the run's convention, exactly as in
+    ``summary.json``'s ``posthoc`` entry (the test checks that the two agree).
+    """
+    from caltrain.posthoc import RUN_ABSTENTION, compare
+    from caltrain.train.run_dir import RunDir
+    from caltrain.utils.io import load_arrays
+
+    run = RunDir(run_root)
+    if all(run.calibrator(n).is_file() for n in names):
+        return
+    val, test = (load_arrays(run.logits(split)) for split in ("val", "test"))
+    abstention = RUN_ABSTENTION if run.read_summary().get("abstention") else None
+    compare((val["logits"], val["labels"]), (test["logits"], test["labels"]), list(names),
+            abstention=abstention).save(run)
 
 
 @pytest.fixture(scope="session")

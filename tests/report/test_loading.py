@@ -29,15 +29,35 @@ def test_suite_record_holds_every_complete_run(suite_dir):
     assert group_label(run) == "ce" and is_run_dir(run.path) and is_suite_dir(suite_dir)
 
 
-def test_incomplete_runs_are_listed_and_a_missing_results_json_is_rebuilt(suite_dir, tmp_path):
+def _snapshot(root):
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in sorted(root.rglob("*"))}
+
+
+def test_incomplete_runs_are_listed_and_a_missing_results_json_is_computed_without_writing(suite_dir, tmp_path):
     copy = tmp_path / "suite"
     shutil.copytree(suite_dir, copy)
     (copy / "runs" / "synthetic__focal__seed0").mkdir()
     (copy / "results.json").unlink()
+    before = _snapshot(copy)
     suite = load_suite(copy)
+    assert _snapshot(copy) == before  # a reader never writes: same files, same modification times
+    assert not (copy / "results.json").exists()
     assert suite.incomplete == ["synthetic__focal__seed0"] and len(suite.runs) == 4
     original = json.loads((suite_dir / "results.json").read_text())["rows"]
     assert [r["ece_mean"] for r in suite.rows] == pytest.approx([r["ece_mean"] for r in original])
+    assert [r["per_seed"] for r in suite.rows] == [r["per_seed"] for r in original]
+
+
+def test_run_record_paths_come_from_run_dir(run_dir):
+    from caltrain.train.run_dir import RunDir
+
+    run, paths = load_run(run_dir), RunDir(run_dir)
+    assert run.files == paths and run.saved_calibrators == ["ts"] and paths.calibrator("ts").is_file()
+    assert run.labels == json.loads(paths.labels.read_text())
+    assert run.config_text == paths.config.read_text()
+    assert run.calibrator("ts").temperature_ == pytest.approx(run.summary["posthoc_params"]["ts"]["temperature"])
+    with pytest.raises(FileNotFoundError, match="saved no calibrator 'vector'"):
+        run.calibrator("vector")
 
 
 def test_stand_alone_run_labels_come_from_its_config(run_dir, tmp_path):

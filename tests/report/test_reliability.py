@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -93,6 +95,45 @@ def test_after_a_calibrator_equals_the_trainers_posthoc_numbers(run_dir):
     ts = posthoc.create("ts").fit(torch.from_numpy(val_z).double(), torch.from_numpy(val_y))
     ref = metrics.reliability_curve(ts.predict_proba(torch.from_numpy(z).double()), torch.from_numpy(y))
     np.testing.assert_array_equal(d.count, ref.count.numpy())
+
+
+def test_compare_reproduces_the_trainers_posthoc_summary(run_dir):
+    # the trainer's end of run and compare() are one protocol: the same numbers (true_ece needs the posterior)
+    run = load_run(run_dir)
+    result = posthoc.compare(run.logits("val"), run.logits("test"), ["ts"], n_bins=run.n_bins)
+    expected = {k: v for k, v in run.summary["posthoc"]["ts"].items() if k != "true_ece"}
+    assert result.metrics["ts"] == expected
+    assert result.params == run.summary["posthoc_params"]
+
+
+def test_after_diagrams_load_the_saved_calibrators_and_never_refit(suite_dir, tmp_path, monkeypatch):
+    from caltrain.report import document
+    from caltrain.report import reliability as reliability_mod
+
+    copy = tmp_path / "suite"
+    shutil.copytree(suite_dir, copy)
+    old_run = copy / "runs" / "synthetic__ls__seed0"  # as written before calibrators were saved
+    shutil.rmtree(old_run / "calibrators")
+
+    def no_fit(self, *args, **kwargs):
+        raise AssertionError("the report refitted a calibrator")
+
+    monkeypatch.setattr(posthoc.Calibrator, "fit", no_fit)
+    grids = []
+    real = reliability_mod.plot_side_by_side
+
+    def capture(grid, **kwargs):
+        grids.append([[d.label for d in row] for row in grid])
+        return real(grid, **kwargs)
+
+    monkeypatch.setattr(reliability_mod, "plot_side_by_side", capture)
+    report = document.build_report(copy)
+    assert grids == [[["ce: equal width", "ce: equal mass", "ce: after ts"], ["ls: equal width", "ls: equal mass"]]]
+    assert not any("reliability" in s for s in report.caveats if s.startswith("Figure skipped"))
+    notes = [c for c in report.caveats if "written before calibrators were saved" in c]
+    assert len(notes) == 1 and notes[0].endswith("synthetic__ls__seed0.")
+    with pytest.raises(FileNotFoundError, match="saved no calibrator 'ts'"):
+        ReliabilityDiagram.from_run(old_run, calibrator="ts")
 
 
 def test_side_by_side_grid_has_one_panel_pair_per_diagram(run_dir):

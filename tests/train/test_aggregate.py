@@ -76,3 +76,18 @@ def test_aggregate_files(suite_dir):
     assert data["rows"][0]["curves"][0]["val_accuracy"] == [0.5, 0.86, 0.9]
     md = (suite_dir / "results.md").read_text()
     assert "| digits | cnn | ce | - | 2 | 92.00 ± 2.83 | 8.00 ± 2.83 |" in md
+
+
+def test_results_computes_the_written_files_without_writing(suite_dir):
+    from caltrain.train.aggregate import results
+    from caltrain.train.run_dir import SuiteDir
+
+    before = sorted(p.name for p in suite_dir.iterdir())
+    rows, document = results(suite_dir)
+    assert sorted(p.name for p in suite_dir.iterdir()) == before  # nothing written
+    assert aggregate(suite_dir) == rows
+    paths = SuiteDir(suite_dir)
+    written = sorted(p.name for p in suite_dir.iterdir() if p.is_file())
+    assert written == sorted(paths.results(f).name for f in ("csv", "md", "json"))
+    assert json.loads(paths.results("json").read_text()) == json.loads(json.dumps(document))
+    assert paths.run_names() == ["a0", "a1", "b0", "c0"]

@@ -9,7 +9,7 @@ import pytest
 
 from caltrain import data, losses
 from caltrain.train import suite as suite_mod
-from caltrain.train.run_dir import RunDir
+from caltrain.train.run_dir import RESULTS_FORMATS, RunDir, SuiteDir
 from caltrain.train.suite import Suite, builtin_suites, expand, load_suite, run_suite
 
 PRESETS = {"quick", "mukhoti2020-cifar10", "socrates-cifar10", "calmo-resnet20-cifar10", "mbls-cifar10",
@@ -106,6 +106,22 @@ def test_interrupted_suite_resumes_and_aggregates(tmp_path, monkeypatch):
         accs = [json.loads((tmp_path / "runs" / f"synthetic__{r['objective']}__seed{s}" / "summary.json")
                            .read_text())["test"]["accuracy"] for s in (0, 1)]
         assert float(r["accuracy_mean"]) == pytest.approx(sum(accs) / 2)
+    _assert_written_names_come_from_run_dir(tmp_path)
+
+
+def _assert_written_names_come_from_run_dir(root):
+    """Every file of a suite and of its runs is one RunDir / SuiteDir names (one owner of the layout)."""
+    suite = SuiteDir(root)
+    assert sorted(p.name for p in root.iterdir()) == sorted(
+        p.name for p in (suite.meta, suite.runs, *(suite.results(f) for f in RESULTS_FORMATS)))
+    for name in suite.run_names():
+        run = suite.run(name)
+        named = {run.config, run.meta, run.labels, run.metrics, run.checkpoint, run.best, run.summary,
+                 run.logits("val"), run.logits("test"), run.logits("ood"), run.calibrators}
+        written = set(run.root.iterdir())
+        assert written <= named and {run.labels, run.summary, run.logits("test")} <= written, written - named
+        assert run.read_labels()["seed"] in (0, 1)
+        assert all(run.calibrator(c).is_file() for c in run.saved_calibrators())
 
 
 def test_ray_executor_runs_the_same_grid(tmp_path):

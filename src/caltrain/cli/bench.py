@@ -38,10 +38,13 @@ def run(args: argparse.Namespace) -> int:
     seeds = list(range(args.seeds)) if args.seeds else None
     result = run_suite(suite, out, executor=args.executor, address=args.address,
                        overrides=list(args.set) + list(args.extra_overrides), seeds=seeds)
-    print((out / "results.md").read_text())
+    from caltrain.train.run_dir import SuiteDir
+
+    paths = SuiteDir(out)
+    print(paths.results("md").read_text())
     if not args.no_report:
         _write_report(out)
-    print(f"results: {out / 'results.csv'}, {out / 'results.md'}, {out / 'results.json'}", file=sys.stderr)
+    print("results: " + ", ".join(str(paths.results(f)) for f in ("csv", "md", "json")), file=sys.stderr)
     if result["failed"]:
         print(f"caltrain bench: {len(result['failed'])} run(s) failed (see messages above)", file=sys.stderr)
         return 1

@@ -6,7 +6,7 @@ Examples::
     caltrain calibrate --method ts --val val.npz --test test.npz --json     # {"method", "params", "before", "after"}
     caltrain calibrate --method all --val val.npz --test test.npz           # every calibrator in one table
     caltrain calibrate --method dirichlet --option reg_lambda=0.1 --val val.npz --test test.npz
-    caltrain calibrate --method ts --abstention classes --val val.npz --test test.npz   # K+1 outputs
+    caltrain calibrate --method ts --abstention renormalized --val val.npz --test test.npz   # K+1 outputs
 
 Both files (``.npz``, or ``.pt`` holding a dict) hold ``logits`` ``[N, C]`` and integer ``labels`` ``[N]`` (a
 trainer run writes them as ``logits_val.npz`` / ``logits_test.npz``). "before" and "after" are
@@ -15,9 +15,11 @@ The fitted calibrator is written to ``--output`` (default ``calibrator-<method>.
 a directory, default ``.``, one ``calibrator-<name>.json`` each) unless ``--no-save``; reload it with
 ``caltrain.posthoc.load(path)``.
 
-Abstention (K+1) outputs: ``--abstention classes`` calibrates the K class logits (the last logit is dropped,
-"before" is the softmax over the K class logits); ``--abstention all`` calibrates all K+1 logits and evaluates
-both sides with ``--eval-abstention`` (default ``with_unknown``).
+Abstention (K+1) outputs (conventions of :mod:`caltrain.abstention`): ``--abstention renormalized`` calibrates the K class logits (the last logit is dropped,
+"before" is the softmax over the K class logits; the saved calibrator takes the K class logits);
+``--abstention with_unknown`` calibrates all K+1 logits and evaluates both sides with ``--eval-abstention`` (default
+``with_unknown``). Fitting and scoring are :func:`caltrain.posthoc.compare`'s (conventions ``renormalized`` and
+``with_unknown`` of :mod:`caltrain.abstention`).
 """
 
 from __future__ import annotations
@@ -25,12 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-import warnings
 from pathlib import Path
 from typing import Any
 
-from caltrain.abstention import ABSTENTION_CONVENTIONS
+from caltrain.abstention import ABSTENTION_CONVENTIONS, CALIBRATABLE, check_convention
 
 __all__ = ["add_arguments", "calibrate_files", "parse_options", "run"]
 
@@ -57,12 +57,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="calibrator option (repeatable; VALUE read as JSON, else a string), e.g. reg_lambda=0.1",
     )
-    parser.add_argument("--abstention", default=None, choices=("all", "classes"), help="K+1 outputs: what to calibrate")
+    parser.add_argument(
+        "--abstention", default=None, choices=("renormalized", "with_unknown", "classes", "all"),
+        help="K+1 outputs: calibrate the K class logits (renormalized) or all K+1 (with_unknown); "
+        "'classes' and 'all' are their deprecated spellings",
+    )
     parser.add_argument(
         "--eval-abstention",
         default="with_unknown",
         choices=EVAL_ABSTENTION,
-        help="metric convention with --abstention all (default with_unknown)",
+        help="metric convention with --abstention with_unknown (default with_unknown)",
     )
     parser.add_argument("--output", default=None, help="where to write the fitted calibrator(s)")
     parser.add_argument("--no-save", action="store_true", help="do not write the fitted calibrator")
@@ -101,10 +105,6 @@ def _load_split(path: str, device: str) -> tuple[Any, Any]:
     return logits, labels
 
 
-def _summarize(probs: Any, labels: Any, n_bins: int, abstention: str | None) -> dict[str, float]:
-    from caltrain import metrics
-
-    return metrics.summarize(probs, labels, n_bins=n_bins, abstention=abstention)
 
 
 def calibrate_files(
@@ -118,29 +118,37 @@ def calibrate_files(
     eval_abstention: str = "with_unknown",
     device: str = "cpu",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Fit ``method`` (or every calibrator for ``"all"``) on ``val``, evaluate on ``test``.
+    """Fit ``method`` (or every calibrator for ``"all"``) on ``val``, evaluate on ``test``, with
+    :func:`caltrain.posthoc.compare`.
+
+    Args:
+        method: a calibrator name, or ``"all"`` (every calibrator that fits the number of classes; one failing
+            is reported in its entry, not raised).
+        val, test: ``.npz``/``.pt`` files with ``logits [N, C]`` and ``labels [N]``.
+        n_bins: bins of the binned metrics.
+        options: keyword options of the calibrator (a single ``method`` only).
+        abstention: K + 1 outputs: ``"renormalized"`` (calibrate the K class logits) or ``"with_unknown"`` (all
+            K + 1); the old spellings ``"classes"``/``"all"`` warn and mean the same.
+        eval_abstention: metric convention of the K + 1 columns with ``abstention="with_unknown"``.
+        device: torch device of the computation.
 
     Returns ``(report, calibrators)``: the JSON-able report (``{"method", "params", "before", "after",
     "fit_seconds", "warnings"}`` for one method; ``{"method": "all", "before", "results": {name: {...}}}`` for
     all) and the fitted calibrators by name.
     """
-    import torch
-
     from caltrain import posthoc
 
     options = dict(options or {})
     if method == "all" and options:
         raise ValueError("--option: calibrator options need a single --method, not 'all'")
+    abstention = check_convention(abstention, "--abstention", choices=CALIBRATABLE)
     val_z, val_y = _load_split(val, device)
     test_z, test_y = _load_split(test, device)
     if val_z.ndim != 2 or test_z.ndim != 2 or val_z.shape[1] != test_z.shape[1]:
         raise ValueError(
             f"--val/--test: expected logits [N, C] with the same C, got {tuple(val_z.shape)} and {tuple(test_z.shape)}"
         )
-    metric_abstention = eval_abstention if abstention == "all" else None
-    test_before = test_z[:, :-1] if abstention == "classes" else test_z
-    before = _summarize(torch.softmax(test_before, dim=1), test_y, n_bins, metric_abstention)
-    num_classes = test_before.shape[1] - (1 if abstention == "all" else 0)
+    num_classes = test_z.shape[1] - (1 if abstention else 0)
     if method == "all":
         # bad validation data is the user's error, not one calibrator's failure: exit non-zero as a single method does
         from caltrain.utils.checks import check_finite, check_labels, check_ndim, check_same_length
@@ -149,39 +157,31 @@ def calibrate_files(
         check_ndim(val_y, f"{val}: labels", 1, "[N]")
         check_same_length(val_z, val_y, f"{val}: logits", "labels")
         # the calibrators' own bound: with abstention="all" a validation label may be the abstention class
-        check_labels(val_y, val_z.shape[1] - (1 if abstention == "classes" else 0), f"{val}: labels")
+        check_labels(val_y, val_z.shape[1] - (1 if abstention == "renormalized" else 0), f"{val}: labels")
     names = posthoc.names(num_classes=num_classes) if method == "all" else [method]
+    result = posthoc.compare(
+        (val_z, val_y), (test_z, test_y), names, n_bins=n_bins, abstention=abstention,
+        eval_abstention=eval_abstention, options={method: options} if options else None,
+        on_error="record" if method == "all" else "raise", capture_warnings=True,
+    )
     results: dict[str, Any] = {}
-    fitted: dict[str, Any] = {}
     for name in names:
-        kwargs = dict(options)
-        if abstention is not None and "abstention" in posthoc.CALIBRATORS.parameters(name):
-            kwargs["abstention"] = abstention
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                start = time.perf_counter()
-                cal = posthoc.create(name, **kwargs).fit(val_z, val_y)
-                seconds = time.perf_counter() - start
-            after = _summarize(cal.predict_proba(test_z), test_y, n_bins, metric_abstention)
-        except (ValueError, TypeError, ImportError) as err:
-            if method != "all":
-                raise
-            results[name] = {"error": f"{type(err).__name__}: {err}"}
+        if name in result.errors:
+            results[name] = {"error": result.errors[name]}
             continue
-        fitted[name] = cal
         results[name] = {
-            "params": cal.params_,
-            "after": after,
-            "fit_seconds": seconds,
-            "warnings": [str(w.message) for w in caught],
+            "params": result.params[name],
+            "after": result.metrics[name],
+            "fit_seconds": result.fit_seconds[name],
+            "warnings": result.warnings[name],
         }
+    before = result.uncalibrated
     if method == "all":
-        return {"method": "all", "before": before, "results": results}, fitted
+        return {"method": "all", "before": before, "results": results}, result.calibrators
     one = results[method]
     report = {"method": method, "params": one["params"], "before": before, "after": one["after"]}
     report.update(fit_seconds=one["fit_seconds"], warnings=one["warnings"])
-    return report, fitted
+    return report, result.calibrators
 
 
 def _save(fitted: dict[str, Any], method: str, output: str | None) -> dict[str, str]:

@@ -6,6 +6,9 @@ One scikit-learn style protocol (:mod:`caltrain.posthoc.base`): ``fit(logits, la
 
 Registry names: ``ts``, ``ts-grid-ece``, ``ats`` (a reconstruction), ``vector``, ``matrix``, ``dirichlet``,
 ``ets``, ``histogram``, ``isotonic``, and for binary outputs ``platt`` and ``beta``.
+
+:func:`compare` fits several calibrators on validation logits and scores each on the test logits (the trainer's
+end of run, ``caltrain calibrate``); :meth:`PosthocComparison.save` writes them into a run directory.
 """
 
 from caltrain.posthoc.base import Calibrator, NotFittedError
@@ -30,6 +33,7 @@ from caltrain.posthoc.ets import EnsembleTemperatureScaling  # noqa: E402
 from caltrain.posthoc.histogram import HistogramBinning  # noqa: E402
 from caltrain.posthoc.isotonic import IsotonicCalibration  # noqa: E402
 from caltrain.posthoc.binary import BetaCalibration, PlattScaling, fit_logistic  # noqa: E402
+from caltrain.posthoc.compare import RUN_ABSTENTION, PosthocComparison, compare  # noqa: E402
 
 __all__ = [
     "AdaptiveTemperatureScaling",
@@ -44,8 +48,11 @@ __all__ = [
     "MatrixScaling",
     "NotFittedError",
     "PlattScaling",
+    "PosthocComparison",
+    "RUN_ABSTENTION",
     "TemperatureScaling",
     "VectorScaling",
+    "compare",
     "create",
     "fit_linear_calibration",
     "fit_logistic",

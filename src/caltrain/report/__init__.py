@@ -80,7 +80,12 @@ def write_report(path: str | Path, *, format: str = "html", out: str | Path | No
     from caltrain.report.document import build_report
 
     root = Path(path)
-    target = Path(out) if out is not None else root / f"report.{format}"
+    if out is not None:
+        target = Path(out)
+    else:
+        from caltrain.train.run_dir import RunDir, SuiteDir
+
+        target = (RunDir(root) if RunDir(root).is_complete() else SuiteDir(root)).report(format)
     report = build_report(root, max_classes=max_classes, dpi=dpi, log=log)
     if format == "html":
         from caltrain.report.html import render_html

@@ -299,7 +299,8 @@ def _reliability_grid(runs: list[RunRecord], calibrators: list[str]):
         label = group_label(run)
         row = [ReliabilityDiagram.from_run(run, label=f"{label}: equal width"),
                ReliabilityDiagram.from_run(run, binning="quantile", label=f"{label}: equal mass")]
-        row += [ReliabilityDiagram.from_run(run, calibrator=c, label=f"{label}: after {c}") for c in calibrators]
+        row += [ReliabilityDiagram.from_run(run, calibrator=c, label=f"{label}: after {c}") for c in calibrators
+                if c in run.saved_calibrators]  # runs written before calibrators were saved: no "after" panel
         grid.append(row)
     return plot_side_by_side(grid)
 
@@ -369,7 +370,13 @@ def _caveats(suite: SuiteRecord, kind: str, calibrators: list[str], skipped: lis
                    "averaged over the last min(5, epochs) epochs.")
     if calibrators:
         out.append(f"Post-hoc calibrators ({', '.join(calibrators)}) were fitted on the validation logits and "
-                   "evaluated on the test logits; the reliability diagrams refit them the same way.")
+                   "evaluated on the test logits; the reliability diagrams 'after' draw the calibrators each run "
+                   "saved (calibrators/<name>.json), never refitted.")
+        unsaved = [r.name for r in suite.runs if any(c in r.summary.get("posthoc", {}) and c not in r.saved_calibrators
+                                                      for c in calibrators)]
+        if unsaved:
+            out.append("No 'after' reliability diagram for runs written before calibrators were saved (no "
+                       f"calibrators/<name>.json): {', '.join(unsaved)}.")
     abst = sorted({str(r.abstention) for r in suite.runs if r.abstention})
     if abst:
         out.append(f"Abstention runs (K+1 outputs): their metrics use the convention {', '.join(abst)} "

@@ -1,17 +1,19 @@
 """Reading what the trainer wrote: one run directory, or a suite directory of many, into plain records.
 
-A run directory (see :mod:`caltrain.train.run_dir`) holds ``config.yaml``, ``metrics.jsonl``, ``summary.json``
-(written last: its presence marks a complete run), ``logits_val.npz`` / ``logits_test.npz`` (arrays ``logits``
-[N, C] and ``labels`` [N]) and, inside a suite, ``labels.json`` with its grid coordinates. A suite directory holds
+The layout is :mod:`caltrain.train.run_dir`'s (every path comes from :class:`~caltrain.train.run_dir.RunDir` and
+:class:`~caltrain.train.run_dir.SuiteDir`): a run directory holds ``config.yaml``, ``metrics.jsonl``,
+``summary.json`` (written last: its presence marks a complete run), ``logits_val.npz`` / ``logits_test.npz``
+(arrays ``logits`` [N, C] and ``labels`` [N]), the fitted calibrators ``calibrators/<name>.json`` and, inside a
+suite, ``labels.json`` with its grid coordinates. A suite directory holds
 ``runs/<dataset>__<objective>[__<variant>]__seed<k>/`` and the aggregate ``results.json`` of
 :func:`caltrain.train.aggregate.aggregate`.
 
-Nothing here imports matplotlib or computes a metric; the records are what the plots and the report read.
+Loading is pure: nothing here writes a file. Nothing here imports matplotlib or computes a metric; the records
+are what the plots and the report read.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -19,23 +21,25 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from caltrain.train.run_dir import RunDir, SuiteDir
 from caltrain.utils.io import load_arrays, read_json
 
 if TYPE_CHECKING:
     import torch
+
+    from caltrain.posthoc import Calibrator
 
 __all__ = ["RunRecord", "SuiteRecord", "group_label", "is_run_dir", "is_suite_dir", "load_run", "load_suite"]
 
 
 def is_run_dir(path: str | Path) -> bool:
     """True when ``path`` is a complete run directory (it holds ``summary.json``)."""
-    return (Path(path) / "summary.json").is_file()
+    return RunDir(Path(path)).is_complete()
 
 
 def is_suite_dir(path: str | Path) -> bool:
     """True when ``path`` holds a ``runs/`` folder or an aggregate ``results.json``."""
-    p = Path(path)
-    return (p / "runs").is_dir() or (p / "results.json").is_file()
+    return SuiteDir(Path(path)).is_suite()
 
 
 @dataclass
@@ -85,8 +89,14 @@ class RunRecord:
         """The abstention convention of the run's metrics (``None`` for a K-output model)."""
         return self.summary.get("abstention")
 
+    @property
+    def files(self) -> RunDir:
+        """The paths of the run directory."""
+        return RunDir(self.path)
+
     def has_logits(self, split: str) -> bool:
-        return (self.path / f"logits_{split}.npz").is_file()
+        """True when the run saved ``split``'s logits ("val", "test" or "ood")."""
+        return self.files.logits(split).is_file()
 
     def logits(self, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
         """``(logits [N, C] float, labels [N] int)`` of the selected model on ``split`` ("val" or "test").
@@ -94,8 +104,42 @@ class RunRecord:
         Raises:
             FileNotFoundError: the run did not save that split's logits.
         """
-        arrays = load_arrays(self.path / f"logits_{split}.npz")
+        arrays = load_arrays(self.files.logits(split))
         return arrays["logits"], arrays["labels"]
+
+    @property
+    def saved_calibrators(self) -> list[str]:
+        """Names of the calibrators the run saved (``calibrators/<name>.json``); empty for runs written before
+        calibrators were saved."""
+        return self.files.saved_calibrators()
+
+    def calibrator(self, name: str) -> "Calibrator":
+        """The fitted calibrator ``name`` the run saved, read with :func:`caltrain.posthoc.load` (never refitted).
+
+        It was fitted on the validation logits the run's calibrators see
+        (:func:`caltrain.abstention.calibration_logits` under :data:`calibration_abstention`).
+
+        Raises:
+            FileNotFoundError: the run saved no calibrator ``name`` (runs written before calibrators were saved
+                have none).
+        """
+        from caltrain import posthoc
+
+        path = self.files.calibrator(name)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"calibrator: run {self.name} saved no calibrator {name!r} ({path} is missing"
+                f"{'; it saved ' + ', '.join(self.saved_calibrators) if self.saved_calibrators else ''})"
+            )
+        return posthoc.load(path)
+
+    @property
+    def calibration_abstention(self) -> str | None:
+        """The convention the run's calibrators were fitted under: :data:`caltrain.posthoc.RUN_ABSTENTION` (the
+        K class logits) for a K+1-output run, None otherwise."""
+        from caltrain.posthoc import RUN_ABSTENTION
+
+        return RUN_ABSTENTION if self.abstention else None
 
     def probs(self, split: str = "test") -> tuple["torch.Tensor", "torch.Tensor"]:
         """``(probs [N, C] float64, labels [N] int64)``: the float64 softmax of the saved logits.
@@ -135,19 +179,15 @@ def load_run(path: str | Path) -> RunRecord:
     import yaml
 
     root = Path(path)
+    run = RunDir(root)
     if not root.is_dir():
         raise FileNotFoundError(f"path: no such run directory: {root}")
-    if not is_run_dir(root):
+    if not run.is_complete():
         raise FileNotFoundError(f"path: {root} holds no summary.json (not a run directory, or the run is incomplete)")
-    config_path = root / "config.yaml"
-    config_text = config_path.read_text() if config_path.is_file() else ""
+    config_text = run.config.read_text() if run.config.is_file() else ""
     config = (yaml.safe_load(config_text) or {}) if config_text else {}
-    if not config and (root / "config.json").is_file():
-        config = read_json(root / "config.json")
-        config_text = json.dumps(config, indent=2)
-    if (root / "labels.json").is_file():
-        labels = read_json(root / "labels.json")
-    else:
+    labels = run.read_labels()
+    if labels is None:
         labels = {
             "dataset": (config.get("data") or {}).get("name", "?"),
             "model": (config.get("model") or {}).get("name", "?"),
@@ -155,14 +195,11 @@ def load_run(path: str | Path) -> RunRecord:
             "variant": "",
             "seed": config.get("seed", 0),
         }
-    records = []
-    metrics_path = root / "metrics.jsonl"
-    if metrics_path.is_file():
-        records = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    records = run.read_metrics()
     epochs = [r for r in records if isinstance(r.get("epoch"), int) and "val" in r]
     curvature = [r for r in records if isinstance(r.get("curvature"), dict)]
     return RunRecord(path=root, name=root.name, labels=labels, config=config, config_text=config_text,
-                     summary=read_json(root / "summary.json"), epochs=epochs, curvature=curvature)
+                     summary=run.read_summary(), epochs=epochs, curvature=curvature)
 
 
 @dataclass
@@ -175,7 +212,7 @@ class SuiteRecord:
         description: the suite's description ('' when unknown).
         runs: every complete run under ``runs/``, sorted by (dataset, objective, variant, seed).
         rows: the rows of ``results.json`` (one per dataset x model x objective x variant, mean/std over seeds);
-            computed with :func:`caltrain.train.aggregate.aggregate` semantics when the file is missing.
+            computed in memory by :func:`caltrain.train.aggregate.results` when the file is missing.
         incomplete: names of run folders without ``summary.json``.
     """
 
@@ -206,31 +243,33 @@ def group_label(run: RunRecord) -> str:
 
 
 def load_suite(path: str | Path) -> SuiteRecord:
-    """Read a suite directory (its complete runs and ``results.json``).
+    """Read a suite directory (its complete runs and ``results.json``); writes nothing.
 
-    When ``results.json`` is missing (a suite copied without it) it is first written by
-    :func:`caltrain.train.aggregate.aggregate`, exactly as ``caltrain bench`` would.
+    When ``results.json`` is missing (a suite copied without it) the rows are computed in memory by
+    :func:`caltrain.train.aggregate.results` (the same rows ``caltrain bench`` writes), and no file is written.
 
     Raises:
         FileNotFoundError: ``path`` is not a suite directory.
     """
-    root = Path(path)
-    if not root.is_dir() or not is_suite_dir(root):
+    suite = SuiteDir(Path(path))
+    root = suite.root
+    if not root.is_dir() or not suite.is_suite():
         raise FileNotFoundError(f"path: {root} is not a suite directory (expected a runs/ folder or results.json)")
     runs, incomplete = [], []
-    runs_root = root / "runs"
-    if runs_root.is_dir():
-        for sub in sorted(p for p in runs_root.iterdir() if p.is_dir()):
-            if is_run_dir(sub):
-                runs.append(load_run(sub))
-            else:
-                incomplete.append(sub.name)
+    for name in suite.run_names():
+        if suite.run(name).is_complete():
+            runs.append(load_run(suite.run(name).root))
+        else:
+            incomplete.append(name)
     runs.sort(key=lambda r: (r.dataset, r.objective, str(r.labels.get("variant") or ""), r.seed))
-    meta = read_json(root / "suite.json") if (root / "suite.json").is_file() else {}
-    if not (root / "results.json").is_file() and runs:
-        from caltrain.train.aggregate import aggregate
+    meta = suite.read_meta()
+    if suite.results("json").is_file():
+        rows = read_json(suite.results("json")).get("rows", [])
+    elif runs:
+        from caltrain.train.aggregate import results
 
-        aggregate(root, runs=[r.name for r in runs])  # writes results.{csv,md,json}, as `caltrain bench` does
-    rows = read_json(root / "results.json").get("rows", []) if (root / "results.json").is_file() else []
+        rows = results(root, runs=[r.name for r in runs])[1]["rows"]
+    else:
+        rows = []
     return SuiteRecord(path=root, name=meta.get("name", root.name), description=meta.get("description", ""),
                        runs=runs, rows=rows, incomplete=incomplete)

@@ -132,9 +132,14 @@ class ReliabilityDiagram:
         Args:
             run: a run directory or a :class:`~caltrain.report.loading.RunRecord`.
             split: "test" or "val".
-            calibrator: a ``caltrain.posthoc`` name (e.g. "ts"): fit it on the run's validation logits and draw
-                its probabilities on ``split`` (the same protocol as the trainer's post-hoc summary).
+            calibrator: a ``caltrain.posthoc`` name (e.g. "ts") the run saved: draw the probabilities of that
+                fitted calibrator (loaded from ``calibrators/<name>.json``, never refitted) on ``split``.
             n_bins: bins; the run's ``eval.n_bins`` when None, so the printed ECE matches its summary.
+            binning: "uniform" or "quantile".
+            label: the title (default: the run's name, plus ``+ <calibrator>``).
+
+        Raises:
+            FileNotFoundError: no such run, or the run saved no calibrator ``calibrator``.
         """
         from caltrain.report.loading import RunRecord, load_run
 
@@ -205,23 +210,27 @@ class ReliabilityDiagram:
         return self
 
 
-def calibrated_probs(run: Any, calibrator: str, *, split: str = "test"):
-    """``(probs [N, K], labels [N])`` of ``split`` after a ``caltrain.posthoc`` calibrator fitted on validation.
+def calibrated_probs(run: Any, calibrator: str, *, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
+    """``(probs [N, C'] float64, labels [N] int64)`` of ``split`` after the calibrator ``calibrator`` the run saved.
 
-    The calibrator sees the K class logits (an abstention output is dropped), as in the trainer's summary.
+    The calibrator is read from ``calibrators/<name>.json`` (:meth:`RunRecord.calibrator
+    <caltrain.report.loading.RunRecord.calibrator>`), never refitted, and applied to the logits it was fitted on
+    (:func:`caltrain.abstention.calibration_logits` under the run's calibration convention: the K class logits
+    of an abstention run), so the diagram's numbers are the run's ``summary["posthoc"]``.
+
+    Args:
+        run: a :class:`~caltrain.report.loading.RunRecord`.
+        calibrator: a ``caltrain.posthoc`` name the run saved (e.g. "ts").
+        split: "val" or "test".
+
+    Raises:
+        FileNotFoundError: the run saved no such calibrator (runs written before calibrators were saved).
     """
-    import torch
+    from caltrain.abstention import calibration_logits
 
-    from caltrain import posthoc
-
-    create = getattr(posthoc, "create", None)
-    if create is None:
-        raise ImportError("caltrain.posthoc.create is not available in this installation")
-    val_z, val_y = run.logits("val")
+    fitted = run.calibrator(calibrator)
     z, y = run.logits(split)
-    k = run.num_classes or val_z.shape[1]  # the K class logits (an abstention output is dropped)
-    fitted = create(calibrator).fit(torch.from_numpy(val_z[:, :k]).double(), torch.from_numpy(val_y).long())
-    probs = fitted.predict_proba(torch.from_numpy(z[:, :k]).double())
+    probs = fitted.predict_proba(calibration_logits(torch.from_numpy(z).double(), run.calibration_abstention))
     return probs.double(), torch.from_numpy(y).long()
 
 

@@ -10,7 +10,9 @@ for a single seed), the same after each post-hoc calibrator fitted on validation
   over the last ``min(5, epochs)`` epochs (Reading: the issue asks for "std across seeds of the ECE curve over the
   last epochs"; this is that quantity reduced to one number).
 
-``results.json`` also keeps the per-seed values and the per-epoch curves (for plots).
+``results.json`` also keeps the per-seed values and the per-epoch curves (for plots). :func:`results` computes
+all of it in memory without writing (what the report reads when ``results.json`` is missing); :func:`aggregate`
+writes it. Every path comes from :class:`caltrain.train.run_dir.SuiteDir`.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
-from caltrain.train.run_dir import RunDir
-from caltrain.utils.io import atomic_write_json, atomic_write_text, read_json
+from caltrain.train.run_dir import SuiteDir
+from caltrain.utils.io import atomic_write_json, atomic_write_text
 
-__all__ = ["METRICS", "aggregate", "epochs_to_fraction", "load_runs"]
+__all__ = ["METRICS", "aggregate", "epochs_to_fraction", "load_runs", "results"]
 
 #: Test metrics aggregated for every row (keys of ``caltrain evaluate --json``).
 METRICS = ("accuracy", "ece", "adaece", "classwise_ece", "nll", "brier", "aurc")
@@ -56,17 +58,24 @@ def epochs_to_fraction(val_accuracy: Sequence[float], fraction: float = 0.95) ->
 
 
 def load_runs(out_dir: str | Path, runs: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Every complete run under ``out_dir/runs`` (or the named ones): labels, summary and epoch records."""
-    root = Path(out_dir) / "runs"
-    names = runs if runs is not None else sorted(p.name for p in root.iterdir() if p.is_dir()) if root.exists() else []
+    """Every complete run under ``out_dir/runs`` (or the named ones) that has ``labels.json``.
+
+    Args:
+        out_dir: a suite directory.
+        runs: run folder names under ``runs/`` (default: every folder, sorted).
+
+    Returns:
+        ``[{"name", "labels", "summary", "epochs"}]``: ``epochs`` are the epoch-end records of ``metrics.jsonl``.
+    """
+    suite = SuiteDir(out_dir)
     loaded = []
-    for name in names:
-        run = RunDir(root / name)
-        if not run.is_complete() or not (run.root / "labels.json").exists():
+    for name in runs if runs is not None else suite.run_names():
+        run = suite.run(name)
+        labels = run.read_labels() if run.is_complete() else None
+        if labels is None:
             continue
         epochs = [r for r in run.read_metrics() if isinstance(r.get("epoch"), int) and "val" in r]
-        loaded.append({"name": name, "labels": read_json(run.root / "labels.json"), "summary": run.read_summary(),
-                       "epochs": epochs})
+        loaded.append({"name": name, "labels": labels, "summary": run.read_summary(), "epochs": epochs})
     return loaded
 
 
@@ -100,12 +109,20 @@ def _curves(run: dict[str, Any]) -> dict[str, list[float]]:
     return out
 
 
-def aggregate(out_dir: str | Path, runs: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Aggregate the complete runs of ``out_dir`` and write ``results.{csv,md,json}`` there; returns the rows."""
-    out = Path(out_dir)
-    loaded = load_runs(out, runs)
+def results(out_dir: str | Path, runs: Sequence[str] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The aggregate of the complete runs of ``out_dir``, computed in memory (nothing is written).
+
+    Args:
+        out_dir: a suite directory.
+        runs: run folder names under ``runs/`` (default: every folder).
+
+    Returns:
+        ``(rows, document)``: the rows of ``results.csv``/``results.md`` (one per dataset x model x objective x
+        variant) and the content of ``results.json`` (``{"metrics", "rows"}``, rows with ``per_seed`` and
+        ``curves``).
+    """
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for r in loaded:
+    for r in load_runs(out_dir, runs):
         groups[tuple(r["labels"].get(k, "") for k in _GROUP)].append(r)
     rows, detailed = [], []
     for key in sorted(groups, key=lambda k: tuple(str(x) for x in k)):
@@ -120,9 +137,24 @@ def aggregate(out_dir: str | Path, runs: Sequence[str] | None = None) -> list[di
                           "train_seconds": r["summary"].get("train_seconds")} for r in members],
             "curves": [_curves(r) for r in members],
         })
-    atomic_write_text(out / "results.csv", _to_csv(rows))
-    atomic_write_text(out / "results.md", to_markdown(rows))
-    atomic_write_json(out / "results.json", {"metrics": list(METRICS), "rows": detailed})
+    return rows, {"metrics": list(METRICS), "rows": detailed}
+
+
+def aggregate(out_dir: str | Path, runs: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Aggregate the complete runs of ``out_dir`` (:func:`results`) and write ``results.{csv,md,json}`` there.
+
+    Args:
+        out_dir: a suite directory.
+        runs: run folder names under ``runs/`` (default: every folder).
+
+    Returns:
+        The rows of ``results.csv``.
+    """
+    suite = SuiteDir(out_dir)
+    rows, document = results(suite.root, runs)
+    atomic_write_text(suite.results("csv"), _to_csv(rows))
+    atomic_write_text(suite.results("md"), to_markdown(rows))
+    atomic_write_json(suite.results("json"), document)
     return rows
 
 

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from caltrain.train.config import ConfigError, TrainConfig, _deep_merge, apply_overrides, build_config, check_data
-from caltrain.train.run_dir import RunDir
-from caltrain.utils.io import atomic_write_json, read_json
+from caltrain.train.run_dir import RunDir, SuiteDir
+from caltrain.utils.io import atomic_write_json
 
 __all__ = ["RunSpec", "Suite", "builtin_suites", "expand", "load_suite", "run_suite"]
 
@@ -131,7 +131,7 @@ def _run_one(config_dict: dict[str, Any], run_dir: str, labels: dict[str, Any]) 
     run = RunDir(Path(run_dir))
     try:
         config = TrainConfig.model_validate(config_dict)
-        atomic_write_json(run.root / "labels.json", labels)
+        run.write_labels(labels)
         resume = run.checkpoint.exists()
         train(config, run.root, resume=resume)
         return None
@@ -161,12 +161,12 @@ def run_suite(
     """
     from caltrain.train.aggregate import aggregate
 
-    out = Path(out_dir)
+    out = SuiteDir(out_dir)
     specs = expand(suite, overrides, seeds)
-    todo = [s for s in specs if not RunDir(out / "runs" / s.name).is_complete()]
+    todo = [s for s in specs if not out.run(s.name).is_complete()]
     check_data(s.config for s in todo)  # missing dataset files: one message before any run starts
     log(f"suite {suite.name}: {len(specs)} runs, {len(specs) - len(todo)} already complete, {len(todo)} to run")
-    jobs = [(s.config.model_dump(mode="json"), str(out / "runs" / s.name), s.labels) for s in todo]
+    jobs = [(s.config.model_dump(mode="json"), str(out.run(s.name).root), s.labels) for s in todo]
     if executor == "local":
         failures = []
         for k, job in enumerate(jobs, 1):
@@ -180,9 +180,9 @@ def run_suite(
         raise ValueError(f"executor: expected 'local' or 'ray', got {executor!r}")
     for err in failures:
         log(f"FAILED {err}")
-    atomic_write_json(out / "suite.json", {"name": suite.name, "description": suite.description,
-                                           "runs": [s.name for s in specs], "overrides": list(overrides)})
-    rows = aggregate(out, runs=[s.name for s in specs])
+    atomic_write_json(out.meta, {"name": suite.name, "description": suite.description,
+                                 "runs": [s.name for s in specs], "overrides": list(overrides)})
+    rows = aggregate(out.root, runs=[s.name for s in specs])
     return {"runs": len(specs), "skipped": len(specs) - len(todo), "failed": failures, "results": rows}
 
 
@@ -214,5 +214,12 @@ def _run_with_ray(jobs: list[tuple], address: str | None, log: Callable[[str], N
 
 
 def read_labels(run_root: str | Path) -> dict[str, Any]:
-    """The grid coordinates a suite wrote into a run directory."""
-    return read_json(Path(run_root) / "labels.json")
+    """The grid coordinates a suite wrote into a run directory (``labels.json``, via :class:`RunDir`).
+
+    Raises:
+        FileNotFoundError: the run directory holds no ``labels.json``.
+    """
+    labels = RunDir(Path(run_root)).read_labels()
+    if labels is None:
+        raise FileNotFoundError(f"run_root: {run_root} holds no labels.json (not a run of a suite)")
+    return labels
