@@ -12,7 +12,8 @@ import torch
 from caltrain import losses
 from caltrain.train.config import build_config
 from caltrain.train.run_dir import RunDir
-from caltrain.train.trainer import Trainer, TrainingDiverged, _frozen_batchnorm_stats, train
+from caltrain.train.step import frozen_batchnorm_stats
+from caltrain.train.trainer import Trainer, TrainingDiverged, train
 from caltrain.utils.io import load_arrays
 
 #: Small and fast: ~300 training samples, one batch size that gives a few steps per epoch.
@@ -126,7 +127,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 def test_sam_second_pass_leaves_batchnorm_statistics_alone():
     bn = torch.nn.BatchNorm1d(3)
     model = torch.nn.Sequential(bn)
-    with _frozen_batchnorm_stats(model):
+    with frozen_batchnorm_stats(model):
         model(torch.randn(8, 3) + 5)
     assert torch.equal(bn.running_mean, torch.zeros(3)) and bn.momentum == 0.1
 
