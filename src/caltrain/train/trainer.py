@@ -15,7 +15,7 @@ with ``objective.num_outputs`` outputs and calls the epoch hooks (with the valid
 ``objective.needs_validation``).
 
 Each epoch: train (running loss and metrics over the epoch's batches), check the weights are finite, evaluate
-validation and test, log one record to ``metrics.jsonl``, update model selection, save a checkpoint. At the
+validation and test (their logits must be finite), log one record to ``metrics.jsonl``, update model selection, save a checkpoint. At the
 end: :func:`~caltrain.train.finish.finish_run` writes ``summary.json`` (see :mod:`caltrain.train.run_dir`).
 
 Resuming (``resume=True``) restores everything from ``checkpoint.pt`` (model, optimiser, scheduler, objective
@@ -40,7 +40,7 @@ from caltrain.train.config import TrainConfig, config_to_dict
 from caltrain.train.distributed import gather_rows, init_from_env, merge_sample_state, sum_over_ranks
 from caltrain.train.evaluation import Evaluator
 from caltrain.train.finish import finish_run
-from caltrain.train.guard import TrainingDiverged, check_finite_loss, check_finite_weights
+from caltrain.train.guard import TrainingDiverged, check_finite_logits, check_finite_loss, check_finite_weights
 from caltrain.train.optim import build_optimizer
 from caltrain.train.progress import Progress, make_progress
 from caltrain.train.run_dir import RunDir, git_revision
@@ -283,16 +283,23 @@ class Trainer:
         needed = tuple(s for s in ("val", "test") if s in self.cfg.eval.splits or s == "val")
         val_logits = val_labels = None
         for split in needed:
-            logits, labels = self.evaluator.predict(split)
-            record[split] = self.evaluator.metrics(logits, labels, self.evaluator.posterior(split))
+            logits, labels, record[split] = self._evaluate_split(split, epoch)
             if split == "val":
                 val_logits, val_labels = logits, labels
         record["lr"] = self.scheduler.get_last_lr()[0]
         return record, val_logits, val_labels
 
     def _step_record(self, epoch: int, batches_done: int) -> dict[str, Any]:
-        splits = tuple(s for s in self.cfg.eval.splits if s != "train")
-        return {"epoch": epoch + batches_done / len(self.train_loader), "step": self.step, **self.evaluate(splits)}
+        record: dict[str, Any] = {"epoch": epoch + batches_done / len(self.train_loader), "step": self.step}
+        for split in (s for s in self.cfg.eval.splits if s != "train"):
+            record[split] = self._evaluate_split(split, epoch)[2]
+        return record
+
+    def _evaluate_split(self, split: str, epoch: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """The current model's logits, labels and metrics on ``split``; a diverged model stops the run."""
+        logits, labels = self.evaluator.predict(split)
+        check_finite_logits(logits, split, epoch=epoch, step=self.step, checkpoint=self.run.checkpoint)
+        return logits, labels, self.evaluator.metrics(logits, labels, self.evaluator.posterior(split))
 
     def _track_curvature(self) -> dict[str, float]:
         """Curvature and margin tail of the current model on the first ``curvature.subset`` training samples."""
