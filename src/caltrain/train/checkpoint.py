@@ -88,8 +88,8 @@ def restore_run_state(
 ) -> dict[str, Any]:
     """Load the checkpoint at ``path`` into the given components and RNGs (the inverse of :func:`capture_run_state`).
 
-    Refuses a checkpoint made with another configuration than ``config`` (the run's ``config_file``). Returns the loop's own state:
-    ``start_epoch`` (0-based), ``step``, ``history`` and ``best``.
+    Refuses a checkpoint made with another configuration than ``config`` (the run's ``config_file``). Returns
+    the loop's own state: ``start_epoch`` (0-based), ``step``, ``history`` and ``best``.
     """
     ckpt = load_checkpoint(path, map_location=device)
     if ckpt["config"] != config:

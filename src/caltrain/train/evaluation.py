@@ -95,7 +95,8 @@ class Evaluator:
         post = post.to(self.device)
         return post if index is None else post[index]
 
-    def metrics(self, logits: torch.Tensor, labels: torch.Tensor, true_posterior: torch.Tensor | None) -> dict[str, float]:
+    def metrics(self, logits: torch.Tensor, labels: torch.Tensor,
+                true_posterior: torch.Tensor | None) -> dict[str, float]:
         """:func:`split_metrics` with the run's bins and abstention convention."""
         return split_metrics(logits, labels, true_posterior, n_bins=self.n_bins, abstention=self.abstention)
 

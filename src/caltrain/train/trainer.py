@@ -15,8 +15,9 @@ with ``objective.num_outputs`` outputs and calls the epoch hooks (with the valid
 ``objective.needs_validation``).
 
 Each epoch: train (running loss and metrics over the epoch's batches), check the weights are finite, evaluate
-validation and test (their logits must be finite), log one record to ``metrics.jsonl``, update model selection, save a checkpoint. At the
-end: :func:`~caltrain.train.finish.finish_run` writes ``summary.json`` (see :mod:`caltrain.train.run_dir`).
+validation and test (their logits must be finite), log one record to ``metrics.jsonl``, update model selection,
+save a checkpoint. At the end: :func:`~caltrain.train.finish.finish_run` reloads the selected model and writes
+``summary.json`` (see :mod:`caltrain.train.run_dir`).
 
 Resuming (``resume=True``) restores everything from ``checkpoint.pt`` (model, optimiser, scheduler, objective
 state, RNG states, history, model selection) and continues with the next epoch; on CPU the resumed run ends
