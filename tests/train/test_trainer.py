@@ -12,7 +12,8 @@ import torch
 from caltrain import losses
 from caltrain.train.config import build_config
 from caltrain.train.run_dir import RunDir
-from caltrain.train.trainer import Trainer, TrainingDiverged, _frozen_batchnorm_stats, train
+from caltrain.train.step import frozen_batchnorm_stats
+from caltrain.train.trainer import Trainer, TrainingDiverged, train
 from caltrain.utils.io import load_arrays
 
 #: Small and fast: ~300 training samples, one batch size that gives a few steps per epoch.
@@ -112,21 +113,50 @@ def test_resume_refuses_a_different_configuration(tmp_path):
         Trainer(tiny_config("synthetic", "optim.lr=0.01"), tmp_path, resume=True).fit()
 
 
+def _assert_kept_first_epoch(run_dir):
+    run = RunDir(run_dir)
+    assert not run.is_complete() and run.checkpoint.exists()
+    state = torch.load(run.checkpoint, weights_only=False)
+    assert state["epoch"] == 0 and [r["epoch"] for r in state["history"]] == [1]  # the last good epoch
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert [r["epoch"] for r in run.read_metrics()] == [1]
+
+
+# 4 steps per epoch; the learning rate becomes 1e30 times larger from step 5 on (after epoch 1's checkpoint)
+DIVERGE_AFTER_EPOCH_1 = ("epochs=3", "schedule.name=multistep", "schedule.milestones=[1]", "schedule.gamma=1e30")
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-    cfg = tiny_config("synthetic", "epochs=3", "optim.lr=1e30", "optim.momentum=0")
-    with pytest.raises(TrainingDiverged, match=r"non-finite loss at epoch \d+, step \d+"):
+    # review: lr=1e30 diverged in epoch 1, so the "keeps the last good checkpoint" half never ran
+    with pytest.raises(TrainingDiverged, match=r"non-finite loss at epoch 2, step \d+"):
+        train(tiny_config("synthetic", *DIVERGE_AFTER_EPOCH_1), tmp_path)
+    _assert_kept_first_epoch(tmp_path)
+
+
+def test_divergence_exits_with_status_3(tmp_path, capsys):
+    from caltrain.cli.main import main
+
+    sets = [arg for pair in zip(["--set"] * 4, DIVERGE_AFTER_EPOCH_1[1:]) for arg in pair]
+    argv = ["train", "--data", "synthetic", "--epochs", "3", "--quiet", "--out", str(tmp_path), *sets]
+    assert main(argv) == 3
+    assert "non-finite loss at epoch 2" in capsys.readouterr().err
+    assert RunDir(tmp_path).checkpoint.exists() and not RunDir(tmp_path).is_complete()
+
+
+def test_weights_broken_by_an_epochs_last_step_stop_the_run(tmp_path):
+    # review: the update of an epoch's last step (lr 1e30 from step 8 = epoch 2's last, whose loss is still
+    # finite) escaped the loss guard and the run failed in the metrics ("probs: expected finite values")
+    cfg = tiny_config("synthetic", "epochs=3", "schedule.name=multistep", "schedule.milestones=[1.7]",
+                      "schedule.gamma=1e30")
+    with pytest.raises(TrainingDiverged, match=r"non-finite (weights|val logits) at epoch 2, step 8"):
         train(cfg, tmp_path)
-    run = RunDir(tmp_path)
-    assert not run.is_complete()
-    if run.checkpoint.exists():  # diverged after a good epoch: that epoch's state is kept, finite
-        state = torch.load(run.checkpoint, weights_only=False)
-        assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    _assert_kept_first_epoch(tmp_path)
 
 
 def test_sam_second_pass_leaves_batchnorm_statistics_alone():
     bn = torch.nn.BatchNorm1d(3)
     model = torch.nn.Sequential(bn)
-    with _frozen_batchnorm_stats(model):
+    with frozen_batchnorm_stats(model):
         model(torch.randn(8, 3) + 5)
     assert torch.equal(bn.running_mean, torch.zeros(3)) and bn.momentum == 0.1
 

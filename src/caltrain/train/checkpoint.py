@@ -12,12 +12,14 @@ import random
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 import numpy as np
 import torch
 
 from caltrain.utils.io import call_atomically
 
-__all__ = ["capture_rng", "load_checkpoint", "restore_rng", "save_checkpoint"]
+__all__ = ["capture_rng", "capture_run_state", "load_checkpoint", "restore_rng", "restore_run_state", "save_checkpoint"]
 
 
 def capture_rng(generator: torch.Generator | None = None) -> dict[str, Any]:
@@ -56,3 +58,50 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}: nothing to resume (was the run started?)")
     return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def capture_run_state(
+    *, epoch: int, step: int, model: nn.Module, optimizer: Any, scheduler: Any, scaler: Any, objective: nn.Module,
+    generator: torch.Generator, curvature: Any, history: list[dict[str, Any]], best: dict[str, Any],
+    config: dict[str, Any],
+) -> dict[str, Any]:
+    """Everything the rest of a run depends on after 0-based ``epoch`` (``model`` is the unwrapped module)."""
+    return {
+        "epoch": epoch,
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "objective": objective.state_dict(),
+        "rng": capture_rng(generator),
+        "curvature": curvature.state_dict() if curvature is not None else None,
+        "history": history,
+        "best": best,
+        "config": config,
+    }
+
+
+def restore_run_state(
+    path: str | Path, *, config: dict[str, Any], config_file: str | Path, device: Any, model: nn.Module,
+    optimizer: Any, scheduler: Any, scaler: Any, objective: nn.Module, generator: torch.Generator, curvature: Any,
+) -> dict[str, Any]:
+    """Load the checkpoint at ``path`` into the given components and RNGs (the inverse of :func:`capture_run_state`).
+
+    Refuses a checkpoint made with another configuration than ``config`` (the run's ``config_file``). Returns
+    the loop's own state: ``start_epoch`` (0-based), ``step``, ``history`` and ``best``.
+    """
+    ckpt = load_checkpoint(path, map_location=device)
+    if ckpt["config"] != config:
+        raise ValueError(
+            f"{path}: the checkpoint was made with a different configuration than {config_file}"
+        )
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    scaler.load_state_dict(ckpt["scaler"])
+    objective.load_state_dict(ckpt["objective"])
+    restore_rng({k: v.cpu() if torch.is_tensor(v) else v for k, v in ckpt["rng"].items()}, generator)
+    if curvature is not None and ckpt.get("curvature") is not None:
+        curvature.load_state_dict(ckpt["curvature"])
+    return {"start_epoch": ckpt["epoch"] + 1, "step": ckpt["step"], "history": ckpt["history"], "best": ckpt["best"]}

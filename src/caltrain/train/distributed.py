@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistContext", "all_gather_rows", "init_from_env", "merge_sample_state"]
+__all__ = ["DistContext", "all_gather_rows", "gather_rows", "init_from_env", "merge_sample_state", "sum_over_ranks"]
 
 
 @dataclass(frozen=True)
@@ -73,3 +73,20 @@ def merge_sample_state(buffers: dict[str, torch.Tensor], snapshot: dict[str, tor
         delta = (buf.to(torch.float64) - base.to(torch.float64)) if buf.is_floating_point() else (buf.long() - base.long())
         dist.all_reduce(delta)
         buf.copy_((base.to(delta.dtype) + delta).to(buf.dtype))
+
+
+def gather_rows(tensors: tuple[torch.Tensor, ...], ctx: DistContext) -> tuple[torch.Tensor, ...]:
+    """:func:`all_gather_rows` of each of ``tensors`` (returned unchanged when not distributed)."""
+    if not ctx.enabled:
+        return tensors
+    return tuple(all_gather_rows(t, ctx) for t in tensors)
+
+
+def sum_over_ranks(total: torch.Tensor, count: int, ctx: DistContext) -> tuple[torch.Tensor, int]:
+    """A running sum (reduced in place) and its sample count, summed over every rank."""
+    if not ctx.enabled:
+        return total, count
+    dist.all_reduce(total)
+    n_total = torch.tensor(float(count), device=total.device)
+    dist.all_reduce(n_total)
+    return total, int(n_total)
