@@ -130,8 +130,16 @@ class DataConfig(_Section):
                               extra=_own_keywords(data.create, passed))
 
 
-#: The models ``model.name=auto`` chooses from (mlp for feature data, cnn for images; see the trainer).
-_AUTO_MODELS = ("mlp", "cnn")
+#: What ``model.name=auto`` becomes, by the dataset's ``kind``: an MLP for feature vectors, a CNN for images.
+AUTO_MODELS = {"features": "mlp", "images": "cnn"}
+_AUTO_MODELS = tuple(AUTO_MODELS.values())
+
+
+def resolve_model_name(name: str, data_kind: str) -> str:
+    """``name``, or for ``"auto"`` the model :data:`AUTO_MODELS` picks for a dataset of kind ``data_kind``."""
+    if name != "auto":
+        return name
+    return AUTO_MODELS["features"] if data_kind == "features" else AUTO_MODELS["images"]
 
 
 class ModelConfig(_Section):

@@ -36,8 +36,9 @@ import torch
 from torch import nn
 
 import caltrain
+from caltrain import posthoc
 from caltrain.train.checkpoint import capture_run_state, restore_run_state, save_checkpoint
-from caltrain.train.config import TrainConfig, config_to_dict
+from caltrain.train.config import TrainConfig, config_to_dict, resolve_model_name
 from caltrain.train.distributed import gather_rows, init_from_env, merge_sample_state, sum_over_ranks
 from caltrain.train.evaluation import Evaluator
 from caltrain.train.finish import finish_run
@@ -95,10 +96,7 @@ class Trainer:
         self.objective = losses.create(
             config.loss.name, num_classes=self.num_classes, num_samples=len(self.data.train), **config.loss.options
         ).to(self.device)
-        model_name = config.model.name
-        if model_name == "auto":
-            model_name = "mlp" if self.data.kind == "features" else "cnn"
-        self.model_name = model_name
+        self.model_name = model_name = resolve_model_name(config.model.name, self.data.kind)
         torch.manual_seed(config.seed)  # model initialisation depends on the seed only
         model = models.create(
             model_name, num_classes=self.objective.num_outputs, in_channels=self.data.input_shape[0],
@@ -226,7 +224,7 @@ class Trainer:
         summary = finish_run(
             cfg=self.cfg, run=self.run, model=self.model, evaluator=self.evaluator, selection=self.selection,
             data=self.data, steps=self.step, train_seconds=time.perf_counter() - t_start,
-            convention="renormalized" if self.objective.has_abstention else None, device=self.device,
+            convention=posthoc.RUN_ABSTENTION if self.objective.has_abstention else None, device=self.device,
             is_main=self.dist.is_main,
         )
         if self.dist.enabled:
