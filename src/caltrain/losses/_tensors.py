@@ -87,6 +87,9 @@ class DeferredChecks:
             _raise_if_out_of_range(name, high, -neg_lo, hi, ignore_index, " (seen during the epoch)")
 
 
+#: Device types whose value checks are read on the host at once (reading a CPU tensor does not wait for a device).
+IMMEDIATE_DEVICES = frozenset({"cpu"})
+
 #: The record of the objective whose step is running (set by ``Objective.__call__``), else None.
 ACTIVE_CHECKS: ContextVar[DeferredChecks | None] = ContextVar("caltrain_losses_active_checks", default=None)
 
@@ -111,7 +114,7 @@ def check_range(
     """
     checked = values if ignore_index is None else values.masked_fill(values == ignore_index, 0)
     lo, hi = torch.aminmax(checked)
-    if now or values.device.type == "cpu":
+    if now or values.device.type in IMMEDIATE_DEVICES:
         _raise_if_out_of_range(name, high, int(lo), int(hi), ignore_index)
         return values
     record = ACTIVE_CHECKS.get()
