@@ -1,22 +1,167 @@
 """Private tensor helpers shared by several objectives: input checks, the half-precision upcast, stable log terms.
 
-Nothing here synchronises with the host (checks read shapes and dtypes only, never tensor values).
+What is checked, and when
+-------------------------
+
+Every objective and every pure function checks its inputs through the helpers here (one place, no copies):
+
+- **shapes and dtypes** (host only, free, always, raised at once): ``logits`` a floating-point [N, C] with the
+  objective's column count (``num_outputs``: K, or K+1 with an "unknown" output), ``labels`` an integer [N],
+  ``indices`` an integer [N] (:func:`check_logits`, :func:`check_labels_tensor`, :func:`check_indices`);
+- **values** (:func:`check_range`): ``labels`` in [0, K) (``ignore_index`` excepted where a loss has one),
+  ``indices`` in [0, num_samples). Each costs one fused reduction (``torch.aminmax``); reading its result on the
+  host is what costs, so *when* it raises depends on the device:
+
+  * CPU tensors (and any check outside a training step, e.g. the validation data handed to ``on_epoch_end``):
+    read at once, ``ValueError`` from the call that got the bad values;
+  * other devices (CUDA), inside an objective's call (``objective(logits, labels, ...)``): no host read in the
+    step. The (min, max) is folded into a device-side record of the objective (:class:`DeferredChecks`, two
+    numbers per checked argument) and the step runs on the values clamped into range (the same values when
+    they are valid, so valid inputs give the same losses and gradients; clamping keeps torch's own device-side
+    index asserts, which would lose the CUDA context, from firing first). ``Objective.on_epoch_end`` (the
+    trainer calls it after every epoch) reads the record once and raises the ``ValueError``: a bad label stops
+    the run at the end of the epoch that saw it, naming the argument, the expected range and the values seen.
+    We chose this over ``torch._assert_async`` there because a failed device assert is not a catchable error:
+    it destroys the CUDA context and reports neither the argument nor the range.
+  * other devices, in a pure function called outside an objective (no epoch to report at): the same reduction
+    feeds ``torch._assert_async`` (no host read; a bad value stops the process at its next synchronisation,
+    as torch's own out-of-range gather would, but before any wrong value is used).
 
 Example:
     >>> import torch
     >>> z, y = torch.tensor([[0.0, 0.0]]), torch.tensor([0])
     >>> log_one_minus_true(z, y).exp()  # 1 - p_y = 1/2
     tensor([0.5000])
+    >>> check_range(torch.tensor([0, 12]), "labels", 10)
+    Traceback (most recent call last):
+    ...
+    ValueError: labels: expected integers in [0, 10), got values in [0, 12]
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 import torch
 
-from caltrain.losses.base import REDUCTIONS, reduce_loss
 from caltrain.utils.checks import check_choice, check_ndim, check_nonempty, check_number, check_same_length
 
 __all__: list[str] = []
+
+#: Valid values of ``reduction`` (re-exported by :mod:`caltrain.losses.base`).
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def reduce_loss(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Reduce a per-sample loss ``[N]`` by ``reduction`` in {"mean", "sum", "none"}."""
+    if reduction == "mean":
+        return per_sample.mean()
+    if reduction == "sum":
+        return per_sample.sum()
+    return per_sample
+
+
+class DeferredChecks:
+    """The device-side record of the value checks made during an objective's steps, read once per epoch.
+
+    For each checked argument (name, bound ``high``, device) it keeps the tensor [-min, max] of every value seen
+    since the last :meth:`raise_if_bad` (updated with one ``torch.maximum``, no host read).
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, int, int | None, str], torch.Tensor] = {}
+
+    def add(self, name: str, high: int, lo: torch.Tensor, hi: torch.Tensor, ignore_index: int | None) -> None:
+        """Fold the (min, max) of one batch's ``name`` into the record."""
+        key = (name, high, ignore_index, str(lo.device))
+        seen = torch.stack((-lo, hi))
+        old = self._seen.get(key)
+        self._seen[key] = seen if old is None else torch.maximum(old, seen)
+
+    def raise_if_bad(self) -> None:
+        """Read the record (one host read per checked argument), clear it, and raise the ``ValueError`` of the
+        first argument that held values out of range."""
+        seen, self._seen = self._seen, {}
+        for (name, high, ignore_index, _), values in seen.items():
+            neg_lo, hi = values.tolist()
+            _raise_if_out_of_range(name, high, -neg_lo, hi, ignore_index, " (seen during the epoch)")
+
+
+#: Device types whose value checks are read on the host at once (reading a CPU tensor does not wait for a device).
+IMMEDIATE_DEVICES = frozenset({"cpu"})
+
+#: The record of the objective whose step is running (set by ``Objective.__call__``), else None.
+ACTIVE_CHECKS: ContextVar[DeferredChecks | None] = ContextVar("caltrain_losses_active_checks", default=None)
+
+
+def _raise_if_out_of_range(
+    name: str, high: int, lo: int, hi: int, ignore_index: int | None, when: str = ""
+) -> None:
+    if lo < 0 or hi >= high:
+        extra = f" (or ignore_index={ignore_index})" if ignore_index is not None else ""
+        raise ValueError(f"{name}: expected integers in [0, {high}){extra}, got values in [{lo}, {hi}]{when}")
+
+
+def check_range(
+    values: torch.Tensor, name: str, high: int, *, ignore_index: int | None = None, now: bool = False
+) -> torch.Tensor:
+    """Check that the integer tensor ``values`` (non-empty) lies in [0, ``high``), entries equal to
+    ``ignore_index`` excepted, at the cost of one ``torch.aminmax``; return the values the caller must use.
+
+    When the ``ValueError`` is raised (see the module docstring): at once for CPU tensors or with ``now``;
+    otherwise deferred to ``on_epoch_end`` inside an objective's step (the returned values are then clamped
+    into range, the same tensor's values when valid), or a ``torch._assert_async`` outside one.
+    """
+    checked = values if ignore_index is None else values.masked_fill(values == ignore_index, 0)
+    lo, hi = torch.aminmax(checked)
+    if now or values.device.type in IMMEDIATE_DEVICES:
+        _raise_if_out_of_range(name, high, int(lo), int(hi), ignore_index)
+        return values
+    record = ACTIVE_CHECKS.get()
+    if record is None:
+        torch._assert_async((lo >= 0) & (hi < high), f"{name}: expected integers in [0, {high})")
+        return values
+    record.add(name, high, lo, hi, ignore_index)
+    clamped = values.clamp(0, high - 1)
+    return clamped if ignore_index is None else torch.where(values == ignore_index, values, clamped)
+
+
+def check_logits(logits: torch.Tensor, num_outputs: int | None = None, num_classes: int | None = None) -> None:
+    """Host checks of ``logits``: a floating-point tensor [N, C] with N >= 1 and C >= 2, and C == ``num_outputs``
+    when given (``num_classes`` K, when given, explains a K+1 count in the message)."""
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"logits: expected a floating-point tensor [N, K], got {type(logits).__name__}")
+    if not logits.is_floating_point():
+        raise TypeError(f"logits: expected a floating-point tensor [N, K], got dtype {logits.dtype}")
+    expected = "[N, K]" if num_outputs is None else f"[N, {num_outputs}]"
+    check_ndim(logits, "logits", 2, expected)
+    check_nonempty(logits, "logits")
+    if num_outputs is not None:
+        check_num_outputs(logits, num_outputs, num_classes)
+    if logits.shape[1] < 2:
+        raise ValueError(f"logits: expected K >= 2 classes, got shape {tuple(logits.shape)}")
+
+
+def check_num_outputs(logits: torch.Tensor, num_outputs: int, num_classes: int | None = None) -> None:
+    """Host check that ``logits`` [N, C, ...] has C == ``num_outputs`` columns (the objective's K, or K+1 with
+    an "unknown" output: ``num_classes`` K, when given, explains the count in the message)."""
+    if isinstance(logits, torch.Tensor) and logits.dim() >= 2 and logits.shape[1] != num_outputs:
+        why = (
+            f"num_classes = {num_outputs}" if num_classes in (None, num_outputs)
+            else f"num_classes = {num_classes} + 1 'unknown' output"
+        )
+        raise ValueError(
+            f"logits: expected shape [N, {num_outputs}] ({why}: the objective's num_outputs), "
+            f"got shape {tuple(logits.shape)}"
+        )
+
+
+def check_labels_tensor(labels: torch.Tensor, name: str = "labels") -> None:
+    """Host check of the dtype of ``labels`` (or ``indices``): an integer tensor, ``TypeError`` otherwise."""
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"{name}: expected an integer tensor [N], got {type(labels).__name__}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"{name}: expected an integer tensor [N] (class indices), got dtype {labels.dtype}")
 
 
 def compute_dtype(logits: torch.Tensor) -> torch.Tensor:
@@ -26,41 +171,36 @@ def compute_dtype(logits: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def prepare(logits: torch.Tensor, labels: torch.Tensor, reduction: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Checks of the pure functions (host only): ``logits`` [N, K] float with K >= 2 and N >= 1, ``labels`` [N]
-    integer, ``reduction`` valid; returns the logits through :func:`compute_dtype` and the labels as int64."""
-    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
-        raise ValueError(f"logits: expected a floating-point tensor [N, K], got {type(logits).__name__}"
-                         + (f" of dtype {logits.dtype}" if isinstance(logits, torch.Tensor) else ""))
-    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.dtype == torch.bool:
-        raise ValueError("labels: expected an integer tensor [N] of class indices")
-    check_ndim(logits, "logits", 2, "[N, K]")
+def prepare(
+    logits: torch.Tensor, labels: torch.Tensor, reduction: str, *, ignore_index: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Checks of the pure functions: ``logits`` [N, K] float with K >= 2 and N >= 1, ``labels`` [N] integers in
+    [0, K) (or ``ignore_index``), ``reduction`` valid; returns the logits through :func:`compute_dtype` and the
+    labels as int64 (see the module docstring for when a bad label value raises)."""
+    check_logits(logits)
+    check_labels_tensor(labels)
     check_ndim(labels, "labels", 1, "[N]")
     check_same_length(logits, labels, "logits", "labels")
-    if logits.shape[0] == 0:
-        raise ValueError("logits: expected at least one sample, got an empty batch")
-    if logits.shape[1] < 2:
-        raise ValueError(f"logits: expected K >= 2 classes, got shape {tuple(logits.shape)}")
     check_choice(reduction, "reduction", REDUCTIONS)
+    labels = check_range(labels, "labels", logits.shape[1], ignore_index=ignore_index)
     return compute_dtype(logits), labels.long()
 
 
-def check_logits_labels(logits: torch.Tensor, labels: torch.Tensor, num_outputs: int) -> None:
-    """Shape-only checks of ``logits`` [N, num_outputs] and ``labels`` [N] (the modules with state)."""
-    check_ndim(logits, "logits", 2, f"[N, {num_outputs}]")
-    if logits.shape[1] != num_outputs:
-        raise ValueError(f"logits: expected shape [N, {num_outputs}], got shape {tuple(logits.shape)}")
-    if not logits.is_floating_point():
-        raise TypeError(f"logits: expected a floating-point tensor, got dtype {logits.dtype}")
-    check_nonempty(logits, "logits")
+def check_logits_labels(
+    logits: torch.Tensor, labels: torch.Tensor, num_classes: int, num_outputs: int | None = None, *, now: bool = False
+) -> torch.Tensor:
+    """Checks of ``logits`` [N, num_outputs] (default ``num_classes``) and ``labels`` [N] integers in
+    [0, num_classes) (the modules with their own ``forward``); returns the labels to use (:func:`check_range`)."""
+    check_logits(logits, num_classes if num_outputs is None else num_outputs, num_classes)
+    check_labels_tensor(labels)
     check_ndim(labels, "labels", 1, "[N]")
-    if labels.is_floating_point() or labels.dtype == torch.bool:
-        raise TypeError(f"labels: expected integer class indices, got dtype {labels.dtype}")
     check_same_length(logits, labels, "logits", "labels")
+    return check_range(labels, "labels", num_classes, now=now)
 
 
-def check_indices(indices: torch.Tensor | None, n: int, name: str) -> torch.Tensor:
-    """Shape check of the dataset ``indices`` of a batch of ``n`` samples (objective ``name`` needs them)."""
+def check_indices(indices: torch.Tensor | None, n: int, num_samples: int, name: str) -> torch.Tensor:
+    """Checks of the dataset ``indices`` of a batch of ``n`` samples (objective ``name`` needs them): integers,
+    shape [n], values in [0, num_samples); returns the indices to use (:func:`check_range`)."""
     if indices is None:
         raise ValueError(
             f"indices: loss {name!r} keeps per-sample targets and needs the dataset indices of the batch "
@@ -68,12 +208,13 @@ def check_indices(indices: torch.Tensor | None, n: int, name: str) -> torch.Tens
         )
     if not isinstance(indices, torch.Tensor):
         indices = torch.as_tensor(indices)
-    check_ndim(indices, "indices", 1, "[N]")
-    if indices.is_floating_point() or indices.dtype == torch.bool:
-        raise TypeError(f"indices: expected integer dataset indices, got dtype {indices.dtype}")
-    if indices.shape[0] != n:
-        raise ValueError(f"indices and logits must have the same number of samples, got {indices.shape[0]} and {n}")
-    return indices
+    check_labels_tensor(indices, "indices")
+    if indices.dim() != 1 or indices.shape[0] != n:
+        raise ValueError(
+            f"indices: expected shape [{n}] (one dataset index per sample of the batch), got shape "
+            f"{tuple(indices.shape)}"
+        )
+    return check_range(indices, "indices", num_samples)
 
 
 def check_bool(value: object, name: str) -> bool:

@@ -112,7 +112,7 @@ class AbstentionObjective(Objective):
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The loss of a batch: ``logits`` [n, K+1], ``labels`` [n]."""
-        check_logits_labels(logits, labels, self.num_outputs)
+        labels = check_logits_labels(logits, labels, self.num_classes, self.num_outputs)
         if self.warming_up:
             return self.warmup_loss(logits, labels)
         return self.abstention_loss(logits, labels)
@@ -161,8 +161,8 @@ class AdaptiveTargetObjective(AbstentionObjective):
     ) -> torch.Tensor:
         """The loss of a batch: ``logits`` [n, K+1], ``labels`` [n], ``indices`` [n] dataset indices (required:
         None raises ``ValueError`` naming them)."""
-        check_logits_labels(logits, labels, self.num_outputs)
-        indices = check_indices(indices, logits.shape[0], self._name)
+        labels = check_logits_labels(logits, labels, self.num_classes, self.num_outputs)
+        indices = check_indices(indices, logits.shape[0], self.num_samples, self._name)
         if self.warming_up:
             return self.warmup_loss(logits, labels)
         tau = ema_step(

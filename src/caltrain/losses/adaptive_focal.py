@@ -181,16 +181,17 @@ class AdaptiveFocal(Objective):
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The loss of a batch: ``logits`` [n, K], ``labels`` [n]."""
-        check_logits_labels(logits, labels, self.num_outputs)
+        labels = check_logits_labels(logits, labels, self.num_classes)
         return adafocal_loss(logits, labels, self.sample_gammas(logits, labels), reduction=self.reduction)
 
     def on_epoch_end(
         self, epoch: int, *, val_logits: torch.Tensor | None = None, val_labels: torch.Tensor | None = None
     ) -> None:
         """Update the per-bin gammas and bin edges from the validation logits [N, K] and labels [N]."""
+        super().on_epoch_end(epoch)
         if val_logits is None or val_labels is None:
             raise ValueError("val_logits, val_labels: adafocal updates its gammas from validation predictions")
-        check_logits_labels(val_logits, val_labels, self.num_outputs)
+        val_labels = check_logits_labels(val_logits, val_labels, self.num_classes, now=True)
         gammas, edges = adafocal_update(
             self.gammas, val_logits, val_labels, lam=self.lam, switch_pt=self.switch_pt,
             gamma_min=self.gamma_min, gamma_max=self.gamma_max,

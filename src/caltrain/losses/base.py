@@ -28,6 +28,11 @@ lists, no others: the trainer hands nothing else, so an objective never declares
 value per sample, shape [N], where the objective is a per-sample sum). It must not synchronise with the host
 (no ``.item()``, no Python branch on a tensor value), so hot loops stay asynchronous on GPUs.
 
+Inputs are checked in every call (the private ``caltrain.losses._tensors`` says what and when): shapes and dtypes
+on the host at once; the values of ``labels`` (in [0, K)) and ``indices`` (in [0, num_samples)) with one
+reduction, raised at once for CPU tensors and, on a GPU, recorded on the device during the epoch and raised by
+``on_epoch_end`` (so an override of ``on_epoch_end`` calls ``super().on_epoch_end(epoch)``).
+
 Warm-up schedules read the epoch on the host: ``on_epoch_start`` derives plain Python flags (e.g.
 ``self._warming_up = epoch < self.warmup_epochs``) that ``forward`` branches on, since a resumed run calls
 ``on_epoch_start`` again for the epoch it resumes in.
@@ -44,24 +49,13 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
+from caltrain.losses._tensors import ACTIVE_CHECKS, REDUCTIONS, DeferredChecks, check_num_outputs, reduce_loss
 from caltrain.utils.checks import check_choice, check_positive_int
 
 __all__ = ["LogitObjective", "Objective", "REQUIREMENTS", "REDUCTIONS", "reduce_loss"]
 
 #: The extra inputs an objective may ask for.
 REQUIREMENTS = frozenset({"indices", "model", "inputs"})
-#: Valid values of ``reduction``.
-REDUCTIONS = ("mean", "sum", "none")
-
-
-def reduce_loss(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
-    """Reduce a per-sample loss ``[N]`` by ``reduction`` in {"mean", "sum", "none"}."""
-    if reduction == "mean":
-        return per_sample.mean()
-    if reduction == "sum":
-        return per_sample.sum()
-    return per_sample
-
 
 class Objective(nn.Module):
     """Base class of every training objective (see the module docstring for the protocol).
@@ -100,6 +94,16 @@ class Objective(nn.Module):
         self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
         # The current epoch (0-based); a buffer so warm-up schedules resume exactly.
         self.register_buffer("epoch", torch.zeros((), dtype=torch.long))
+        # Value checks of the steps on a GPU, read by on_epoch_end (not state: never saved).
+        self._deferred_checks = DeferredChecks()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """``forward`` with this objective's record active, so its value checks on a GPU defer to the epoch end."""
+        token = ACTIVE_CHECKS.set(self._deferred_checks)
+        try:
+            return super().__call__(*args, **kwargs)
+        finally:
+            ACTIVE_CHECKS.reset(token)
 
     @property
     def has_abstention(self) -> bool:
@@ -139,7 +143,12 @@ class Objective(nn.Module):
         val_logits: torch.Tensor | None = None,
         val_labels: torch.Tensor | None = None,
     ) -> None:
-        """Called after the last batch of epoch ``epoch``; gets validation logits when ``needs_validation``."""
+        """Called after the last batch of epoch ``epoch``; gets validation logits when ``needs_validation``.
+
+        Raises the ``ValueError`` of the epoch's value checks deferred on a GPU (bad ``labels`` or ``indices``);
+        the one host read of the epoch's checks. Overrides call it first.
+        """
+        self._deferred_checks.raise_if_bad()
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, reduction={self.reduction!r}"
@@ -174,6 +183,7 @@ class LogitObjective(Objective):
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The loss of ``logits`` [N, K] for ``labels`` [N], reduced by ``self.reduction``."""
+        check_num_outputs(logits, self.num_outputs, self.num_classes)
         return type(self).function(logits, labels, reduction=self.reduction, **self.hyperparameters())
 
     def extra_repr(self) -> str:

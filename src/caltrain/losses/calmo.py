@@ -120,7 +120,7 @@ class CalMO(Objective):
     ) -> torch.Tensor:
         """The loss of a batch: ``logits`` = model(inputs) [n, K], ``labels`` [n]; ``inputs`` (and ``model`` when
         lambda_r > 0) are required, None raises ``ValueError`` naming them."""
-        check_logits_labels(logits, labels, self.num_outputs)
+        labels = check_logits_labels(logits, labels, self.num_classes)
         z = compute_dtype(logits)
         logp = torch.log_softmax(z, dim=1)
         per_sample = -gather_true(logp, labels)

@@ -16,7 +16,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from caltrain.losses._tensors import check_logits_labels, compute_dtype
+from caltrain.losses._tensors import check_logits, check_logits_labels, compute_dtype
 from caltrain.losses.base import Objective, reduce_loss
 from caltrain.losses.registry import register
 from caltrain.utils.checks import check_number, check_positive_int
@@ -149,7 +149,7 @@ class ClassAdaptiveLabelSmoothing(Objective):
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The loss of a batch: ``logits`` [n, K], ``labels`` [n]."""
-        check_logits_labels(logits, labels, self.num_outputs)
+        labels = check_logits_labels(logits, labels, self.num_classes)
         return cals_loss(
             logits, labels, self.lambd, self.rho, margin=self.margin, normalize=self.normalize,
             reduction=self.reduction,
@@ -160,9 +160,10 @@ class ClassAdaptiveLabelSmoothing(Objective):
         self, epoch: int, *, val_logits: torch.Tensor | None = None, val_labels: torch.Tensor | None = None
     ) -> None:
         """Update lambda (every epoch) and rho (every ``rho_step`` epochs) from validation logits [N, K]."""
+        super().on_epoch_end(epoch)
         if val_logits is None:
             raise ValueError("val_logits: cals updates its multipliers from validation logits")
-        check_logits_labels(val_logits, torch.zeros(val_logits.shape[0], dtype=torch.long), self.num_outputs)
+        check_logits(val_logits, self.num_outputs)
         h = cals_constraints(val_logits.to(self.lambd.device, torch.float64), self.margin, normalize=self.normalize)
         grad_p = torch.relu(self.lambd + self.rho * h).clamp(self.lambd_min, self.lambd_max)
         new_lambd = grad_p.mean(dim=0).clamp(self.lambd_min, self.lambd_max)

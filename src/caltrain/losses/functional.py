@@ -16,8 +16,11 @@ is still the loss.
 
 Hyperparameters are keyword-only and checked on the host (no tensor is read), so a bad value raises
 ``ValueError`` naming it; nothing here synchronises with the device (no ``.item()``, no boolean indexing, no
-Python branch on a tensor value). Label values are not range-checked (that would read the device); an
-out-of-range label fails inside ``gather``.
+Python branch on a tensor value). Inputs are checked by the shared helpers of ``caltrain.losses._tensors``:
+shapes and dtypes at once (a float ``labels`` is a ``TypeError``), label values in [0, K) with one
+``torch.aminmax``: a ``ValueError`` such as ``labels: expected integers in [0, 10), got values in [0, 12]``, at
+once on CPU; on a GPU inside an objective at ``on_epoch_end``, and outside one a ``torch._assert_async`` (no host
+read). ``batch_log_prior`` and ``soft_bin_membership`` are building blocks that take already-checked tensors.
 
 Notation: z = logits, p = softmax(z), y the label, p_y the true-class probability, conf = max_k p_k,
 ŷ = argmax_k p_k, n the batch size, CE_i = −log p_{i,y_i}.

@@ -27,7 +27,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from caltrain.losses._tensors import check_bool, gather_true, nonneg, prepare
+from caltrain.losses._tensors import check_bool, check_num_outputs, gather_true, nonneg, prepare
 from caltrain.losses.base import LogitObjective, reduce_loss
 from caltrain.losses.registry import register
 from caltrain.utils.checks import check_number
@@ -145,6 +145,11 @@ def gence_ema(
     """
     # Shape/dtype checks and the float32 upcast are those of the batch form.
     z, y = prepare(logits, labels, reduction)
+    if prior_ema.shape != (z.shape[1],):
+        raise ValueError(
+            f"logits: expected shape [N, {prior_ema.shape[0] if prior_ema.dim() == 1 else '?'}] (one column per "
+            f"entry of prior_ema, shape {tuple(prior_ema.shape)}), got shape {tuple(z.shape)}"
+        )
     m = momentum
     logp = F.log_softmax(z, dim=1)
     log_batch = torch.logsumexp(logp, dim=0) - math.log(z.shape[0])  # log p̄_B, [K]
@@ -220,6 +225,7 @@ class GenerativeCrossEntropy(LogitObjective):
         """The loss of ``logits`` [N, K] for ``labels`` [N]; with ``momentum`` > 0 it advances the EMA in training."""
         if self.momentum == 0.0:
             return super().forward(logits, labels)
+        check_num_outputs(logits, self.num_outputs)
         return gence_ema(
             logits, labels, self.prior_ema, self.ema_steps, weight=self.weight, momentum=self.momentum,
             update=self.training, reduction=self.reduction,

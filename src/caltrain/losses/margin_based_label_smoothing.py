@@ -63,7 +63,7 @@ def mbls(
     shape = labels.shape
     if isinstance(logits, torch.Tensor) and isinstance(labels, torch.Tensor) and logits.dim() > 2:
         logits, labels = _flatten_dense(logits, labels)
-    z, y = prepare(logits, labels, reduction)
+    z, y = prepare(logits, labels, reduction, ignore_index=ignore_index)
     m = nonneg(margin, "margin")
     a = nonneg(alpha, "alpha")
     d = z.amax(dim=1, keepdim=True) - z
