@@ -48,6 +48,7 @@ __all__ = [
     "apply_abstention",
     "calibration_logits",
     "check_convention",
+    "distribution_convention",
 ]
 
 #: The named conventions for ``[N, K + 1]`` outputs (module docstring).
@@ -84,6 +85,21 @@ def check_convention(
             + did_you_mean(value, choices)
         )
     return value
+
+
+def distribution_convention(convention: str) -> str:
+    """The convention whose scores are a probability distribution and agree with ``convention``'s prediction.
+
+    ``"without_unknown"`` rows sum to ``1 - p_unknown``, so a plot of them (a reliability diagram, a
+    confidence histogram) uses the ``"renormalized"`` rows: the same prediction, the confidence rescaled
+    (a reading). The other conventions are their own.
+
+    Example:
+        >>> distribution_convention("without_unknown"), distribution_convention("with_unknown")
+        ('renormalized', 'with_unknown')
+    """
+    check_convention(convention)
+    return "renormalized" if convention == "without_unknown" else convention
 
 
 def apply_abstention(probs: torch.Tensor, convention: str) -> tuple[torch.Tensor, torch.Tensor]:

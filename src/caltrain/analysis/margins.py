@@ -24,14 +24,7 @@ from typing import NamedTuple
 import torch
 
 from caltrain.losses._tensors import logit_margins
-from caltrain.utils.checks import (
-    as_tensor,
-    check_finite,
-    check_labels,
-    check_ndim,
-    check_nonempty,
-    check_same_length,
-)
+from caltrain.utils.checks import as_tensor, check_finite, check_labels, check_ndim, check_nonempty, check_same_length
 
 __all__ = ["MarginTail", "margin_tail", "margin_tail_from_margins", "margins"]
 

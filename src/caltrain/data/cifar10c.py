@@ -86,9 +86,7 @@ def cifar10c_sources(root: Path) -> dict:
 
 @DATASETS.register("cifar10c")
 def cifar10c(
-    *,
-    root: Path,
-    seed: int = 0,
+    *, root: Path, seed: int = 0,
     corruption: str = "gaussian_noise",
     severity: int = 5,
     val_size: int = 5000,

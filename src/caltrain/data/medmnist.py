@@ -95,9 +95,7 @@ def load_medmnist(root: Path, subset: str, size: int = 28) -> dict[str, Split]:
 
 @DATASETS.register("medmnist")
 def medmnist(
-    *,
-    root: Path,
-    seed: int = 0,
+    *, root: Path, seed: int = 0,
     subset: str = "pathmnist",
     size: int = 28,
     ood: str | Sequence[str] | None = None,

@@ -45,6 +45,7 @@ from contextvars import ContextVar
 import torch
 
 from caltrain.utils.checks import check_choice, check_ndim, check_nonempty, check_number, check_same_length
+from caltrain.metrics.ece import top_label as _prediction
 
 __all__: list[str] = []
 
@@ -237,9 +238,9 @@ def gather_true(t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def top_label(logp: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(conf, correct) from log-probabilities ``logp`` [N, K]: conf_i = max_k p_ik (differentiable) and
     correct_i = 1[argmax_k p_ik = y_i] (a constant), both [N] in the dtype of ``logp``."""
-    logconf, pred = logp.max(dim=1)
+    logconf, correct = _prediction(logp, labels)  # the metrics' top-label rule (max is monotone under log)
     conf = logconf.exp()
-    return conf, (pred == labels).to(conf.dtype)
+    return conf, correct.to(conf.dtype)
 
 
 def log_one_minus_true(logits: torch.Tensor, labels: torch.Tensor, lse: torch.Tensor | None = None) -> torch.Tensor:

@@ -107,10 +107,7 @@ def _log_class_prior(prior: Sequence[float] | torch.Tensor, num_classes: int, li
 
 
 def gence_ema(
-    logits: torch.Tensor,
-    labels: torch.Tensor,
-    prior_ema: torch.Tensor,
-    ema_steps: torch.Tensor,
+    logits: torch.Tensor, labels: torch.Tensor, prior_ema: torch.Tensor, ema_steps: torch.Tensor,
     *,
     weight: float = 1.0,
     momentum: float = 0.9,

@@ -155,10 +155,9 @@ class RunRecord:
         logits, labels = self.logits(split)
         p = torch.softmax(torch.from_numpy(np.asarray(logits, dtype=np.float64)), dim=1)
         if self.abstention:
-            from caltrain.metrics import apply_abstention
+            from caltrain.abstention import apply_abstention, distribution_convention
 
-            convention = "renormalized" if self.abstention == "without_unknown" else self.abstention
-            p, _ = apply_abstention(p, convention)
+            p, _ = apply_abstention(p, distribution_convention(self.abstention))
         return p, torch.from_numpy(np.asarray(labels)).to(torch.int64)
 
     @cached_property

@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence, Union
+from typing import Any, ClassVar, Iterable, Literal, Sequence, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -98,7 +98,34 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DataConfig(_Section):
+class _RegisteredSection(_Section):
+    """A section that names a registry entry (``name``) and passes ``options`` to its factory.
+
+    Both are checked when the configuration is built: the name against the registry of ``caltrain.<_package>``
+    (with the closest names), the option keys against the factory's signature (:meth:`_known_options`).
+    """
+
+    _package: ClassVar[str]
+    _key: ClassVar[str]
+
+    @field_validator("name", check_fields=False)
+    @classmethod
+    def _registered_name(cls, v: str) -> str:
+        import importlib
+
+        return _check_name(v, f"{cls._key}.name", importlib.import_module(f"caltrain.{cls._package}").names())
+
+    @field_validator("options", check_fields=False)
+    @classmethod
+    def _registered_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        return v if "name" not in info.data else cls._known_options(info.data["name"], v)  # else: the name failed
+
+    @classmethod
+    def _known_options(cls, name: str, options: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class DataConfig(_RegisteredSection):
     """Dataset and batching."""
 
     name: str = "synthetic"
@@ -111,22 +138,14 @@ class DataConfig(_Section):
     #: False, True (the dataset's standard augmentation), or names of batch ops ("crop,flip,cutout").
     augment: Union[bool, str] = False
 
-    @field_validator("name")
-    @classmethod
-    def _known_dataset(cls, v: str) -> str:
-        from caltrain import data
+    _package, _key = "data", "data"
 
-        return _check_name(v, "data.name", data.names())
-
-    @field_validator("options")
     @classmethod
-    def _dataset_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        if "name" not in info.data:  # the name failed already
-            return v
+    def _known_options(cls, name: str, options: dict[str, Any]) -> dict[str, Any]:
         from caltrain import data
 
         passed = {"root": "set data.root instead"}
-        return _check_options("data.options", data.DATASETS, info.data["name"], v, passed=passed,
+        return _check_options("data.options", data.DATASETS, name, options, passed=passed,
                               extra=_own_keywords(data.create, passed))
 
 
@@ -142,29 +161,28 @@ def resolve_model_name(name: str, data_kind: str) -> str:
     return AUTO_MODELS["features"] if data_kind == "features" else AUTO_MODELS["images"]
 
 
-class ModelConfig(_Section):
+class ModelConfig(_RegisteredSection):
     """Model by registry name; ``auto`` picks ``mlp`` for feature data and ``cnn`` for images."""
 
     name: str = "auto"
     options: dict[str, Any] = Field(default_factory=dict)
 
+    _package, _key = "models", "model"
+
     @field_validator("name")
     @classmethod
-    def _known_model(cls, v: str) -> str:
+    def _registered_name(cls, v: str) -> str:
         from caltrain import models
 
         return v if v == "auto" else _check_name(v, "model.name", ["auto", *models.names()])
 
-    @field_validator("options")
     @classmethod
-    def _model_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        if "name" not in info.data:
-            return v
+    def _known_options(cls, name: str, v: dict[str, Any]) -> dict[str, Any]:
         from caltrain import models
 
         passed = {k: "the trainer sets it from the dataset and the objective"
                   for k in ("num_classes", "in_channels", "input_shape")}
-        name, extra = info.data["name"], _own_keywords(models.create, passed)
+        extra = _own_keywords(models.create, passed)
         if name != "auto":
             return _check_options("model.options", models.MODELS, name, v, passed=passed, extra=extra)
         # auto is mlp for feature data and cnn for images: the options must fit one of them
@@ -177,29 +195,21 @@ class ModelConfig(_Section):
         raise ValueError(f"{'; '.join(errors)} (model.name=auto is one of {', '.join(_AUTO_MODELS)})")
 
 
-class LossConfig(_Section):
+class LossConfig(_RegisteredSection):
     """Objective by registry name with its hyperparameters (``caltrain losses`` lists them)."""
 
     name: str = "ce"
     options: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("name")
-    @classmethod
-    def _known_loss(cls, v: str) -> str:
-        from caltrain import losses
+    _package, _key = "losses", "loss"
 
-        return _check_name(v, "loss.name", losses.names())
-
-    @field_validator("options")
     @classmethod
-    def _loss_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        if "name" not in info.data:
-            return v
+    def _known_options(cls, name: str, options: dict[str, Any]) -> dict[str, Any]:
         from caltrain.losses import LOSSES
 
         passed = {"num_classes": "the trainer sets it from the dataset",
                   "num_samples": "the trainer sets it from the training split"}
-        return _check_options("loss.options", LOSSES, info.data["name"], v, passed=passed)
+        return _check_options("loss.options", LOSSES, name, options, passed=passed)
 
 
 class OptimConfig(_Section):
