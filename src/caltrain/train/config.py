@@ -91,7 +91,38 @@ def _check_options(
         shared = [k for k in extra if k not in registry.parameters(name)]
         also = f" (and {', '.join(shared)})" if shared else ""
         raise ValueError(f"{key}: {err}{also}{hints}") from None
+    _check_option_types(key, registry.get(name), rest)
     return options
+
+
+def _check_option_types(key: str, factory: Any, options: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming ``key.option`` when a value does not fit the factory's type annotation.
+
+    Only a check (the values are passed on unchanged), in pydantic's lax mode (``"3"`` fits ``int``); parameters
+    without an annotation, or with one pydantic cannot check (a class, a callable), are left to the factory.
+    Without it ``model.options.hidden=0`` failed deep inside the model with ``'int' object is not iterable``.
+    """
+    import inspect
+
+    from pydantic import TypeAdapter
+
+    try:
+        params = inspect.signature(factory, eval_str=True).parameters
+    except Exception:  # annotations that cannot be resolved here: leave the check to the factory
+        return
+    for option, value in options.items():
+        param = params.get(option)
+        if param is None or param.annotation is inspect.Parameter.empty:
+            continue
+        try:
+            adapter = TypeAdapter(param.annotation)
+        except Exception:  # not a type pydantic can check
+            continue
+        try:
+            adapter.validate_python(value)
+        except ValidationError as err:
+            first = err.errors()[0]
+            raise ValueError(f"{key}.{option}: {first['msg']} (got {value!r})") from None
 
 
 def _own_keywords(create: Any, passed: dict[str, str]) -> list[str]:
@@ -324,7 +355,9 @@ class TrainConfig(_Section):
     mixup: MixupConfig = Field(default_factory=MixupConfig)
     curvature: CurvatureConfig = Field(default_factory=CurvatureConfig)
     epochs: int = Field(10, ge=1)
-    seed: int = Field(0, ge=0)
+    #: At most 2**31 - 1: every generator caltrain seeds takes it (NumPy's are 32-bit), with room for the
+    #: per-process offsets of distributed runs.
+    seed: int = Field(0, ge=0, le=2**31 - 1)
     #: "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
     device: str = "auto"
     #: Autocast precision on GPU; on CPU only fp32 is accepted.
