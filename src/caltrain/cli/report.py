@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     check_int_range(args.dpi, "--dpi", low=10, high=MAX_DPI, why="print quality; figures grow with the square")
     if args.out is not None and Path(args.out).is_dir():
         raise ValueError(f"--out {args.out}: is a directory; give the report's file name, e.g. {Path(args.out) / 'report.html'}")
+    _check_json_files(Path(args.path))
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     try:
         path = write_report(args.path, format=args.format, out=args.out, max_classes=args.max_classes,
@@ -51,3 +52,26 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(path)
     return 0
+
+
+def _check_json_files(root: Path) -> None:
+    """``ValueError`` naming the file, line and column of the first damaged JSON file the report would read.
+
+    Without it a truncated ``results.json`` ended in ``Expecting property name ...: line 1 column 2``, with
+    no file named. Checks the suite's or run's own files and every run's ``summary.json`` and ``labels.json``.
+    """
+    import json
+
+    if not root.is_dir():
+        return  # write_report says what is wrong with the path
+    names = ("results.json", "summary.json", "suite.json")
+    files = [root / n for n in names] + sorted(root.glob("runs/*/summary.json")) + sorted(root.glob("runs/*/labels.json"))
+    for file in files:
+        if not file.is_file():
+            continue
+        try:
+            json.loads(file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{file}: not valid JSON (line {err.lineno}, column {err.colno}): {err.msg}") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{file}: not valid JSON (not UTF-8 text)") from None
