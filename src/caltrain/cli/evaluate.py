@@ -66,7 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--ignore-index", type=int, default=None, help="label value to leave out (dense inputs)")
     parser.add_argument(
-        "--bootstrap", type=int, default=0, metavar="N", help="add 95%% bootstrap intervals of ece/adaece/nll/brier from N resamples (at most 100000)"
+        "--bootstrap", type=int, default=0, metavar="N",
+        help="add 95%% bootstrap intervals of ece/adaece/nll/brier from N resamples (at most 100000)",
     )
     parser.add_argument("--demo", action="store_true", help="evaluate synthetic over-confident predictions")
     parser.add_argument("--n", type=int, default=None, help="samples of the demo, at most 1000000 (default 20000)")

@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-classes: expected an integer >= 1, got {args.max_classes}")
     check_int_range(args.dpi, "--dpi", low=10, high=MAX_DPI, why="print quality; figures grow with the square")
     if args.out is not None and Path(args.out).is_dir():
-        raise ValueError(f"--out {args.out}: is a directory; give the report's file name, e.g. {Path(args.out) / 'report.html'}")
+        example = Path(args.out) / "report.html"
+        raise ValueError(f"--out {args.out}: is a directory; give the report's file name, e.g. {example}")
     _check_json_files(Path(args.path))
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     try:
@@ -65,7 +66,8 @@ def _check_json_files(root: Path) -> None:
     if not root.is_dir():
         return  # write_report says what is wrong with the path
     names = ("results.json", "summary.json", "suite.json")
-    files = [root / n for n in names] + sorted(root.glob("runs/*/summary.json")) + sorted(root.glob("runs/*/labels.json"))
+    files = [root / n for n in names]
+    files += sorted(root.glob("runs/*/summary.json")) + sorted(root.glob("runs/*/labels.json"))
     for file in files:
         if not file.is_file():
             continue

@@ -497,7 +497,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: expected a mapping (key: value lines) at the top level, got {type(loaded).__name__}")
+        kind = type(loaded).__name__
+        raise ConfigError(f"{path}: expected a mapping (key: value lines) at the top level, got {kind}")
     return loaded
 
 
