@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from caltrain.train.config import ConfigError, apply_overrides, build_config, config_to_dict, parse_override
@@ -121,3 +123,94 @@ def test_check_data_checks_each_dataset_once(monkeypatch, tmp_path):
     empty = tmp_path / "nothing"
     with pytest.raises(FileNotFoundError, match="dataset 'cifar10': missing .*data folder searched"):
         check_data([build_config(overrides=["data.name=cifar10", f"data.root={empty}", "data.options.download=false"])])
+
+
+# --- bad inputs: malformed YAML, bounds, option types, devices (issue "runs you can trust") ---
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("epochs: [1\nseed: 0\n", "not valid YAML (line 2, column 5): while parsing a flow sequence"),
+        ("a: 1\n  b: 2\n", "not valid YAML (line 2, column 4)"),
+        ("- 1\n- 2\n", "expected a mapping (key: value lines) at the top level, got list"),
+        ("just text\n", "expected a mapping (key: value lines) at the top level, got str"),
+        ("!!python/object/apply:os.system [echo]\n", "not valid YAML (line 1, column 1)"),  # safe_load only
+    ],
+)
+def test_malformed_yaml_names_the_file_and_position(tmp_path, text, message):
+    from caltrain.train.config import load_yaml
+
+    path = tmp_path / "cfg.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        build_config(path)
+    assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
+    with pytest.raises(ConfigError):
+        load_yaml(path)
+
+
+def test_load_yaml_empty_file_directory_and_missing(tmp_path):
+    from caltrain.train.config import load_yaml
+
+    (tmp_path / "empty.yaml").write_text("")
+    assert load_yaml(tmp_path / "empty.yaml") == {}
+    with pytest.raises(ConfigError, match="expected a YAML file, got a directory"):
+        load_yaml(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        load_yaml(tmp_path / "missing.yaml")
+    (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_yaml(tmp_path / "bin.yaml")
+
+
+def test_n_bins_is_bounded_with_the_reason():
+    from caltrain.train.config import MAX_BINS
+
+    assert build_config(overrides=[f"eval.n_bins={MAX_BINS}"]).eval.n_bins == MAX_BINS
+    with pytest.raises(ConfigError, match=r"eval.n_bins: expected at most 10000 bins, got 1000000000 \(with more"):
+        build_config(overrides=["eval.n_bins=1000000000"])
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["model.name=mlp", "model.options.hidden=0"], "model.options.hidden: Input should be an instance of Sequence"),
+        (["model.name=mlp", "model.options.hidden=[a]"], "model.options.hidden: Input should be a valid integer"),
+        (["loss.name=focal", "loss.options.gamma=abc"], "loss.options.gamma: Input should be a valid number"),
+        (["data.options.train_size=abc"], "data.options.train_size: Input should be a valid integer"),
+        (["seed=4294967296"], "seed: Input should be less than or equal to 2147483647"),
+        (["device=cudax"], "device: expected 'auto', 'cpu', 'mps' or 'cuda[:N]', got 'cudax'"),
+        (["device=cuda:x"], "device: expected 'auto', 'cpu', 'mps' or 'cuda[:N]'"),
+    ],
+)
+def test_option_values_are_checked_against_the_factory_annotations(overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_config(overrides=overrides)
+
+
+def test_option_values_that_fit_pass_unchanged():
+    cfg = build_config(overrides=["model.name=mlp", "model.options.hidden=[8, 8]", "loss.name=focal",
+                                  "loss.options.gamma=3", "seed=2147483647"])
+    assert cfg.model.options == {"hidden": [8, 8]} and cfg.loss.options == {"gamma": 3}
+
+
+def test_check_device(monkeypatch):
+    import torch
+
+    from caltrain.train.config import check_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    for device in ("auto", "cpu"):
+        check_device(build_config(overrides=[f"device={device}"]))
+    for device in ("cuda", "cuda:3", "mps"):
+        with pytest.raises(ConfigError, match=rf"device: '{device}' is not available .*available here: auto, cpu$"):
+            check_device(build_config(overrides=[f"device={device}"]))
+    with pytest.raises(ConfigError, match="precision: 'fp16' needs a CUDA device"):
+        check_device(build_config(overrides=["precision=fp16"]))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    check_device(build_config(overrides=["device=cuda:1", "precision=bf16"]))
+    with pytest.raises(ConfigError, match=r"'cuda:2' is not available \(2 CUDA GPU\(s\) visible\); .*cuda:0, cuda:1"):
+        check_device(build_config(overrides=["device=cuda:2"]))

@@ -26,18 +26,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from caltrain.train.suite import builtin_suites, load_suite, run_suite
+    from caltrain.cli._checks import check_int_range, check_out_dir
+    from caltrain.train.config import check_device, load_yaml
+    from caltrain.train.suite import builtin_suites, expand, load_suite, run_suite
 
     if args.list or not args.suite:
         for name in builtin_suites():
             s = load_suite(name)
             print(f"{name:26s} {s.description}\n{'':26s} data: {s.data_needed}")
         return 0
+    if args.seeds is not None:
+        check_int_range(args.seeds, "--seeds", low=1)
+    if Path(args.suite).suffix in (".yaml", ".yml"):  # a file: its YAML errors name it, with line and column
+        if not Path(args.suite).exists():
+            raise FileNotFoundError(f"suite {args.suite}: no such file")
+        load_yaml(args.suite)
     suite = load_suite(args.suite)
-    out = Path(args.out) if args.out else Path("runs") / f"bench-{suite.name}"
-    seeds = list(range(args.seeds)) if args.seeds else None
-    result = run_suite(suite, out, executor=args.executor, address=args.address,
-                       overrides=list(args.set) + list(args.extra_overrides), seeds=seeds)
+    out = check_out_dir(args.out) if args.out else Path("runs") / f"bench-{suite.name}"
+    seeds = list(range(args.seeds)) if args.seeds is not None else None
+    overrides = list(args.set) + list(args.extra_overrides)
+    for config in {(s.config.device, s.config.precision): s.config for s in expand(suite, overrides, seeds)}.values():
+        check_device(config)  # device=cuda without a GPU: one message before any run starts
+    result = run_suite(suite, out, executor=args.executor, address=args.address, overrides=overrides, seeds=seeds)
     from caltrain.train.run_dir import SuiteDir
 
     paths = SuiteDir(out)

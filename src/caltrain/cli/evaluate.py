@@ -12,6 +12,11 @@ The file (``.npz``, or ``.pt`` holding a dict) must hold ``labels`` (``[N]`` or 
 exactly one of ``probs`` (probabilities, ``[N, K(, *spatial)]``) or ``logits`` (softmax applied in float64);
 optionally ``true_posterior`` (``[N, K(, *spatial)]``, adds ``true_ece``). With ``--abstention`` the last
 column is the "unknown" output. Bad input exits with status 2 and the reason on stderr.
+
+Bounds of the options (each violation is one line naming the option): ``--n-bins`` 1 to 10,000
+(:data:`caltrain.train.config.MAX_BINS`: past that nearly every bin is empty and memory grows with the bin
+count), ``--bootstrap`` 0 to 100,000 resamples (percentile intervals are stable after a few thousand; more
+only costs time), ``--n`` (demo) 1 to 1,000,000 samples.
 """
 
 from __future__ import annotations
@@ -23,7 +28,12 @@ from typing import Any
 
 from caltrain.abstention import ABSTENTION_CONVENTIONS
 
-__all__ = ["add_arguments", "demo_predictions", "format_table", "run"]
+__all__ = ["MAX_BOOTSTRAP", "MAX_DEMO_SAMPLES", "add_arguments", "demo_predictions", "format_table", "run"]
+
+#: Most bootstrap resamples (percentile intervals are stable after a few thousand; more only costs time).
+MAX_BOOTSTRAP = 100_000
+#: Most samples of ``--demo`` (three float64 [N, 10] arrays: 240 MB at this bound).
+MAX_DEMO_SAMPLES = 1_000_000
 
 #: One-line descriptions of the keys, in display order.
 DESCRIPTIONS = {
@@ -47,7 +57,7 @@ DESCRIPTIONS = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", nargs="?", help="predictions file (.npz or .pt) with labels and probs or logits")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--n-bins", type=int, default=15, help="bins of the binned metrics (default 15)")
+    parser.add_argument("--n-bins", type=int, default=15, help="bins of the binned metrics, 1 to 10000 (default 15)")
     parser.add_argument(
         "--abstention",
         default=None,
@@ -56,10 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--ignore-index", type=int, default=None, help="label value to leave out (dense inputs)")
     parser.add_argument(
-        "--bootstrap", type=int, default=0, metavar="N", help="add 95%% bootstrap intervals of ece/adaece/nll/brier"
+        "--bootstrap", type=int, default=0, metavar="N",
+        help="add 95%% bootstrap intervals of ece/adaece/nll/brier from N resamples (at most 100000)",
     )
     parser.add_argument("--demo", action="store_true", help="evaluate synthetic over-confident predictions")
-    parser.add_argument("--n", type=int, default=20000, help="samples of the demo (default 20000)")
+    parser.add_argument("--n", type=int, default=None, help="samples of the demo, at most 1000000 (default 20000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the demo and of the bootstrap")
 
 
@@ -91,6 +102,10 @@ def _load(path: str) -> dict[str, Any]:
         )
     if "labels" not in arrays:
         raise ValueError(f"{path}: expected a 'labels' array, found {sorted(arrays)}")
+    for key in ("labels", "probs", "logits", "true_posterior"):
+        kind = getattr(getattr(arrays.get(key), "dtype", None), "kind", "f")
+        if kind not in "biuf":  # strings, objects, complex: torch's message would not name the file nor the key
+            raise ValueError(f"{path}: {key!r} must hold numbers, got an array of dtype {arrays[key].dtype}")
     return arrays
 
 
@@ -135,13 +150,25 @@ def _intervals(args: argparse.Namespace, probs: Any, labels: Any, from_logits: b
 
 def run(args: argparse.Namespace) -> int:
     from caltrain import metrics
+    from caltrain.cli._checks import check_int_range
+    from caltrain.train.config import MAX_BINS
 
     if args.demo == bool(args.file):
         raise ValueError("file: give a predictions file or --demo (not both, not neither)")
+    check_int_range(args.n_bins, "--n-bins", low=1, high=MAX_BINS,
+                    why="past that nearly every bin is empty, and memory grows with the number of bins")
+    check_int_range(args.bootstrap, "--bootstrap", low=0, high=MAX_BOOTSTRAP,
+                    why="percentile intervals are stable after a few thousand resamples")
     if args.bootstrap and args.abstention is not None:
         raise ValueError("--bootstrap: not available together with --abstention")
-    if args.bootstrap < 0:
-        raise ValueError(f"--bootstrap: expected a number of resamples >= 0, got {args.bootstrap}")
+    if args.demo:
+        args.n = 20000 if args.n is None else args.n
+        check_int_range(args.n, "--n", low=1, high=MAX_DEMO_SAMPLES, why="the demo's arrays would not fit in memory")
+        for option, value in (("--abstention", args.abstention), ("--ignore-index", args.ignore_index)):
+            if value is not None:
+                raise ValueError(f"{option}: applies to a predictions file, not to --demo")
+    elif args.n is not None:
+        raise ValueError("--n: sets the size of --demo; a predictions file is evaluated whole")
     if args.demo:
         data = demo_predictions(args.n, seed=args.seed)
         columns = {

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["MAX_DPI", "add_arguments", "run"]
+
+#: Highest ``--dpi`` (print quality; a figure's memory grows with the square of the resolution).
+MAX_DPI = 600
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,17 +28,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="FILE", help="output file (default: PATH/report.html or PATH/report.md)")
     parser.add_argument("--max-classes", type=int, default=10, metavar="N",
                         help="classwise reliability panels show at most N classes (default 10)")
-    parser.add_argument("--dpi", type=int, default=96, help="resolution of the figures (default 96)")
+    parser.add_argument("--dpi", type=int, default=96, help="resolution of the figures, 10 to 600 (default 96)")
     parser.add_argument("--quiet", action="store_true", help="print only the path of the report")
 
 
 def run(args: argparse.Namespace) -> int:
+    from caltrain.cli._checks import check_int_range
     from caltrain.report import write_report
 
     if args.max_classes < 1:
         raise ValueError(f"--max-classes: expected an integer >= 1, got {args.max_classes}")
-    if args.dpi < 10:
-        raise ValueError(f"--dpi: expected an integer >= 10, got {args.dpi}")
+    check_int_range(args.dpi, "--dpi", low=10, high=MAX_DPI, why="print quality; figures grow with the square")
+    if args.out is not None and Path(args.out).is_dir():
+        example = Path(args.out) / "report.html"
+        raise ValueError(f"--out {args.out}: is a directory; give the report's file name, e.g. {example}")
+    _check_json_files(Path(args.path))
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     try:
         path = write_report(args.path, format=args.format, out=args.out, max_classes=args.max_classes,
@@ -45,3 +53,27 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(path)
     return 0
+
+
+def _check_json_files(root: Path) -> None:
+    """``ValueError`` naming the file, line and column of the first damaged JSON file the report would read.
+
+    Without it a truncated ``results.json`` ended in ``Expecting property name ...: line 1 column 2``, with
+    no file named. Checks the suite's or run's own files and every run's ``summary.json`` and ``labels.json``.
+    """
+    import json
+
+    if not root.is_dir():
+        return  # write_report says what is wrong with the path
+    names = ("results.json", "summary.json", "suite.json")
+    files = [root / n for n in names]
+    files += sorted(root.glob("runs/*/summary.json")) + sorted(root.glob("runs/*/labels.json"))
+    for file in files:
+        if not file.is_file():
+            continue
+        try:
+            json.loads(file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{file}: not valid JSON (line {err.lineno}, column {err.colno}): {err.msg}") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{file}: not valid JSON (not UTF-8 text)") from None

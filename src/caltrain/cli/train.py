@@ -43,26 +43,38 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from caltrain.train.config import build_config, check_data
+    from caltrain.cli._checks import check_out_dir
+    from caltrain.train.config import ConfigError, build_config, check_data, check_device
     from caltrain.train.run_dir import RunDir
     from caltrain.train.trainer import TrainingDiverged, train
 
     if args.resume:
         run_dir = RunDir(Path(args.resume))
+        if not run_dir.root.exists():
+            raise FileNotFoundError(f"--resume {args.resume}: no such run directory")
+        if not run_dir.root.is_dir():
+            raise ValueError(f"--resume {args.resume}: is a file, not a run directory")
         if not run_dir.config.exists():
             raise FileNotFoundError(f"--resume {args.resume}: no config.yaml there (not a caltrain run directory)")
         if run_dir.is_complete():
             print(f"{run_dir.root} is already complete (summary.json exists); nothing to resume", file=sys.stderr)
             return 0
         extra = ["quiet=true"] if args.quiet else []
-        config = build_config(run_dir.config, overrides=extra)
+        try:
+            config = build_config(run_dir.config, overrides=extra)
+        except ConfigError as err:  # a hand-edited or damaged config.yaml: say which run it belongs to
+            raise ConfigError(f"--resume {args.resume}: {err}") from None
+        check_device(config)  # before any data or model work
         check_data([config])
         resume = run_dir.checkpoint.exists()
     else:
+        if args.config is not None and not Path(args.config).exists():
+            raise FileNotFoundError(f"--config {args.config}: no such file")
         config = build_config(args.config, overrides=_overrides(args))
+        check_device(config)  # device=cuda without a GPU: one message, before any data or model work
         check_data([config])  # missing dataset files: one message, before the run directory is touched
         if args.out:
-            run_dir = RunDir(Path(args.out))
+            run_dir = RunDir(check_out_dir(args.out))
         elif int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise ValueError("--out: required under torchrun (each process would otherwise time-stamp its own directory)")
         else:

@@ -41,11 +41,19 @@ __all__ = [
     "ScheduleConfig",
     "TrainConfig",
     "apply_overrides",
+    "MAX_BINS",
     "build_config",
     "check_data",
+    "check_device",
     "config_to_dict",
+    "load_yaml",
     "parse_override",
 ]
+
+#: Upper bound of ``eval.n_bins`` (and of ``caltrain evaluate --n-bins``). Published protocols use 10 to 100 bins;
+#: past a few thousand almost every bin holds zero or one sample, so the binned metrics measure noise, and an
+#: unbounded value is an out-of-memory crash (the metrics allocate per-bin arrays: 10^9 bins is 8 GB each).
+MAX_BINS = 10_000
 
 
 class ConfigError(ValueError):
@@ -83,7 +91,38 @@ def _check_options(
         shared = [k for k in extra if k not in registry.parameters(name)]
         also = f" (and {', '.join(shared)})" if shared else ""
         raise ValueError(f"{key}: {err}{also}{hints}") from None
+    _check_option_types(key, registry.get(name), rest)
     return options
+
+
+def _check_option_types(key: str, factory: Any, options: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming ``key.option`` when a value does not fit the factory's type annotation.
+
+    Only a check (the values are passed on unchanged), in pydantic's lax mode (``"3"`` fits ``int``); parameters
+    without an annotation, or with one pydantic cannot check (a class, a callable), are left to the factory.
+    Without it ``model.options.hidden=0`` failed deep inside the model with ``'int' object is not iterable``.
+    """
+    import inspect
+
+    from pydantic import TypeAdapter
+
+    try:
+        params = inspect.signature(factory, eval_str=True).parameters
+    except Exception:  # annotations that cannot be resolved here: leave the check to the factory
+        return
+    for option, value in options.items():
+        param = params.get(option)
+        if param is None or param.annotation is inspect.Parameter.empty:
+            continue
+        try:
+            adapter = TypeAdapter(param.annotation)
+        except Exception:  # not a type pydantic can check
+            continue
+        try:
+            adapter.validate_python(value)
+        except ValidationError as err:
+            first = err.errors()[0]
+            raise ValueError(f"{key}.{option}: {first['msg']} (got {value!r})") from None
 
 
 def _own_keywords(create: Any, passed: dict[str, str]) -> list[str]:
@@ -256,6 +295,7 @@ class ScheduleConfig(_Section):
 class EvalConfig(_Section):
     """What is measured, how often, and which checkpoint is kept."""
 
+    #: Bins of the binned metrics (ECE, MCE, adaptive ECE, ...): 1 to :data:`MAX_BINS`.
     n_bins: int = Field(15, ge=1)
     #: Also evaluate every k optimiser steps (0: only at the end of each epoch).
     every_steps: int = Field(0, ge=0)
@@ -271,6 +311,14 @@ class EvalConfig(_Section):
     #: maximum softmax probability: ``summary["ood"][name]`` = AUROC, AUPR, FPR at 95% TPR; the first set's logits
     #: are saved as ``logits_ood.npz`` for the report's histograms.
     ood: bool = True
+
+    @field_validator("n_bins")
+    @classmethod
+    def _bounded_bins(cls, v: int) -> int:
+        if v > MAX_BINS:
+            raise ValueError(f"eval.n_bins: expected at most {MAX_BINS} bins, got {v} (with more bins than that "
+                             "almost every bin is empty or holds one sample, and memory grows with the bin count)")
+        return v
 
     @field_validator("abstention")
     @classmethod
@@ -325,7 +373,9 @@ class TrainConfig(_Section):
     mixup: MixupConfig = Field(default_factory=MixupConfig)
     curvature: CurvatureConfig = Field(default_factory=CurvatureConfig)
     epochs: int = Field(10, ge=1)
-    seed: int = Field(0, ge=0)
+    #: At most 2**31 - 1: every generator caltrain seeds takes it (NumPy's are 32-bit), with room for the
+    #: per-process offsets of distributed runs.
+    seed: int = Field(0, ge=0, le=2**31 - 1)
     #: "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
     device: str = "auto"
     #: Autocast precision on GPU; on CPU only fp32 is accepted.
@@ -345,7 +395,7 @@ class TrainConfig(_Section):
     @field_validator("device")
     @classmethod
     def _device_syntax(cls, v: str) -> str:
-        if v != "auto" and not (v == "cpu" or v == "mps" or v.startswith("cuda")):
+        if v not in ("auto", "cpu", "mps") and not re.fullmatch(r"cuda(:\d+)?", v):
             raise ValueError(f"expected 'auto', 'cpu', 'mps' or 'cuda[:N]', got {v!r}")
         return v
 
@@ -422,21 +472,61 @@ def build_config(
     """Defaults <- ``base`` dict <- YAML file <- overrides, validated into a :class:`TrainConfig`.
 
     Raises:
-        ConfigError: an unknown key (listing the valid ones) or an invalid value.
+        ConfigError: an unknown key (listing the valid ones), an invalid value, or a YAML file that is not valid
+            YAML or not a mapping (see :func:`load_yaml`).
+        FileNotFoundError: ``yaml_file`` does not exist.
     """
-    import yaml
 
     tree: dict[str, Any] = copy.deepcopy(base) if base else {}
     if yaml_file is not None:
-        loaded = yaml.safe_load(Path(yaml_file).read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{yaml_file}: expected a mapping at the top level, got {type(loaded).__name__}")
-        tree = _deep_merge(tree, loaded)
+        tree = _deep_merge(tree, load_yaml(yaml_file))
     tree = apply_overrides(tree, overrides)
     try:
         return TrainConfig.model_validate(tree)
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err)) from None
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping held by the YAML file ``path`` (``{}`` for an empty file), read with ``yaml.safe_load``.
+
+    Every failure names the file: ``FILE: not valid YAML (line L, column C): ...`` with the position of the
+    problem (1-based), ``FILE: expected a mapping at the top level, got list``, not UTF-8 text, a directory.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ConfigError: any other of the failures above.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise ConfigError(f"{path}: expected a YAML file, got a directory")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a YAML file (not UTF-8 text: byte {err.start} cannot be decoded)") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: {_yaml_problem(err)}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        kind = type(loaded).__name__
+        raise ConfigError(f"{path}: expected a mapping (key: value lines) at the top level, got {kind}")
+    return loaded
+
+
+def _yaml_problem(err: Exception) -> str:
+    """``not valid YAML (line L, column C): what`` from a PyYAML error (1-based position when PyYAML gives one)."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    parts = [getattr(err, "context", None), getattr(err, "problem", None)]
+    what = ": ".join(p for p in parts if p) or str(err).splitlines()[0]
+    return f"not valid YAML{where}: {what}"
 
 
 def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -474,3 +564,39 @@ def check_data(configs: Iterable[TrainConfig]) -> None:
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     """The configuration as plain JSON/YAML types (tuples as lists)."""
     return cfg.model_dump(mode="json")
+
+
+def check_device(config: TrainConfig) -> None:
+    """Check that ``config.device`` exists on this machine (and that its precision fits it), building nothing.
+
+    ``caltrain train`` and ``caltrain bench`` call it when they start, before any data or model work, so
+    ``device=cuda`` on a machine without a GPU fails with one message instead of a traceback from deep inside
+    torch. ``auto`` always passes (it falls back to the CPU). Like :func:`check_data` it is separate from the
+    configuration's validation: a configuration may be built on a machine other than the one that runs it.
+
+    Raises:
+        ConfigError: naming ``device`` (or ``precision``) and the devices available here.
+    """
+    import torch
+
+    device = config.device
+    cuda = torch.cuda.is_available()
+    n_gpu = torch.cuda.device_count() if cuda else 0
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    available = ["cpu", *(f"cuda:{i}" for i in range(n_gpu)), *(["mps"] if mps else [])]
+    listing = f"available here: auto, {', '.join(available)}"
+    if device.startswith("cuda"):
+        index = device.partition(":")[2]
+        if device != "cuda" and not (device.startswith("cuda:") and index.isdigit()):
+            raise ConfigError(f"device: expected 'cuda' or 'cuda:N' with N a GPU index, got {device!r}; {listing}")
+        if not cuda:
+            why = "this torch was built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise ConfigError(f"device: {device!r} is not available ({why}); {listing}")
+        if index and int(index) >= n_gpu:
+            raise ConfigError(f"device: {device!r} is not available ({n_gpu} CUDA GPU(s) visible); {listing}")
+    elif device == "mps" and not mps:
+        raise ConfigError(f"device: 'mps' is not available (no Apple GPU backend here); {listing}")
+    resolved = "cuda" if device == "auto" and cuda else device
+    if config.precision != "fp32" and not resolved.startswith("cuda"):
+        raise ConfigError(f"precision: {config.precision!r} needs a CUDA device, and device={device!r} runs on "
+                          f"{'the CPU' if resolved in ('auto', 'cpu') else resolved}; use precision=fp32")
