@@ -12,8 +12,10 @@ reuses. The table keeps one row per training sample i:
 
 with m in [0, 1] the momentum, T in R^{N x K} (N training samples, K real classes). The adaptive target of
 sample i is tau_i = T[i, y_i]. In ``eval()`` mode the table is read, not written: tau_i = prev_i[y_i].
-Both tables live in buffers (``targets`` [N, K] float32 and ``seen`` [N] bool) so that ``state_dict()`` carries
-them and a resumed run continues exactly.
+Both tables (``targets`` [N, K] float32 and ``seen`` [N] bool) are rank-local state
+(:meth:`caltrain.losses.base.Objective.register_local_state`): ``state_dict()`` carries them under these names so a
+resumed run continues exactly, but they are not module buffers, so a DistributedDataParallel wrapper never
+overwrites a rank's rows with rank 0's (the trainer merges the ranks' rows once per epoch).
 
 Example:
     >>> import torch
@@ -51,8 +53,8 @@ def ema_step(
     """Return tau = T[i, y_i] for the batch, advancing the rows of ``indices`` in place when ``update``.
 
     Args:
-        targets: T, [N, K] float buffer (written in place when ``update``).
-        seen: [N] bool buffer, true once a sample's row holds an EMA value.
+        targets: T, [N, K] float table (written in place when ``update``).
+        seen: [N] bool table, true once a sample's row holds an EMA value.
         class_logits: z[:, :K], [n, K] (used detached).
         labels: y, [n] integers in [0, K).
         indices: the batch's dataset indices, [n] integers in [0, N) (no duplicates within a batch when
@@ -148,9 +150,10 @@ class AdaptiveTargetObjective(AbstentionObjective):
         super().__init__(num_classes=num_classes, warmup_epochs=warmup_epochs, reduction=reduction)
         self.momentum = check_number(momentum, "momentum", low=0.0, high=1.0)
         self.num_samples = check_positive_int(num_samples, "num_samples")
-        # plain buffers of the objective itself, so the names in ``sample_state`` are attributes the trainer reads
-        self.register_buffer("targets", torch.zeros(self.num_samples, self.num_classes))
-        self.register_buffer("seen", torch.zeros(self.num_samples, dtype=torch.bool))
+        # rank-local state of the objective itself (not buffers: DDP must not broadcast them), so the names in
+        # ``sample_state`` are attributes the trainer reads and merges across ranks
+        self.register_local_state("targets", torch.zeros(self.num_samples, self.num_classes))
+        self.register_local_state("seen", torch.zeros(self.num_samples, dtype=torch.bool))
 
     def adaptive_loss(self, logits: torch.Tensor, labels: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
         """The loss for adaptive targets ``tau`` [n] (``logits`` [n, K+1], ``labels`` [n]), reduced."""

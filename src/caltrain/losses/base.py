@@ -37,9 +37,24 @@ Warm-up schedules read the epoch on the host: ``on_epoch_start`` derives plain P
 ``self._warming_up = epoch < self.warmup_epochs``) that ``forward`` branches on, since a resumed run calls
 ``on_epoch_start`` again for the epoch it resumes in.
 
-State that must survive a resume (EMA tables, per-bin gammas, the current epoch for warm-up schedules) lives in
-registered buffers, so ``state_dict()``/``load_state_dict()`` restore it exactly. Per-sample state advances only
-in training mode (``objective.train()``); in ``eval()`` mode the loss is computed from the current state.
+State that must survive a resume (EMA tables, per-bin gammas, the current epoch for warm-up schedules) is in
+``state_dict()``, so ``load_state_dict()`` restores it exactly. Per-sample state advances only in training mode
+(``objective.train()``); in ``eval()`` mode the loss is computed from the current state.
+
+Where the state lives, and why per-sample state is not a buffer:
+
+- state every rank shares (the epoch, per-bin gammas, CALS' multipliers, GenCE's class-marginal EMA) is a
+  registered buffer;
+- per-sample state (the tensors named in ``sample_state``, e.g. the [N, K] target table of SAT and Socrates) is
+  *rank-local*: under DistributedDataParallel each rank sees its own samples and advances only their rows. It is
+  registered with :meth:`Objective.register_local_state` (``register_buffer`` of a name listed in
+  ``sample_state`` does the same): a plain tensor attribute, saved and loaded under its name exactly as a buffer
+  would be (same ``state_dict()`` keys, dtypes and values; ``load_state_dict`` copies in place), moved by
+  ``.to()`` / ``.cuda()`` / ``.double()`` (``_apply``), but absent from ``buffers()``. So a DDP wrapper around a
+  module that holds the objective (Lightning's and Hugging Face's usual layout, ``broadcast_buffers=True`` by
+  default) never overwrites a rank's table with rank 0's. The rows each rank advanced are merged once per epoch
+  by the trainer (``caltrain.train.distributed.merge_sample_state``, which reads the tensors by name); another
+  training loop calls that function itself (docs/losses.md, "In your own training loop").
 """
 
 from __future__ import annotations
@@ -77,8 +92,9 @@ class Objective(nn.Module):
     needs_input_grad: ClassVar[bool] = False
     #: True when ``on_epoch_end`` needs the validation logits and labels.
     needs_validation: ClassVar[bool] = False
-    #: Names of buffers indexed by dataset index (first dimension = number of training samples). Under
-    #: DistributedDataParallel each rank updates the rows of its own samples and the trainer merges them.
+    #: Names of the tensors indexed by dataset index (first dimension = number of training samples). Under
+    #: DistributedDataParallel each rank updates the rows of its own samples and the trainer merges them. They are
+    #: rank-local state (:meth:`register_local_state`), never module buffers, so DDP does not broadcast them.
     sample_state: ClassVar[tuple[str, ...]] = ()
     #: Input scale and valid range in model space (see :meth:`set_input_domain`); None until the trainer sets them.
     input_std: torch.Tensor | None = None
@@ -90,6 +106,8 @@ class Objective(nn.Module):
 
     def __init__(self, *, num_classes: int, reduction: str = "mean") -> None:
         super().__init__()
+        # names of the rank-local state tensors, in registration order (see register_local_state)
+        self._local_state: list[str] = []
         self.num_classes = check_positive_int(num_classes, "num_classes", minimum=2)
         self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
         # The current epoch (0-based); a buffer so warm-up schedules resume exactly.
@@ -104,6 +122,103 @@ class Objective(nn.Module):
             return super().__call__(*args, **kwargs)
         finally:
             ACTIVE_CHECKS.reset(token)
+
+    def register_local_state(self, name: str, tensor: torch.Tensor) -> None:
+        """Keep ``tensor`` as state of this rank: in ``state_dict()`` like a buffer, but not a buffer.
+
+        The tensor becomes the plain attribute ``self.<name>``. ``state_dict()`` saves it under ``name`` (after the
+        buffers, as a buffer registered at this point would be), ``load_state_dict`` copies into it in place (or
+        assigns with ``assign=True``; strict loading reports it missing or unexpected like a buffer), and
+        ``.to()`` / ``.cuda()`` / ``.double()`` move or cast it as they do buffers. It is not in ``buffers()``, so
+        DistributedDataParallel neither broadcasts it from rank 0 (``broadcast_buffers``) nor syncs it when the
+        wrapper is built: each rank keeps its own values. Per-sample tables (``sample_state``) use it.
+
+        Example:
+            >>> class Counts(Objective):
+            ...     sample_state = ("visits",)
+            ...     def __init__(self):
+            ...         super().__init__(num_classes=2)
+            ...         self.register_local_state("visits", torch.zeros(3))
+            >>> obj = Counts()
+            >>> list(obj.state_dict()), [name for name, _ in obj.named_buffers()]
+            (['epoch', 'visits'], ['epoch'])
+        """
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"local state name must be a non-empty string without '.', got {name!r}")
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"local state {name!r} must be a torch.Tensor, got {type(tensor).__name__}")
+        local = self.__dict__.get("_local_state")
+        if local is None:
+            raise AttributeError("cannot register local state before Objective.__init__() call")
+        if name not in local and (hasattr(self, name) or name in self._buffers or name in self._parameters):
+            raise KeyError(f"attribute {name!r} already exists")
+        self._buffers.pop(name, None)
+        self.__dict__[name] = tensor
+        if name not in local:
+            local.append(name)
+
+    def register_buffer(self, name: str, tensor: torch.Tensor | None, persistent: bool = True) -> None:
+        """``nn.Module.register_buffer``, except that a name listed in ``sample_state`` becomes rank-local state
+        (:meth:`register_local_state`), so a subclass that registers its per-sample table as a buffer still keeps it
+        out of DDP's buffer broadcast."""
+        if name in type(self).sample_state and tensor is not None and persistent:
+            self.register_local_state(name, tensor)
+            return
+        super().register_buffer(name, tensor, persistent)
+
+    def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        for name in self.__dict__.get("_local_state", ()):
+            tensor = self.__dict__[name]
+            destination[prefix + name] = tensor if keep_vars else tensor.detach()
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict,
+        prefix: str,
+        local_metadata: dict,
+        strict: bool,
+        missing_keys: list,
+        unexpected_keys: list,
+        error_msgs: list,
+    ) -> None:
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        assign = local_metadata.get("assign_to_params_buffers", False)
+        for name in self.__dict__.get("_local_state", ()):
+            key = prefix + name
+            while key in unexpected_keys:  # nn.Module counts it unexpected: it is not a buffer
+                unexpected_keys.remove(key)
+            if key not in state_dict:
+                if strict:
+                    missing_keys.append(key)
+                continue
+            value, current = state_dict[key], self.__dict__[name]
+            if not isinstance(value, torch.Tensor):
+                error_msgs.append(
+                    f'While copying the local state named "{key}", expected torch.Tensor from checkpoint but '
+                    f"received {type(value)}"
+                )
+                continue
+            if value.shape != current.shape:
+                error_msgs.append(
+                    f"size mismatch for {key}: copying a param with shape {value.shape} from checkpoint, "
+                    f"the shape in current model is {current.shape}."
+                )
+                continue
+            with torch.no_grad():
+                if assign:
+                    self.__dict__[name] = value
+                else:
+                    current.copy_(value)
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> "Objective":
+        super()._apply(fn, recurse)
+        for name in self.__dict__.get("_local_state", ()):
+            with torch.no_grad():
+                self.__dict__[name] = fn(self.__dict__[name])
+        return self
 
     @property
     def has_abstention(self) -> bool:
