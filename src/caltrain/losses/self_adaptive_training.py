@@ -47,7 +47,7 @@ def sat_loss(logits: torch.Tensor, labels: torch.Tensor, tau: torch.Tensor, *, r
 class SelfAdaptiveTraining(AdaptiveTargetObjective):
     """Self-Adaptive Training with an abstention output (K+1 logits, the last is "unknown").
 
-    Per training sample the EMA target table of :mod:`caltrain.losses.abstention_base` (buffers ``targets``
+    Per training sample the EMA target table of :mod:`caltrain.losses.abstention_base` (rank-local state ``targets``
     [N, K] and ``seen`` [N]): T[i] <- m * prev + (1 - m) * softmax(z_i[:K]) (detached; prev = onehot(y_i) on
     the first visit), tau_i = T[i, y_i], then
 

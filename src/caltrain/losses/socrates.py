@@ -113,7 +113,7 @@ def socrates_loss(
 class Socrates(AdaptiveTargetObjective):
     """Socrates Loss with its per-sample EMA target table (K+1 outputs, the last is "unknown").
 
-    Per training sample i the objective keeps T[i] in R^K (buffer ``targets`` [N, K], with first-visit flags
+    Per training sample i the objective keeps T[i] in R^K (rank-local state ``targets`` [N, K], with first-visit flags
     ``seen`` [N], both listed in ``sample_state``): on the first visit prev = onehot(y_i), afterwards
     prev = T[i]; q_i = softmax(z_i[:K]) on detached logits (unknown excluded);
     T[i] <- m * prev + (1 - m) * q_i, updated before the loss every time the sample is seen in training mode;
