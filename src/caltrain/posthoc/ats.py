@@ -40,7 +40,7 @@ import torch
 from caltrain.posthoc.base import Calibrator
 from caltrain.posthoc.registry import register
 from caltrain.posthoc.temperature import fit_temperature
-from caltrain.utils.checks import check_choice, check_number, check_positive_int
+from caltrain.utils.checks import check_choice, check_n_bins, check_number, check_positive_int
 
 __all__ = ["AdaptiveTemperatureScaling", "piece_edges", "piece_index"]
 
@@ -102,7 +102,7 @@ class AdaptiveTemperatureScaling(Calibrator):
         abstention: str | None = None,
     ) -> None:
         super().__init__(abstention=abstention)
-        self.n_pieces = check_positive_int(n_pieces, "n_pieces")
+        self.n_pieces = check_n_bins(n_pieces, "n_pieces")
         self.binning = check_choice(binning, "binning", BINNINGS)
         self.min_piece_size = check_positive_int(min_piece_size, "min_piece_size")
         self.t_min = check_number(t_min, "t_min", low=0, low_inclusive=False)

@@ -25,7 +25,7 @@ import torch
 
 from caltrain.posthoc.base import Calibrator
 from caltrain.posthoc.registry import register
-from caltrain.utils.checks import check_positive_int
+from caltrain.utils.checks import check_n_bins
 
 __all__ = ["HistogramBinning", "one_vs_rest_normalize"]
 
@@ -58,7 +58,7 @@ class HistogramBinning(Calibrator):
 
     def __init__(self, *, n_bins: int = 10, abstention: str | None = None) -> None:
         super().__init__(abstention=abstention)
-        self.n_bins = check_positive_int(n_bins, "n_bins")
+        self.n_bins = check_n_bins(n_bins)
 
     def _fit(self, z: torch.Tensor, y: torch.Tensor) -> None:
         n, k = z.shape

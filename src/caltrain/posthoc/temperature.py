@@ -35,7 +35,7 @@ import torch
 
 from caltrain.posthoc.base import Calibrator
 from caltrain.posthoc.registry import register
-from caltrain.utils.checks import check_number, check_positive_int
+from caltrain.utils.checks import check_number, check_n_bins
 
 __all__ = ["GridECETemperatureScaling", "TemperatureScaling", "fit_temperature", "temperature_nll"]
 
@@ -230,7 +230,7 @@ class GridECETemperatureScaling(Calibrator):
         if not grid:
             raise ValueError("grid: expected at least one temperature > 0, got an empty grid")
         self.grid = grid
-        self.n_bins = check_positive_int(n_bins, "n_bins")
+        self.n_bins = check_n_bins(n_bins)
         if not isinstance(binning, str):
             raise ValueError(f"binning: expected a binning name of caltrain.metrics, got {binning!r}")
         self.binning = binning
