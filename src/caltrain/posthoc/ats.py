@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from caltrain.posthoc.base import Calibrator
+from caltrain.posthoc.base import Calibrator, Field, positive_temperature
 from caltrain.posthoc.registry import register
 from caltrain.posthoc.temperature import fit_temperature
 from caltrain.utils.checks import check_choice, check_n_bins, check_number, check_positive_int
@@ -90,6 +90,14 @@ class AdaptiveTemperatureScaling(Calibrator):
 
     preserves_argmax = True
     _fitted = ("edges_", "temperatures_", "piece_sizes_", "temperature_")
+    _fields = {
+        "edges_": Field("array", shape=lambda c, k: (c.n_pieces - 1,), low=0.0, high=1.0, nondecreasing=True),
+        "temperatures_": Field(
+            "array", shape=lambda c, k: (c.n_pieces,), low=lambda c: c.t_min, high=lambda c: c.t_max
+        ),
+        "piece_sizes_": Field("array", shape=lambda c, k: (c.n_pieces,), low=0.0),
+        "temperature_": positive_temperature(lambda c: c.t_min, lambda c: c.t_max),
+    }
 
     def __init__(
         self,

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from caltrain.posthoc.base import Calibrator
+from caltrain.posthoc.base import Calibrator, Field
 from caltrain.posthoc.registry import register
 from caltrain.utils.checks import check_n_bins
 
@@ -55,6 +55,10 @@ class HistogramBinning(Calibrator):
 
     is_logit_map = False
     _fitted = ("bin_values_", "bin_counts_")
+    _fields = {
+        "bin_values_": Field("array", shape=lambda c, k: (k, c.n_bins), low=0.0, high=1.0),
+        "bin_counts_": Field("array", shape=lambda c, k: (k, c.n_bins), low=0.0),
+    }
 
     def __init__(self, *, n_bins: int = 10, abstention: str | None = None) -> None:
         super().__init__(abstention=abstention)

@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 import torch
 
-from caltrain.posthoc.base import Calibrator
+from caltrain.posthoc.base import ITERATIONS, Calibrator, Field, positive_temperature
 from caltrain.posthoc.registry import register
 from caltrain.utils.checks import check_number, check_n_bins
 
@@ -157,6 +157,10 @@ class TemperatureScaling(Calibrator):
 
     preserves_argmax = True
     _fitted = ("temperature_", "n_iter_")
+    _fields = {
+        "temperature_": positive_temperature(lambda c: c.t_min, lambda c: c.t_max),
+        "n_iter_": ITERATIONS,
+    }
 
     def __init__(
         self,
@@ -216,6 +220,10 @@ class GridECETemperatureScaling(Calibrator):
 
     preserves_argmax = True
     _fitted = ("temperature_", "ece_")
+    _fields = {
+        "temperature_": positive_temperature(lambda c: min(c.grid), lambda c: max(c.grid)),
+        "ece_": Field("number", low=0.0, high=1.0),
+    }
 
     def __init__(
         self,
