@@ -33,6 +33,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -121,7 +122,15 @@ class AdaptiveTemperatureScaling(Calibrator):
         edges = piece_edges(conf, self.n_pieces, self.binning, z.shape[1])
         piece = piece_index(conf, edges)
         sizes = torch.bincount(piece, minlength=self.n_pieces).cpu()
-        t_global, _, _ = fit_temperature(z, y, t_min=self.t_min, t_max=self.t_max)
+        t_global, _, at_bound = fit_temperature(z, y, t_min=self.t_min, t_max=self.t_max)
+        if at_bound:  # as ts: an optimum at a bracket end is not a fitted temperature
+            warnings.warn(
+                f"ats: the NLL-optimal global temperature is at the bound {t_global:g} of [t_min, t_max] = "
+                f"[{self.t_min:g}, {self.t_max:g}] (every validation sample classified correctly, or logits beyond "
+                "the bracket); the pieces that fall back to it inherit the bound",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         temps = []
         for m, size in enumerate(sizes.tolist()):
             if size >= self.min_piece_size:

@@ -74,6 +74,8 @@ __all__ = ["Calibrator", "FORMAT", "NotFittedError"]
 _ABSTENTION_CHOICES = (None, *CALIBRATABLE)
 #: Format tag of saved calibrator files.
 FORMAT = "caltrain.posthoc/1"
+#: ``fit`` needs at least this many validation samples (one sample fits noise, silently).
+MIN_FIT_SAMPLES = 2
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -224,6 +226,11 @@ class Calibrator:
         check_ndim(y, "labels", 1, "[N]")
         check_same_length(z, y, "logits", "labels")
         check_labels(y, z.shape[1], "labels")
+        if z.shape[0] < MIN_FIT_SAMPLES:
+            raise ValueError(
+                f"logits: expected at least {MIN_FIT_SAMPLES} validation samples to fit {type(self).__name__}, got "
+                f"{z.shape[0]} (a calibrator fitted on one sample is meaningless: pass the whole validation split)"
+            )
         y = y.to(device=z.device, dtype=torch.long)
         self._fit(z, y)
         self.n_classes_ = int(z.shape[1])
