@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,3 +170,73 @@ def test_bad_device_and_corrupt_file_exit_2_without_traceback(files, tmp_path, c
     trunc.write_bytes(val.read_bytes()[:200])
     assert main(["calibrate", "--val", str(trunc), "--test", str(test), "--no-save"]) == 2
     assert "trunc.npz" in capsys.readouterr().err
+
+
+def test_output_directory_and_output_with_no_save_exit_2_before_fitting(files, tmp_path, capsys, monkeypatch):
+    val, test = files
+    fitted = []
+    original = posthoc.compare
+    monkeypatch.setattr(posthoc, "compare", lambda *a, **k: fitted.append(1) or original(*a, **k))
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    assert main(["calibrate", "--val", str(val), "--test", str(test), "--output", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "--output" in err and "is a directory" in err and "Traceback" not in err
+    out = tmp_path / "x.json"
+    assert main(["calibrate", "--val", str(val), "--test", str(test), "--output", str(out), "--no-save"]) == 2
+    err = capsys.readouterr().err
+    assert "--output" in err and "--no-save" in err and "conflict" in err
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["calibrate", "--method", "all", "--val", str(val), "--test", str(test), "--output", str(afile)]) == 2
+    assert "--output" in capsys.readouterr().err
+    assert fitted == [] and not out.exists()  # all three refused before anything was fitted or written
+    # a parent that is a file: an error naming --output, not a traceback
+    assert main(["calibrate", "--val", str(val), "--test", str(test), "--output", str(afile / "c.json")]) == 2
+    err = capsys.readouterr().err
+    assert "--output: cannot write" in err
+
+
+def test_method_all_writes_one_folder_named_in_the_output(files, tmp_path, capsys, monkeypatch):
+    val, test = files
+    monkeypatch.chdir(tmp_path)
+    assert main(["calibrate", "--method", "all", "--val", str(val), "--test", str(test), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert not list(tmp_path.glob("*.json"))  # nothing in the current directory itself
+    names = posthoc.names(num_classes=5)
+    assert report["saved"] == {n: str(Path("calibrators") / f"calibrator-{n}.json") for n in names}
+    assert sorted(p.name for p in (tmp_path / "calibrators").iterdir()) == sorted(f"calibrator-{n}.json" for n in names)
+    assert {"method", "before", "results", "saved"} == set(report)  # the JSON keys are otherwise unchanged
+    assert main(["calibrate", "--method", "all", "--val", str(val), "--test", str(test)]) == 0
+    text = capsys.readouterr().out
+    assert "saved 9 calibrators into calibrators/" in text
+    with pytest.raises(SystemExit):
+        main(["calibrate", "--help"])
+    assert "calibrators/" in capsys.readouterr().out
+
+
+def test_bad_files_and_n_bins_exit_2_naming_the_file(files, tmp_path, capsys):
+    val, test = files
+    data = np.load(val)
+    cases = {
+        "strl.npz": dict(logits=data["logits"], labels=np.array(["a"] * len(data["labels"]))),
+        "fl.npz": dict(logits=data["logits"], labels=data["labels"].astype(np.float64)),
+        "one.npz": dict(logits=data["logits"][:1], labels=data["labels"][:1]),
+        "empty.npz": dict(logits=data["logits"][:0], labels=data["labels"][:0]),
+    }
+    for method in ("ts", "all"):
+        for name, arrays in cases.items():
+            path = tmp_path / name
+            np.savez(path, **arrays)
+            assert main(["calibrate", "--method", method, "--val", str(path), "--test", str(test), "--no-save"]) == 2
+            captured = capsys.readouterr()
+            assert name in captured.err and captured.out == "", (method, name, captured.err)
+    # bad test data names the test file (not a bare "logits")
+    nan = tmp_path / "nan_test.npz"
+    logits = np.load(test)["logits"].copy()
+    logits[0, 0] = np.inf
+    np.savez(nan, logits=logits, labels=np.load(test)["labels"])
+    assert main(["calibrate", "--val", str(val), "--test", str(nan), "--no-save"]) == 2
+    assert "nan_test.npz: logits: expected finite values" in capsys.readouterr().err
+    assert main(["calibrate", "--val", str(val), "--test", str(test), "--n-bins", "1000000000", "--no-save"]) == 2
+    assert "n_bins" in capsys.readouterr().err

@@ -46,3 +46,51 @@ def test_number_and_int_checks():
         checks.check_positive_int(0, "n_bins")
     with pytest.raises(ValueError, match="n_bins: expected an integer >= 1, got True"):
         checks.check_positive_int(True, "n_bins")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("k", [10, 100, 1000])
+def test_half_precision_softmax_passes_and_one_percent_off_fails(dtype, k):
+    """fp16 / bf16 rows are off by up to eps / 2 from rounding alone: the tolerance scales with the dtype."""
+    g = torch.Generator().manual_seed(k)
+    z = torch.randn(500, k, generator=g) * 3
+    checks.check_probabilities(torch.softmax(z.to(dtype), dim=1))  # computed in the dtype
+    checks.check_probabilities(torch.softmax(z.double(), dim=1).to(dtype))  # computed in float64, stored in dtype
+    if dtype == torch.float16:  # a hand-rolled softmax whose normaliser is rounded too (2 roundings)
+        e = torch.exp(z.half() - z.half().amax(1, keepdim=True))
+        checks.check_probabilities(e / e.sum(1, keepdim=True))
+    exact = torch.softmax(z.double(), dim=1)
+    for factor in (1.01, 0.99):
+        with pytest.raises(ValueError, match="probs: (rows must sum to 1|expected probabilities in)"):
+            checks.check_probabilities((exact * factor).to(dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_full_precision_keeps_the_tight_tolerance_and_one_percent_fails(dtype):
+    p = torch.softmax(torch.randn(200, 100, generator=torch.Generator().manual_seed(0)), 1).to(dtype)
+    checks.check_probabilities(p)
+    with pytest.raises(ValueError, match=r"within 0\.0001\), worst row is off by 0\.01"):
+        checks.check_probabilities(p * 1.01)
+    with pytest.raises(ValueError, match=r"within 0\.0001\)"):
+        checks.check_probabilities(p * (1 + 3e-4))  # what fp16 may be off by is still an error in full precision
+
+
+def test_probability_tolerance_rule():
+    assert checks.probability_tolerance(torch.float64) == pytest.approx(1e-4)
+    assert checks.probability_tolerance(torch.float16) == pytest.approx(1e-4 + 2**-10)
+    assert checks.probability_tolerance(torch.bfloat16) == pytest.approx(1e-4 + 5e-3)  # capped below 1% - 1.01 u
+    assert checks.probability_tolerance(torch.bfloat16) < 0.01 - 1.01 * 2**-8
+    with pytest.raises(ValueError, match=r"within 0\.0051 for bfloat16\)"):
+        checks.check_probabilities(torch.tensor([[0.5, 0.49]], dtype=torch.bfloat16))
+
+
+def test_n_bins_cap():
+    assert checks.check_n_bins(1) == 1 and checks.check_n_bins(checks.MAX_BINS) == checks.MAX_BINS
+    assert checks.check_n_bins(np.int64(15)) == 15
+    with pytest.raises(ValueError, match=r"n_bins: expected an integer in \[1, 10000\], got 10001 \(more bins"):
+        checks.check_n_bins(10_001)
+    with pytest.raises(ValueError, match=r"n_pieces: expected an integer in \[1, 10000\], got 1000000000"):
+        checks.check_n_bins(10**9, "n_pieces")
+    for bad in (0, -1, 2.0, True, "15", None):
+        with pytest.raises(ValueError, match=r"n_bins: expected an integer in \[1, 10000\]"):
+            checks.check_n_bins(bad)

@@ -11,9 +11,11 @@ Examples::
 Both files (``.npz``, or ``.pt`` holding a dict) hold ``logits`` ``[N, C]`` and integer ``labels`` ``[N]`` (a
 trainer run writes them as ``logits_val.npz`` / ``logits_test.npz``). "before" and "after" are
 :func:`caltrain.metrics.summarize` of the test split, so their keys are those of ``caltrain evaluate --json``.
-The fitted calibrator is written to ``--output`` (default ``calibrator-<method>.json``; with ``--method all``
-a directory, default ``.``, one ``calibrator-<name>.json`` each) unless ``--no-save``; reload it with
-``caltrain.posthoc.load(path)``.
+The fitted calibrator is written to ``--output`` (a file, default ``calibrator-<method>.json``; a directory
+there is an error) unless ``--no-save``. With ``--method all`` every fitted calibrator goes into ONE folder,
+``--output`` (default ``calibrators/``), one ``<folder>/calibrator-<name>.json`` each; the paths are printed
+(``saved`` in ``--json``). ``--output`` with ``--no-save`` is an error (they conflict). Both are checked before
+anything is fitted. Reload a calibrator with ``caltrain.posthoc.load(path)``.
 
 Abstention (K+1) outputs (conventions of :mod:`caltrain.abstention`): ``--abstention renormalized`` calibrates the K class logits (the last logit is dropped,
 "before" is the softmax over the K class logits; the saved calibrator takes the K class logits);
@@ -32,9 +34,11 @@ from typing import Any
 
 from caltrain.abstention import ABSTENTION_CONVENTIONS, CALIBRATABLE, check_convention
 
-__all__ = ["add_arguments", "calibrate_files", "parse_options", "run"]
+__all__ = ["DEFAULT_ALL_FOLDER", "add_arguments", "calibrate_files", "output_target", "parse_options", "run"]
 
 EVAL_ABSTENTION = ABSTENTION_CONVENTIONS  # the metrics' K+1 evaluation conventions
+#: Where ``--method all`` writes its calibrators without ``--output``.
+DEFAULT_ALL_FOLDER = "calibrators"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,8 +72,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=EVAL_ABSTENTION,
         help="metric convention with --abstention with_unknown (default with_unknown)",
     )
-    parser.add_argument("--output", default=None, help="where to write the fitted calibrator(s)")
-    parser.add_argument("--no-save", action="store_true", help="do not write the fitted calibrator")
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="where to write the fitted calibrator: a JSON file (default calibrator-<method>.json); with "
+        f"--method all ONE folder (default {DEFAULT_ALL_FOLDER}/) holding calibrator-<name>.json for each",
+    )
+    parser.add_argument(
+        "--no-save", action="store_true", help="do not write the fitted calibrator(s) (conflicts with --output)"
+    )
     parser.add_argument("--device", default="cpu", help="torch device of the computation (default cpu)")
 
 
@@ -88,6 +99,7 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
 
 
 def _load_split(path: str, device: str) -> tuple[Any, Any]:
+    import numpy as np
     import torch
 
     from caltrain.utils.io import load_arrays
@@ -100,6 +112,12 @@ def _load_split(path: str, device: str) -> tuple[Any, Any]:
     missing = [k for k in ("logits", "labels") if k not in arrays]
     if missing:
         raise ValueError(f"{path}: expected arrays 'logits' and 'labels', missing {missing}; found {sorted(arrays)}")
+    for key, kinds, what in (("logits", "fiub", "real numbers"), ("labels", "iub", "integer class indices")):
+        kind = np.asarray(arrays[key]).dtype.kind if not torch.is_tensor(arrays[key]) else (
+            "f" if arrays[key].is_floating_point() else "c" if arrays[key].is_complex() else "i"
+        )
+        if kind not in kinds or (key == "labels" and kind == "b"):
+            raise ValueError(f"{path}: {key}: expected {what}, got an array of dtype {arrays[key].dtype}")
     logits = torch.as_tensor(arrays["logits"]).to(device=device, dtype=torch.float64)
     labels = torch.as_tensor(arrays["labels"]).to(device=device)
     return logits, labels
@@ -149,15 +167,26 @@ def calibrate_files(
             f"--val/--test: expected logits [N, C] with the same C, got {tuple(val_z.shape)} and {tuple(test_z.shape)}"
         )
     num_classes = test_z.shape[1] - (1 if abstention else 0)
-    if method == "all":
-        # bad validation data is the user's error, not one calibrator's failure: exit non-zero as a single method does
-        from caltrain.utils.checks import check_finite, check_labels, check_ndim, check_same_length
+    # bad data is the user's error, not one calibrator's failure: checked here, naming the file, for one method
+    # and for all (where compare records a calibrator's own failure and goes on)
+    from caltrain.posthoc.base import MIN_FIT_SAMPLES
+    from caltrain.utils.checks import check_finite, check_labels, check_ndim, check_same_length
 
-        check_finite(val_z, f"{val}: logits")
-        check_ndim(val_y, f"{val}: labels", 1, "[N]")
-        check_same_length(val_z, val_y, f"{val}: logits", "labels")
-        # the calibrators' own bound: with abstention="all" a validation label may be the abstention class
-        check_labels(val_y, val_z.shape[1] - (1 if abstention == "renormalized" else 0), f"{val}: labels")
+    if val_z.shape[0] < MIN_FIT_SAMPLES:
+        raise ValueError(
+            f"{val}: logits: expected at least {MIN_FIT_SAMPLES} validation samples to fit a calibrator, got "
+            f"{val_z.shape[0]}"
+        )
+    if test_z.shape[0] < 1:
+        raise ValueError(f"{test}: logits: expected at least one test sample, got an empty split")
+    # label bounds: the calibrators' (with abstention="with_unknown" a validation label may be the abstention
+    # class) and the metrics' (test labels are real classes)
+    val_classes = val_z.shape[1] - (1 if abstention == "renormalized" else 0)
+    for path, z, y, classes in ((val, val_z, val_y, val_classes), (test, test_z, test_y, num_classes)):
+        check_finite(z, f"{path}: logits")
+        check_ndim(y, f"{path}: labels", 1, "[N]")
+        check_same_length(z, y, f"{path}: logits", "labels")
+        check_labels(y, classes, f"{path}: labels")
     names = posthoc.names(num_classes=num_classes) if method == "all" else [method]
     result = posthoc.compare(
         (val_z, val_y), (test_z, test_y), names, n_bins=n_bins, abstention=abstention,
@@ -184,14 +213,45 @@ def calibrate_files(
     return report, result.calibrators
 
 
-def _save(fitted: dict[str, Any], method: str, output: str | None) -> dict[str, str]:
+def output_target(method: str, output: str | None, no_save: bool) -> Path | None:
+    """Where the calibrator(s) go: a file (one method) or a folder (``all``); ``None`` with ``--no-save``.
+
+    Checked before anything is fitted: ``--output`` with ``--no-save`` conflict; a single method's ``--output``
+    must not be a directory, ``--method all``'s must not be a file (each a ``ValueError`` naming ``--output``).
+    """
+    if no_save:
+        if output is not None:
+            raise ValueError(
+                f"--output {output!r} and --no-save conflict: drop --no-save to write the calibrator(s) there, or "
+                "drop --output"
+            )
+        return None
     if method == "all":
-        folder = Path(output or ".")
-        paths = {name: folder / f"calibrator-{name}.json" for name in fitted}
+        folder = Path(output if output is not None else DEFAULT_ALL_FOLDER)
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(
+                f"--output: with --method all it is the folder the calibrators are written into, but {str(folder)!r} "
+                "is a file"
+            )
+        return folder
+    path = Path(output if output is not None else f"calibrator-{method}.json")
+    if path.is_dir() or (output is not None and output.endswith(("/", "\\"))):
+        raise ValueError(
+            f"--output: {str(path)!r} is a directory; give a file name, e.g. {str(path / f'calibrator-{method}.json')!r}"
+        )
+    return path
+
+
+def _save(fitted: dict[str, Any], method: str, target: Path) -> dict[str, str]:
+    if method == "all":
+        paths = {name: target / f"calibrator-{name}.json" for name in fitted}
     else:
-        paths = {method: Path(output or f"calibrator-{method}.json")}
+        paths = {method: target}
     for name, path in paths.items():
-        fitted[name].save(path)
+        try:
+            fitted[name].save(path)
+        except OSError as err:  # a parent that is a file, no permission, a full disk
+            raise ValueError(f"--output: cannot write {str(path)!r}: {err.strerror or err}") from None
     return {name: str(path) for name, path in paths.items()}
 
 
@@ -199,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
     from caltrain.cli.evaluate import format_table
     from caltrain.utils.io import to_jsonable
 
+    target = output_target(args.method, args.output, args.no_save)
     report, fitted = calibrate_files(
         args.method,
         args.val,
@@ -209,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
         eval_abstention=args.eval_abstention,
         device=args.device,
     )
-    saved = {} if args.no_save else _save(fitted, args.method, args.output)
+    saved = {} if target is None else _save(fitted, args.method, target)
     if args.json:
         if saved:
             report["saved"] = saved if args.method == "all" else saved[args.method]
@@ -234,6 +295,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{args.method} fitted on {args.val} in {report['fit_seconds']:.3f} s: {params}")
         for w in report["warnings"]:
             print(f"warning: {w}")
+    if args.method == "all" and target is not None:
+        print(f"saved {len(saved)} calibrators into {target}/")
     for name, path in saved.items():
         print(f"saved {name} to {path}", file=sys.stdout)
     return 0

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
-from caltrain.utils.checks import check_choice, check_positive_int
+from caltrain.utils.checks import check_choice, check_n_bins
 
 __all__ = [
     "BINNINGS",
@@ -83,7 +83,7 @@ class BinStats:
 
 def uniform_edges(n_bins: int, *, device: torch.device | str | None = None) -> torch.Tensor:
     """``[B + 1]`` float64 edges ``j / B`` (each correctly rounded, so ``3/10`` equals the double ``0.3``)."""
-    n_bins = check_positive_int(n_bins, "n_bins")
+    n_bins = check_n_bins(n_bins)
     return torch.arange(n_bins + 1, dtype=torch.float64, device=device) / n_bins
 
 
@@ -105,7 +105,7 @@ def uniform_bin_index(scores: torch.Tensor, n_bins: int) -> torch.Tensor:
 
 def quantile_bin_index(scores: torch.Tensor, n_bins: int) -> torch.Tensor:
     """Equal-mass bin of each entry of 1-D ``scores [N]``: stable ascending rank ``r`` -> bin ``floor(r B / N)``."""
-    n_bins = check_positive_int(n_bins, "n_bins")
+    n_bins = check_n_bins(n_bins)
     n = scores.shape[0]
     order = torch.argsort(scores, stable=True)
     index = torch.empty(n, dtype=torch.long, device=scores.device)
@@ -133,7 +133,7 @@ def sorted_quantile_statistics(sorted_scores: torch.Tensor, sorted_outcomes: tor
     on the order of the samples; a reading: the papers are silent on ties). For 1-D input the edges are
     ``0``, the largest score of each of the first ``B - 1`` bins, and ``1``.
     """
-    n_bins = check_positive_int(n_bins, "n_bins")
+    n_bins = check_n_bins(n_bins)
     n = sorted_scores.shape[-1]
     rows = sorted_scores.reshape(-1, n).shape[0]
     device = sorted_scores.device
@@ -152,7 +152,7 @@ def sorted_quantile_statistics(sorted_scores: torch.Tensor, sorted_outcomes: tor
 def binned_statistics(scores: torch.Tensor, outcomes: torch.Tensor, n_bins: int, binning: str = "uniform") -> BinStats:
     """:class:`BinStats` (with edges) of 1-D ``scores``/``outcomes`` under ``binning`` in :data:`BINNINGS`."""
     check_choice(binning, "binning", BINNINGS)
-    n_bins = check_positive_int(n_bins, "n_bins")
+    n_bins = check_n_bins(n_bins)
     if binning == "uniform":
         index = uniform_bin_index(scores, n_bins)
         return bin_statistics(scores, outcomes, index, n_bins, edges=uniform_edges(n_bins, device=scores.device))

@@ -46,7 +46,7 @@ from caltrain.metrics.proper_scores import (
     nll_per_sample,
 )
 from caltrain.metrics.validation import prepare
-from caltrain.utils.checks import check_choice, check_number, check_positive_int
+from caltrain.utils.checks import check_choice, check_number, check_n_bins, check_positive_int
 from caltrain.utils.registry import Registry
 
 __all__ = ["BOOTSTRAP_METRICS", "bootstrap"]
@@ -57,7 +57,7 @@ BOOTSTRAP_METRICS: Registry = Registry("bootstrap metric")
 
 @BOOTSTRAP_METRICS.register("ece")
 def _ece(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15, norm: str = "l1", binning: str = "uniform"):
-    n_bins = check_positive_int(n_bins, "n_bins")
+    n_bins = check_n_bins(n_bins)
     check_choice(norm, "norm", NORMS)
     check_choice(binning, "binning", ("uniform", "quantile"))
     conf, correct = top_label(probs, labels)
@@ -84,7 +84,7 @@ def _adaece(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15, norm: s
 
 @BOOTSTRAP_METRICS.register("classwise_ece")
 def _classwise(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15, norm: str = "l1"):
-    n_bins = check_positive_int(n_bins, "n_bins")
+    n_bins = check_n_bins(n_bins)
     check_choice(norm, "norm", NORMS)
     k = probs.shape[1]
     p = probs.to(torch.float64)

@@ -26,7 +26,7 @@ import torch
 from caltrain.metrics.binning import BinStats, uniform_bin_index, uniform_edges
 from caltrain.metrics.ece import NORMS, calibration_error_from_stats
 from caltrain.metrics.validation import prepare
-from caltrain.utils.checks import check_choice, check_positive_int
+from caltrain.utils.checks import check_choice, check_n_bins
 
 __all__ = ["classwise_bin_statistics", "classwise_calibration_error"]
 
@@ -65,7 +65,7 @@ def classwise_calibration_error(
     validate_args: bool = True,
 ) -> torch.Tensor:
     """Classwise ECE of ``probs [N, K(, *spatial)]`` and ``labels``: mean over classes (module docstring)."""
-    n_bins = check_positive_int(n_bins, "n_bins")
+    n_bins = check_n_bins(n_bins)
     check_choice(norm, "norm", NORMS)
     p, y = prepare(probs, labels, from_logits=from_logits, ignore_index=ignore_index, validate_args=validate_args)
     return calibration_error_from_stats(classwise_bin_statistics(p, y, n_bins), norm).mean()

@@ -39,7 +39,7 @@ from caltrain.metrics.binning import (
     uniform_edges,
 )
 from caltrain.metrics.validation import prepare
-from caltrain.utils.checks import as_tensor, check_choice, check_positive_int
+from caltrain.utils.checks import as_tensor, check_choice, check_n_bins
 
 __all__ = [
     "NORMS",
@@ -118,7 +118,7 @@ def expected_calibration_error(
 
     The math, conventions and paper are in the module docstring.
     """
-    n_bins = check_positive_int(n_bins, "n_bins")
+    n_bins = check_n_bins(n_bins)
     check_choice(norm, "norm", NORMS)
     check_choice(binning, "binning", BINNINGS)
     p, y = prepare(probs, labels, from_logits=from_logits, ignore_index=ignore_index, validate_args=validate_args)
@@ -153,7 +153,7 @@ def binary_calibration_error(
     scikit-learn's ``calibration_curve``. For the top-label ECE of a binary model (confidence ``max(s, 1-s)``)
     stack ``[1 - s, s]`` on dim 1 and call :func:`expected_calibration_error`.
     """
-    n_bins = check_positive_int(n_bins, "n_bins")
+    n_bins = check_n_bins(n_bins)
     check_choice(norm, "norm", NORMS)
     s = as_tensor(probs, "probs")
     if s.ndim == 0:
@@ -185,7 +185,7 @@ def debiased_calibration_error(
     bins with ``n_b < 2`` contributing 0 (as in the authors' ``calibration`` package). The authors bin with
     equal mass, hence the default ``binning="quantile"``.
     """
-    n_bins = check_positive_int(n_bins, "n_bins")
+    n_bins = check_n_bins(n_bins)
     p, y = prepare(probs, labels, from_logits=from_logits, ignore_index=ignore_index, validate_args=validate_args)
     conf, correct = top_label(p, y)
     stats = binned_statistics(conf, correct, n_bins, binning)

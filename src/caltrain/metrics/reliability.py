@@ -22,7 +22,7 @@ import torch
 from caltrain.metrics.binning import BINNINGS, BinStats, binned_statistics
 from caltrain.metrics.ece import top_label
 from caltrain.metrics.validation import prepare
-from caltrain.utils.checks import check_choice, check_positive_int
+from caltrain.utils.checks import check_choice, check_n_bins
 
 __all__ = ["ReliabilityCurve", "reliability_curve"]
 
@@ -75,7 +75,7 @@ def reliability_curve(
     validate_args: bool = True,
 ) -> ReliabilityCurve:
     """Top-label reliability curve of ``probs [N, K(, *spatial)]`` and ``labels`` (module docstring)."""
-    n_bins = check_positive_int(n_bins, "n_bins")
+    n_bins = check_n_bins(n_bins)
     check_choice(binning, "binning", BINNINGS)
     p, y = prepare(probs, labels, from_logits=from_logits, ignore_index=ignore_index, validate_args=validate_args)
     conf, correct = top_label(p, y)

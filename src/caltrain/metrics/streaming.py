@@ -34,7 +34,7 @@ from caltrain.metrics.ece import NORMS, calibration_error_from_stats, top_label,
 from caltrain.metrics.proper_scores import brier_per_sample, nll_per_sample
 from caltrain.metrics.reliability import ReliabilityCurve
 from caltrain.metrics.validation import prepare
-from caltrain.utils.checks import check_choice, check_positive_int
+from caltrain.utils.checks import check_choice, check_n_bins, check_positive_int
 
 __all__ = [
     "Accuracy",
@@ -147,7 +147,7 @@ class CalibrationError(StreamingMetric):
     """
 
     def __init__(self, n_bins: int = 15, norm: str = "l1", **kwargs: Any) -> None:
-        self.n_bins = check_positive_int(n_bins, "n_bins")
+        self.n_bins = check_n_bins(n_bins)
         self.norm = check_choice(norm, "norm", NORMS)
         super().__init__(**kwargs)
 
@@ -171,7 +171,7 @@ class ClasswiseCalibrationError(StreamingMetric):
     """Streaming classwise ECE (Kull et al. 2019) on ``n_bins`` equal-width bins per class; O(K B) state."""
 
     def __init__(self, n_bins: int = 15, norm: str = "l1", *, num_classes: int | None = None, **kwargs: Any) -> None:
-        self.n_bins = check_positive_int(n_bins, "n_bins")
+        self.n_bins = check_n_bins(n_bins)
         self.norm = check_choice(norm, "norm", NORMS)
         self.num_classes = None if num_classes is None else check_positive_int(num_classes, "num_classes")
         super().__init__(**kwargs)
@@ -245,7 +245,7 @@ class StreamingSummary(StreamingMetric):
     """
 
     def __init__(self, n_bins: int = 15, *, abstention: str | None = None, **kwargs: Any) -> None:
-        self.n_bins = check_positive_int(n_bins, "n_bins")
+        self.n_bins = check_n_bins(n_bins)
         if abstention is not None:
             check_choice(abstention, "abstention", ABSTENTION_CONVENTIONS)
         self.abstention = abstention

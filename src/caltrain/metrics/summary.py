@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from caltrain.abstention import ABSTENTION_CONVENTIONS, apply_abstention
@@ -45,7 +46,7 @@ from caltrain.metrics.selective import aurc_from_sorted, optimal_aurc
 from caltrain.metrics.smooth_ece import smooth_ece_from_scores
 from caltrain.metrics.true_calibration import true_gap
 from caltrain.metrics.validation import prepare_with
-from caltrain.utils.checks import check_choice, check_positive_int
+from caltrain.utils.checks import check_choice, check_n_bins
 
 __all__ = ["SUMMARY_KEYS", "summarize"]
 
@@ -74,12 +75,15 @@ def summarize(
             ``from_logits=True``.
         labels: ``[N(, *spatial)]`` class indices in ``[0, K)``.
         n_bins: bins of every binned metric (default 15).
-        true_posterior: optional ``[N, K(, *spatial)]`` true class probabilities; adds ``true_ece``.
+        true_posterior: optional ``[N, K(, *spatial)]`` true class probabilities; adds ``true_ece``. K is the
+            number of real classes: ``probs.shape[1]``, or ``probs.shape[1] - 1`` with an ``abstention``
+            convention (the unknown output has no true probability; a prediction of unknown scores
+            ``q = 0``). Any other width raises ``ValueError`` naming ``true_posterior``.
         abstention: ``None`` or one of :data:`ABSTENTION_CONVENTIONS` (last column = unknown).
         ignore_index: label value of entries to leave out.
         from_logits: apply a float64 softmax to ``probs`` first.
     """
-    n_bins = check_positive_int(n_bins, "n_bins")
+    n_bins = check_n_bins(n_bins)
     if abstention is not None:
         check_choice(abstention, "abstention", ABSTENTION_CONVENTIONS)
     k_out = None
@@ -91,6 +95,8 @@ def summarize(
                 raise ValueError(
                     f"probs: an abstention convention needs [N, K + 1] outputs with K >= 1, got {list(shape)}"
                 )
+    if true_posterior is not None:
+        _check_posterior_width(probs, true_posterior, abstention)
     p, y, q = prepare_with(
         probs, labels, true_posterior, from_logits=from_logits, ignore_index=ignore_index, num_classes=k_out
     )
@@ -138,3 +144,22 @@ def summarize(
     result = dict(zip(ordered, values.cpu().tolist()))  # one device-to-host copy for every value
     result["n"] = int(result["n"])  # a count, printed as 2000 rather than 2000.0
     return result
+
+
+def _check_posterior_width(probs: Any, true_posterior: Any, abstention: str | None) -> None:
+    """Raise unless ``true_posterior`` has one column per real class of ``probs`` (``K``, or ``K + 1 - 1``)."""
+    p_shape = tuple(getattr(probs, "shape", None) or np.shape(probs))
+    q_shape = tuple(getattr(true_posterior, "shape", None) or np.shape(true_posterior))
+    if len(p_shape) < 2 or len(q_shape) < 2:
+        return  # prepare_with names the wrong number of dimensions
+    k = int(p_shape[1]) - (1 if abstention is not None else 0)
+    if int(q_shape[1]) != k:
+        expected = [q_shape[0], k, *q_shape[2:]]
+        why = (
+            f"probs has {p_shape[1]} columns, the last the unknown output of abstention={abstention!r}"
+            if abstention is not None
+            else f"probs has {p_shape[1]} classes"
+        )
+        raise ValueError(
+            f"true_posterior: expected shape {expected} (one column per class: {why}), got {list(q_shape)}"
+        )

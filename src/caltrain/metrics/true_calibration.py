@@ -48,8 +48,8 @@ def true_calibration_error(probs: torch.Tensor, true_posterior: torch.Tensor, *,
     check_ndim(probs, "probs", 2, "[N, K]")
     if probs.shape != true_posterior.shape:
         raise ValueError(
-            f"probs and true_posterior must have the same shape [N, K], got {tuple(probs.shape)} "
-            f"and {tuple(true_posterior.shape)}"
+            f"true_posterior: expected shape {list(probs.shape)}, the shape [N, K] of probs (for a model with an "
+            f"abstention output pass its K class probabilities), got {list(true_posterior.shape)}"
         )
     check_nonempty(probs, "probs")
     check_probabilities(probs, "probs")

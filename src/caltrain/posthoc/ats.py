@@ -33,14 +33,15 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
 
-from caltrain.posthoc.base import Calibrator
+from caltrain.posthoc.base import Calibrator, Field, positive_temperature
 from caltrain.posthoc.registry import register
 from caltrain.posthoc.temperature import fit_temperature
-from caltrain.utils.checks import check_choice, check_number, check_positive_int
+from caltrain.utils.checks import check_choice, check_n_bins, check_number, check_positive_int
 
 __all__ = ["AdaptiveTemperatureScaling", "piece_edges", "piece_index"]
 
@@ -90,6 +91,14 @@ class AdaptiveTemperatureScaling(Calibrator):
 
     preserves_argmax = True
     _fitted = ("edges_", "temperatures_", "piece_sizes_", "temperature_")
+    _fields = {
+        "edges_": Field("array", shape=lambda c, k: (c.n_pieces - 1,), low=0.0, high=1.0, nondecreasing=True),
+        "temperatures_": Field(
+            "array", shape=lambda c, k: (c.n_pieces,), low=lambda c: c.t_min, high=lambda c: c.t_max
+        ),
+        "piece_sizes_": Field("array", shape=lambda c, k: (c.n_pieces,), low=0.0),
+        "temperature_": positive_temperature(lambda c: c.t_min, lambda c: c.t_max),
+    }
 
     def __init__(
         self,
@@ -102,7 +111,7 @@ class AdaptiveTemperatureScaling(Calibrator):
         abstention: str | None = None,
     ) -> None:
         super().__init__(abstention=abstention)
-        self.n_pieces = check_positive_int(n_pieces, "n_pieces")
+        self.n_pieces = check_n_bins(n_pieces, "n_pieces")
         self.binning = check_choice(binning, "binning", BINNINGS)
         self.min_piece_size = check_positive_int(min_piece_size, "min_piece_size")
         self.t_min = check_number(t_min, "t_min", low=0, low_inclusive=False)
@@ -113,7 +122,15 @@ class AdaptiveTemperatureScaling(Calibrator):
         edges = piece_edges(conf, self.n_pieces, self.binning, z.shape[1])
         piece = piece_index(conf, edges)
         sizes = torch.bincount(piece, minlength=self.n_pieces).cpu()
-        t_global, _, _ = fit_temperature(z, y, t_min=self.t_min, t_max=self.t_max)
+        t_global, _, at_bound = fit_temperature(z, y, t_min=self.t_min, t_max=self.t_max)
+        if at_bound:  # as ts: an optimum at a bracket end is not a fitted temperature
+            warnings.warn(
+                f"ats: the NLL-optimal global temperature is at the bound {t_global:g} of [t_min, t_max] = "
+                f"[{self.t_min:g}, {self.t_max:g}] (every validation sample classified correctly, or logits beyond "
+                "the bracket); the pieces that fall back to it inherit the bound",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         temps = []
         for m, size in enumerate(sizes.tolist()):
             if size >= self.min_piece_size:

@@ -10,7 +10,11 @@ probabilities. The protocol (one for all of them, no per-method branches in call
 - fitted attributes end in ``_``; using a calibrator before ``fit`` raises :class:`NotFittedError`;
 - ``params_``: a dict of the scalar fitted values (e.g. ``{"temperature": 1.7}``) for summaries;
 - ``state_dict()`` / ``load_state_dict()`` and ``save(path)`` / :func:`caltrain.posthoc.load` through a small JSON
-  file that restores identical outputs.
+  file that restores identical outputs. Loading trusts nothing in the file (it is JSON only, never unpickled):
+  the format tag, the calibrator name, the hyperparameters (through the constructor's checks) and every fitted
+  value (its type, shape for the stored number of classes, finiteness and range, each calibrator's
+  ``_fields``) are checked before anything is set, and a bad one raises ``ValueError`` naming the file and the
+  field, e.g. ``cal.json: fitted['temperature_']: expected a finite number in (0, inf), got -1.0``.
 
 Inputs may be ``torch.Tensor`` (CPU or GPU) or NumPy arrays; everything is computed in float64 on the logits'
 device, and outputs are float64 tensors on that device.
@@ -42,6 +46,8 @@ Example:
 from __future__ import annotations
 
 import inspect
+import json
+import math
 import os
 import sys
 import warnings
@@ -68,10 +74,115 @@ __all__ = ["Calibrator", "FORMAT", "NotFittedError"]
 _ABSTENTION_CHOICES = (None, *CALIBRATABLE)
 #: Format tag of saved calibrator files.
 FORMAT = "caltrain.posthoc/1"
+#: ``fit`` needs at least this many validation samples (one sample fits noise, silently).
+MIN_FIT_SAMPLES = 2
 
 
 class NotFittedError(ValueError, AttributeError):
     """A calibrator was used before ``fit`` (subclasses ``ValueError`` and ``AttributeError``, like scikit-learn's)."""
+
+
+class Field:
+    """What one saved fitted attribute must be: checked by :meth:`Calibrator.load_state_dict` before it is set.
+
+    Args:
+        kind: ``"number"`` (a JSON number; ``integer=True``: a whole number, restored as ``int``) or ``"array"``
+            (nested lists, restored as a float64 tensor).
+        shape: for arrays, ``shape(calibrator, n_classes)`` -> the expected shape (``None`` entries: any
+            length >= 1).
+        low, high: bounds (numbers, or ``bound(calibrator)``, e.g. the calibrator's own ``t_min``), with
+            ``low_inclusive`` / ``high_inclusive``; a bound taken from a hyperparameter allows a relative 1e-9
+            (the float64 round trip ``1 / (1 / t)``).
+        nondecreasing: array rows (last dim) must be sorted (bin edges, isotonic knots).
+        simplex: the array's entries must sum to 1 (within 1e-6).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        shape: Any = None,
+        low: Any = None,
+        high: Any = None,
+        low_inclusive: bool = True,
+        high_inclusive: bool = True,
+        integer: bool = False,
+        nondecreasing: bool = False,
+        simplex: bool = False,
+    ) -> None:
+        assert kind in ("number", "array")
+        self.kind, self.shape, self.low, self.high = kind, shape, low, high
+        self.low_inclusive, self.high_inclusive = low_inclusive, high_inclusive
+        self.integer, self.nondecreasing, self.simplex = integer, nondecreasing, simplex
+
+    def check(self, value: Any, key: str, cal: "Calibrator", n_classes: int) -> Any:
+        """``value`` converted (``int``/``float``/float64 tensor), or ``ValueError`` naming ``fitted[key]``."""
+        where = f"fitted[{key!r}]"
+        low = self.low(cal) if callable(self.low) else self.low
+        high = self.high(cal) if callable(self.high) else self.high
+        slack_low = 1e-9 * abs(low) if callable(self.low) and low is not None else 0.0
+        slack_high = 1e-9 * abs(high) if callable(self.high) and high is not None else 0.0
+        interval = (
+            f"{'[' if self.low_inclusive and low is not None else '('}{'-inf' if low is None else f'{low:g}'}, "
+            f"{'inf' if high is None else f'{high:g}'}{']' if self.high_inclusive and high is not None else ')'}"
+        )
+        if self.kind == "number":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{where}: expected a number, got {_describe(value)}")
+            if self.integer and not (isinstance(value, int) or float(value).is_integer()):
+                raise ValueError(f"{where}: expected a whole number, got {value!r}")
+            v = float(value)
+            if not math.isfinite(v) or not _within(v, low, high, self, slack_low, slack_high):
+                raise ValueError(f"{where}: expected a finite number in {interval}, got {value!r}")
+            return int(v) if self.integer else v
+        if isinstance(value, (bool, int, float, str, dict)) or value is None:
+            raise ValueError(f"{where}: expected an array (a list of numbers), got {_describe(value)}")
+        try:
+            arr = np.asarray(value.cpu() if torch.is_tensor(value) else value, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{where}: expected an array of numbers, got {_describe(value)} ({err})") from None
+        expected = tuple(self.shape(cal, n_classes))
+        if arr.ndim != len(expected) or any(
+            (e is None and a < 1) or (e is not None and a != e) for a, e in zip(arr.shape, expected)
+        ):
+            doc = [("L" if e is None else e) for e in expected]
+            raise ValueError(
+                f"{where}: expected shape {doc} (for {n_classes} classes and this calibrator's hyperparameters), "
+                f"got {list(arr.shape)}"
+            )
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{where}: expected finite values, found {int((~np.isfinite(arr)).sum())} NaN/infinite")
+        bad = arr.size and [x for x in (arr.min(), arr.max()) if not _within(float(x), low, high, self, slack_low, slack_high)]
+        if bad:
+            raise ValueError(f"{where}: expected values in {interval}, got values in [{arr.min():g}, {arr.max():g}]")
+        if self.nondecreasing and arr.shape[-1] > 1 and (np.diff(arr, axis=-1) < 0).any():
+            raise ValueError(f"{where}: expected values sorted in non-decreasing order (along the last dim)")
+        if self.simplex and arr.size and abs(arr.sum() - 1) > 1e-6:
+            raise ValueError(f"{where}: expected weights summing to 1, got a sum of {arr.sum():.6g}")
+        return torch.from_numpy(arr.copy())
+
+
+def _within(v: float, low: Any, high: Any, f: Field, slack_low: float, slack_high: float) -> bool:
+    if low is not None and not (v >= low - slack_low if f.low_inclusive else v > low):
+        return False
+    return high is None or (v <= high + slack_high if f.high_inclusive else v < high)
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:40] + '...' if len(text) > 40 else text}"
+
+
+def positive_temperature(low: Any = None, high: Any = None) -> Field:
+    """A temperature: a finite number > 0, within ``[low(cal), high(cal)]`` when given (e.g. ``t_min``, ``t_max``)."""
+    if low is None:
+        return Field("number", low=0.0, low_inclusive=False, high=high)
+    return Field("number", low=low, high=high)
+
+
+#: Fields most calibrators share.
+ITERATIONS = Field("number", low=0, integer=True)
+FINITE = Field("number")
 
 
 class Calibrator:
@@ -97,6 +208,8 @@ class Calibrator:
     binary_only: ClassVar[bool] = False
     #: Names of the fitted attributes saved by ``state_dict`` (``n_classes_`` is always saved).
     _fitted: ClassVar[tuple[str, ...]] = ()
+    #: What each of ``_fitted`` must be when loaded (:class:`Field`); every name in ``_fitted`` has one.
+    _fields: ClassVar[dict[str, Field]] = {}
 
     def __init__(self, *, abstention: str | None = None) -> None:
         with warnings.catch_warnings(record=True) as caught:  # re-issued below, attributed to the user's line
@@ -113,6 +226,11 @@ class Calibrator:
         check_ndim(y, "labels", 1, "[N]")
         check_same_length(z, y, "logits", "labels")
         check_labels(y, z.shape[1], "labels")
+        if z.shape[0] < MIN_FIT_SAMPLES:
+            raise ValueError(
+                f"logits: expected at least {MIN_FIT_SAMPLES} validation samples to fit {type(self).__name__}, got "
+                f"{z.shape[0]} (a calibrator fitted on one sample is meaningless: pass the whole validation split)"
+            )
         y = y.to(device=z.device, dtype=torch.long)
         self._fit(z, y)
         self.n_classes_ = int(z.shape[1])
@@ -158,6 +276,9 @@ class Calibrator:
     def _params(self) -> dict[str, float]:
         return {}
 
+    def _check_fields(self, values: dict[str, Any]) -> None:
+        """Checks across fitted fields on load (each field alone is checked by its :class:`Field`)."""
+
     # ------------------------------------------------------------------------------------------------ state
     def get_params(self) -> dict[str, Any]:
         """The constructor's keyword arguments with their current values (the hyperparameters)."""
@@ -177,20 +298,42 @@ class Calibrator:
             fitted[key] = value.detach().to("cpu", torch.float64).clone() if torch.is_tensor(value) else value
         return {"format": FORMAT, "name": self.name, "hyperparameters": self.get_params(), "fitted": fitted}
 
-    def load_state_dict(self, state: dict[str, Any]) -> "Calibrator":
-        """Restore the fitted attributes saved by :meth:`state_dict` (lists become float64 tensors)."""
-        if not isinstance(state, dict) or "fitted" not in state:
-            raise ValueError("state: expected a dict with a 'fitted' entry, as returned by state_dict()")
-        if state.get("name") not in (None, self.name):
-            raise ValueError(f"state: saved for calibrator {state.get('name')!r}, not {self.name!r}")
-        fitted = state["fitted"]
+    def load_state_dict(self, state: dict[str, Any], *, source: str = "state") -> "Calibrator":
+        """Restore the fitted attributes saved by :meth:`state_dict` (arrays become float64 tensors).
+
+        Everything is checked before anything is set (module docstring): the format tag, the calibrator name,
+        ``n_classes_`` (an integer >= 2; 2 for binary calibrators) and every fitted value against this
+        calibrator's ``_fields``; a bad one raises ``ValueError`` starting with ``source`` (the file name when
+        called by :func:`caltrain.posthoc.load`) and naming the field.
+        """
+        if not isinstance(state, dict):
+            raise ValueError(f"{source}: expected a dict as returned by state_dict(), got {_describe(state)}")
+        if state.get("format") != FORMAT:
+            raise ValueError(
+                f"{source}: format: expected {FORMAT!r} (a caltrain calibrator), got {_describe(state.get('format'))}"
+            )
+        if state.get("name") != self.name:
+            raise ValueError(f"{source}: name: saved for calibrator {state.get('name')!r}, not {self.name!r}")
+        fitted = state.get("fitted")
+        if not isinstance(fitted, dict):
+            raise ValueError(f"{source}: fitted: expected a dict of fitted values, got {_describe(fitted)}")
         missing = [k for k in ("n_classes_", *self._fitted) if k not in fitted]
         if missing:
-            raise ValueError(f"state: missing fitted attribute(s) {', '.join(missing)}")
-        for key in ("n_classes_", *self._fitted):
-            value = fitted[key]
-            if isinstance(value, (list, tuple, np.ndarray)) or torch.is_tensor(value):
-                value = as_tensor(value, f"state[{key!r}]", dtype=torch.float64).clone()
+            raise ValueError(f"{source}: fitted: missing fitted attribute(s) {', '.join(missing)}")
+        k = fitted["n_classes_"]
+        if isinstance(k, bool) or not isinstance(k, (int, float)) or not float(k).is_integer() or k < 2:
+            raise ValueError(f"{source}: fitted['n_classes_']: expected an integer >= 2, got {_describe(k)}")
+        k = int(k)
+        if self.binary_only and k != 2:
+            raise ValueError(f"{source}: fitted['n_classes_']: {type(self).__name__} is binary, expected 2, got {k}")
+        values: dict[str, Any] = {"n_classes_": k}
+        try:
+            for key in self._fitted:
+                values[key] = self._fields[key].check(fitted[key], key, self, k)
+            self._check_fields(values)
+        except ValueError as err:
+            raise ValueError(f"{source}: {err}") from None
+        for key, value in values.items():
             setattr(self, key, value)
         return self
 
@@ -199,14 +342,27 @@ class Calibrator:
         atomic_write_json(path, to_jsonable(self.state_dict()))
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, Any]) -> "Calibrator":
-        """A calibrator of this class built from ``state["hyperparameters"]`` and loaded with ``state``."""
-        hyper = dict(state.get("hyperparameters", {}))
-        if hyper.get("abstention") is not None:
-            with warnings.catch_warnings():  # files saved before the rename say "all" / "classes"
-                warnings.simplefilter("ignore", DeprecationWarning)
-                hyper["abstention"] = check_convention(hyper["abstention"], "abstention", choices=CALIBRATABLE)
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in hyper.items()}).load_state_dict(state)
+    def from_state_dict(cls, state: dict[str, Any], *, source: str = "state") -> "Calibrator":
+        """A calibrator of this class built from ``state["hyperparameters"]`` and loaded with ``state``.
+
+        Bad hyperparameters (an unknown name, a value the constructor rejects) raise ``ValueError`` starting
+        with ``source`` and naming ``hyperparameters``.
+        """
+        if not isinstance(state, dict):
+            raise ValueError(f"{source}: expected a dict as returned by state_dict(), got {_describe(state)}")
+        hyper = state.get("hyperparameters", {})
+        if not isinstance(hyper, dict):
+            raise ValueError(f"{source}: hyperparameters: expected a dict, got {_describe(hyper)}")
+        hyper = dict(hyper)
+        try:
+            if hyper.get("abstention") is not None:
+                with warnings.catch_warnings():  # files saved before the rename say "all" / "classes"
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    hyper["abstention"] = check_convention(hyper["abstention"], "abstention", choices=CALIBRATABLE)
+            cal = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in hyper.items()})
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{source}: hyperparameters: {err}") from None
+        return cal.load_state_dict(state, source=source)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -255,10 +411,20 @@ class Calibrator:
 
 
 def load_json(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a saved calibrator file and check its format tag."""
-    state = read_json(path)
+    """Read a saved calibrator file (JSON only: nothing is ever unpickled) and check its format tag.
+
+    A missing file raises ``FileNotFoundError``; anything that is not a JSON object with ``format`` =
+    :data:`FORMAT` (a pickle, a ``.pt`` file, another JSON file) raises ``ValueError`` naming the file.
+    """
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a directory, not a caltrain calibrator file")
+    try:
+        state = read_json(path)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not a caltrain calibrator file (not JSON: {err})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a caltrain calibrator file (expected format {FORMAT!r})")
+        found = _describe(state.get("format")) if isinstance(state, dict) else f"a JSON {type(state).__name__}"
+        raise ValueError(f"{path}: not a caltrain calibrator file (format: expected {FORMAT!r}, got {found})")
     return state
 
 

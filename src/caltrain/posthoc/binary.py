@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from caltrain.posthoc._optim import minimize_lbfgs
-from caltrain.posthoc.base import Calibrator
+from caltrain.posthoc.base import FINITE, Calibrator, Field
 from caltrain.posthoc.registry import register
 from caltrain.utils.checks import check_number, check_positive_int
 
@@ -91,6 +91,7 @@ class PlattScaling(_BinaryCalibrator):
     """
 
     _fitted = ("a_", "b_")
+    _fields = {"a_": FINITE, "b_": FINITE}
 
     def _fit(self, z: torch.Tensor, y: torch.Tensor) -> None:
         coef, intercept = fit_logistic(_binary_logit(z)[:, None], y, max_iter=self.max_iter, tol=self.tol)
@@ -122,6 +123,7 @@ class BetaCalibration(_BinaryCalibrator):
     """
 
     _fitted = ("a_", "b_", "c_")
+    _fields = {"a_": Field("number", low=0.0), "b_": Field("number", low=0.0), "c_": FINITE}  # a, b >= 0
 
     def _fit(self, z: torch.Tensor, y: torch.Tensor) -> None:
         feats = _beta_features(_binary_logit(z))

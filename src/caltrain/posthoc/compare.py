@@ -38,7 +38,7 @@ import torch
 from caltrain.abstention import CALIBRATABLE, calibration_logits, check_convention
 from caltrain.posthoc.base import Calibrator
 from caltrain.posthoc.registry import CALIBRATORS, create
-from caltrain.utils.checks import as_tensor, check_choice, check_ndim
+from caltrain.utils.checks import as_tensor, check_choice, check_n_bins, check_ndim
 
 __all__ = ["ON_ERROR", "PosthocComparison", "RUN_ABSTENTION", "compare"]
 
@@ -156,6 +156,7 @@ def compare(
         ValueError: bad ``names``, ``options``, ``abstention``, ``on_error`` or logits shapes.
     """
     check_choice(on_error, "on_error", ON_ERROR)
+    n_bins = check_n_bins(n_bins)
     abstention = check_convention(abstention, "abstention", choices=CALIBRATABLE)
     if abstention == "with_unknown":
         eval_abstention = check_convention(eval_abstention, "eval_abstention")

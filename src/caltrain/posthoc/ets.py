@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from caltrain.posthoc.base import Calibrator
+from caltrain.posthoc.base import Calibrator, Field, positive_temperature
 from caltrain.posthoc.registry import register
 from caltrain.posthoc.temperature import fit_temperature
 from caltrain.utils.checks import check_choice, check_number
@@ -95,6 +95,10 @@ class EnsembleTemperatureScaling(Calibrator):
     preserves_argmax = True
     is_logit_map = False
     _fitted = ("temperature_", "weights_")
+    _fields = {
+        "temperature_": positive_temperature(lambda c: c.t_min, lambda c: c.t_max),
+        "weights_": Field("array", shape=lambda c, k: (3,), low=0.0, high=1.0, simplex=True),
+    }
 
     def __init__(
         self,

@@ -23,9 +23,9 @@ from typing import Any
 
 import torch
 
-from caltrain.posthoc.base import Calibrator
+from caltrain.posthoc.base import Calibrator, Field
 from caltrain.posthoc.registry import register
-from caltrain.utils.checks import check_positive_int
+from caltrain.utils.checks import check_n_bins
 
 __all__ = ["HistogramBinning", "one_vs_rest_normalize"]
 
@@ -55,10 +55,14 @@ class HistogramBinning(Calibrator):
 
     is_logit_map = False
     _fitted = ("bin_values_", "bin_counts_")
+    _fields = {
+        "bin_values_": Field("array", shape=lambda c, k: (k, c.n_bins), low=0.0, high=1.0),
+        "bin_counts_": Field("array", shape=lambda c, k: (k, c.n_bins), low=0.0),
+    }
 
     def __init__(self, *, n_bins: int = 10, abstention: str | None = None) -> None:
         super().__init__(abstention=abstention)
-        self.n_bins = check_positive_int(n_bins, "n_bins")
+        self.n_bins = check_n_bins(n_bins)
 
     def _fit(self, z: torch.Tensor, y: torch.Tensor) -> None:
         n, k = z.shape

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from caltrain.posthoc.base import Calibrator
+from caltrain.posthoc.base import Calibrator, Field
 from caltrain.posthoc.histogram import one_vs_rest_normalize
 from caltrain.posthoc.registry import register
 
@@ -62,9 +62,21 @@ class IsotonicCalibration(Calibrator):
 
     is_logit_map = False
     _fitted = ("thresholds_x_", "thresholds_y_")
+    # knots: probabilities in [0, 1], sorted along each row; values: a non-decreasing map into [0, 1]
+    _fields = {
+        "thresholds_x_": Field("array", shape=lambda c, k: (k, None), low=0.0, high=1.0, nondecreasing=True),
+        "thresholds_y_": Field("array", shape=lambda c, k: (k, None), low=0.0, high=1.0, nondecreasing=True),
+    }
 
     def __init__(self, *, abstention: str | None = None) -> None:
         super().__init__(abstention=abstention)
+
+    def _check_fields(self, values: dict[str, Any]) -> None:
+        if values["thresholds_x_"].shape != values["thresholds_y_"].shape:
+            raise ValueError(
+                f"fitted['thresholds_y_']: expected the shape of thresholds_x_ {list(values['thresholds_x_'].shape)}, "
+                f"got {list(values['thresholds_y_'].shape)}"
+            )
 
     def _fit(self, z: torch.Tensor, y: torch.Tensor) -> None:
         from sklearn.isotonic import IsotonicRegression

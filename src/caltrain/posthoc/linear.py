@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from caltrain.posthoc._optim import minimize_lbfgs
-from caltrain.posthoc.base import Calibrator
+from caltrain.posthoc.base import FINITE, ITERATIONS, Calibrator, Field
 from caltrain.posthoc.registry import register
 from caltrain.utils.checks import check_choice, check_number, check_positive_int
 
@@ -127,6 +127,12 @@ class _LinearCalibrator(Calibrator):
 
     _structure: str = "matrix"
     _fitted = ("weight_", "bias_", "n_iter_", "loss_")
+    _fields = {
+        "weight_": Field("array", shape=lambda c, k: (k,) if c._structure == "vector" else (k, k)),
+        "bias_": Field("array", shape=lambda c, k: (k,)),
+        "n_iter_": ITERATIONS,
+        "loss_": FINITE,
+    }
 
     def __init__(
         self,

@@ -55,6 +55,16 @@ def create(name: str, **options: Any) -> Calibrator:
 
 
 def load(path: str | os.PathLike) -> Calibrator:
-    """A fitted calibrator read from a file written by ``Calibrator.save(path)``."""
+    """A fitted calibrator read from a file written by ``Calibrator.save(path)``.
+
+    The file is read as JSON (never unpickled) and checked entirely before use (the format tag, the calibrator
+    name, its hyperparameters and every fitted value: :meth:`Calibrator.load_state_dict`); a bad one raises
+    ``ValueError`` naming ``path`` and the field.
+    """
     state = load_json(path)
-    return CALIBRATORS.get(state["name"]).from_state_dict(state)
+    name = state.get("name")
+    if not isinstance(name, str) or name not in CALIBRATORS.names():
+        raise ValueError(
+            f"{path}: name: expected a calibrator name, one of {', '.join(CALIBRATORS.names())}, got {name!r}"
+        )
+    return CALIBRATORS.get(name).from_state_dict(state, source=str(path))

@@ -33,9 +33,9 @@ from typing import Any, Sequence
 
 import torch
 
-from caltrain.posthoc.base import Calibrator
+from caltrain.posthoc.base import ITERATIONS, Calibrator, Field, positive_temperature
 from caltrain.posthoc.registry import register
-from caltrain.utils.checks import check_number, check_positive_int
+from caltrain.utils.checks import check_number, check_n_bins
 
 __all__ = ["GridECETemperatureScaling", "TemperatureScaling", "fit_temperature", "temperature_nll"]
 
@@ -157,6 +157,10 @@ class TemperatureScaling(Calibrator):
 
     preserves_argmax = True
     _fitted = ("temperature_", "n_iter_")
+    _fields = {
+        "temperature_": positive_temperature(lambda c: c.t_min, lambda c: c.t_max),
+        "n_iter_": ITERATIONS,
+    }
 
     def __init__(
         self,
@@ -216,6 +220,10 @@ class GridECETemperatureScaling(Calibrator):
 
     preserves_argmax = True
     _fitted = ("temperature_", "ece_")
+    _fields = {
+        "temperature_": positive_temperature(lambda c: min(c.grid), lambda c: max(c.grid)),
+        "ece_": Field("number", low=0.0, high=1.0),
+    }
 
     def __init__(
         self,
@@ -230,7 +238,7 @@ class GridECETemperatureScaling(Calibrator):
         if not grid:
             raise ValueError("grid: expected at least one temperature > 0, got an empty grid")
         self.grid = grid
-        self.n_bins = check_positive_int(n_bins, "n_bins")
+        self.n_bins = check_n_bins(n_bins)
         if not isinstance(binning, str):
             raise ValueError(f"binning: expected a binning name of caltrain.metrics, got {binning!r}")
         self.binning = binning

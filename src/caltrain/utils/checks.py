@@ -20,13 +20,19 @@ __all__ = [
     "check_choice",
     "check_finite",
     "check_labels",
+    "check_n_bins",
     "check_ndim",
     "check_nonempty",
     "check_number",
     "check_positive_int",
     "check_probabilities",
     "check_same_length",
+    "probability_tolerance",
+    "MAX_BINS",
 ]
+
+#: The largest ``n_bins`` (bins, pieces) any metric or calibrator accepts (:func:`check_n_bins`).
+MAX_BINS = 10_000
 
 
 def as_tensor(x: Any, name: str, *, dtype: torch.dtype | None = None, device: Any = None) -> torch.Tensor:
@@ -87,14 +93,38 @@ def check_finite(t: torch.Tensor, name: str) -> None:
             )
 
 
+def probability_tolerance(dtype: torch.dtype, atol: float = 1e-4) -> float:
+    """The row-sum / range tolerance :func:`check_probabilities` uses for probabilities stored in ``dtype``.
+
+    Rule: ``atol + min(eps(dtype), 5e-3)``. A softmax rounded to ``dtype`` is off by at most ``u = eps / 2`` per
+    rounding, relative: rounding each of the K probabilities moves the row sum by at most ``u * sum_k p_k = u``
+    whatever K, and a normaliser rounded to ``dtype`` (a hand-rolled ``exp(z) / exp(z).sum()``) adds another
+    ``u``, hence ``eps = 2u``; the check itself sums in float32 or float64. The cap 5e-3 keeps a row that is 1%
+    off failing in every dtype: after bfloat16 rounding it is still off by at least ``0.01 - 1.01 u = 6e-3``.
+    Values: float64 / float32 ``1e-4``, float16 ``1.1e-3``, bfloat16 ``5.1e-3`` (so in bfloat16 only a softmax
+    with float accumulation, as ``torch.softmax``, which is off by at most ``u = 3.9e-3``, is sure to pass).
+
+    Example:
+        >>> round(probability_tolerance(torch.float32), 6), round(probability_tolerance(torch.bfloat16), 6)
+        (0.0001, 0.0051)
+    """
+    if not dtype.is_floating_point:
+        return atol
+    return atol + min(torch.finfo(dtype).eps, 5e-3)
+
+
 def check_probabilities(
     p: torch.Tensor, name: str = "probs", *, dim: int = 1, atol: float = 1e-4, row_sum: bool = True
 ) -> None:
-    """Raise unless ``p`` is finite, within [0, 1], and sums to 1 along ``dim`` within ``atol``.
+    """Raise unless ``p`` is finite, within [0, 1], and sums to 1 along ``dim`` within the tolerance.
 
     The one probability check of caltrain (metrics, post-hoc, report all call it). A probability input that
     looks like logits (values outside [0, 1]) gets a hint to pass logits through ``from_logits=True``
     instead; nothing here guesses which it is. ``row_sum=False`` checks only the range.
+
+    The tolerance is ``atol`` for float32 / float64 and grows with the rounding of half-precision dtypes:
+    :func:`probability_tolerance` (``atol + min(eps, 5e-3)``: float16 ``1.1e-3``, bfloat16 ``5.1e-3``), so a
+    softmax computed in (or cast to) float16 / bfloat16 passes and a row 1% off fails in every dtype.
 
     Three fast passes: one ``aminmax`` (NaN and inf propagate into it; only then does :func:`check_finite`
     count them for the message) and the sums along ``dim`` as a matrix-vector product in chunks of 2^16 rows
@@ -108,11 +138,12 @@ def check_probabilities(
     """
     if not p.is_floating_point():
         raise TypeError(f"{name}: expected a floating-point tensor of probabilities, got dtype {p.dtype}")
+    tol = probability_tolerance(p.dtype, atol)
     lo_t, hi_t = torch.aminmax(p)
     lo, hi = float(lo_t), float(hi_t)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         check_finite(p, name)
-    if lo < -atol or hi > 1 + atol:
+    if lo < -tol or hi > 1 + tol:
         raise ValueError(
             f"{name}: expected probabilities in [0, 1], got values in [{lo:.4g}, {hi:.4g}] "
             "(if these are logits, pass from_logits=True or apply softmax first)"
@@ -124,10 +155,39 @@ def check_probabilities(
         ones = torch.ones(q.shape[1], dtype=q.dtype, device=q.device)
         rows = 1 << 16
         worst = float(torch.stack([(q[i : i + rows] @ ones - 1).abs().max() for i in range(0, q.shape[0], rows)]).max())
-        if worst > atol:
+        if worst > tol:
+            dtype_note = "" if torch.finfo(p.dtype).bits >= 32 else f" for {str(p.dtype).replace('torch.', '')}"
             raise ValueError(
-                f"{name}: rows must sum to 1 along dim {dim} (within {atol:g}), worst row is off by {worst:.4g}"
+                f"{name}: rows must sum to 1 along dim {dim} (within {tol:.2g}{dtype_note}), "
+                f"worst row is off by {worst:.4g}"
             )
+
+
+def check_n_bins(value: Any, name: str = "n_bins") -> int:
+    """Return ``value`` as an int, raising unless it is an integer in ``[1, MAX_BINS]`` (10,000).
+
+    The one bin-count check of every metric, streaming metric and calibrator taking ``n_bins`` (and ATS's
+    ``n_pieces``). Why a cap: the binned statistics allocate O(n_bins) (classwise: O(K * n_bins)) float64
+    cells per call, whatever N, so ``n_bins=10**9`` would try to allocate gigabytes before failing; and past
+    ~N / 10 bins most bins are empty or hold one sample, so the binned estimate is noise. 10,000 equal-width
+    bins already resolve confidences to 1e-4 and cost at most a few MB (classwise with K = 100: 8 MB a
+    statistic), so no sensible evaluation needs more.
+
+    Example:
+        >>> check_n_bins(15)
+        15
+        >>> check_n_bins(10**9)
+        Traceback (most recent call last):
+        ValueError: n_bins: expected an integer in [1, 10000], got 1000000000 (more bins than 10000 are empty or noise and cost memory: see caltrain.utils.checks.check_n_bins)
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_BINS:
+        extra = (
+            f" (more bins than {MAX_BINS} are empty or noise and cost memory: see caltrain.utils.checks.check_n_bins)"
+            if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > MAX_BINS
+            else ""
+        )
+        raise ValueError(f"{name}: expected an integer in [1, {MAX_BINS}], got {value!r}{extra}")
+    return int(value)
 
 
 def check_labels(
