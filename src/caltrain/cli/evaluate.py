@@ -14,7 +14,7 @@ optionally ``true_posterior`` (``[N, K(, *spatial)]``, adds ``true_ece``). With 
 column is the "unknown" output. Bad input exits with status 2 and the reason on stderr.
 
 Bounds of the options (each violation is one line naming the option): ``--n-bins`` 1 to 10,000
-(:data:`caltrain.train.config.MAX_BINS`: past that nearly every bin is empty and memory grows with the bin
+(:data:`caltrain.utils.checks.MAX_BINS`: past that nearly every bin is empty and memory grows with the bin
 count), ``--bootstrap`` 0 to 100,000 resamples (percentile intervals are stable after a few thousand; more
 only costs time), ``--n`` (demo) 1 to 1,000,000 samples.
 """
@@ -151,7 +151,7 @@ def _intervals(args: argparse.Namespace, probs: Any, labels: Any, from_logits: b
 def run(args: argparse.Namespace) -> int:
     from caltrain import metrics
     from caltrain.cli._checks import check_int_range
-    from caltrain.train.config import MAX_BINS
+    from caltrain.utils.checks import MAX_BINS
 
     if args.demo == bool(args.file):
         raise ValueError("file: give a predictions file or --demo (not both, not neither)")

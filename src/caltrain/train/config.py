@@ -29,6 +29,9 @@ from typing import Any, ClassVar, Iterable, Literal, Sequence, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+# MAX_BINS bounds eval.n_bins: the metrics' own cap, owned by utils.checks (check_n_bins says why); re-exported.
+from caltrain.utils.checks import MAX_BINS, check_n_bins
+
 __all__ = [
     "ConfigError",
     "CurvatureConfig",
@@ -50,10 +53,6 @@ __all__ = [
     "parse_override",
 ]
 
-#: Upper bound of ``eval.n_bins`` (and of ``caltrain evaluate --n-bins``). Published protocols use 10 to 100 bins;
-#: past a few thousand almost every bin holds zero or one sample, so the binned metrics measure noise, and an
-#: unbounded value is an out-of-memory crash (the metrics allocate per-bin arrays: 10^9 bins is 8 GB each).
-MAX_BINS = 10_000
 
 
 class ConfigError(ValueError):
@@ -315,10 +314,7 @@ class EvalConfig(_Section):
     @field_validator("n_bins")
     @classmethod
     def _bounded_bins(cls, v: int) -> int:
-        if v > MAX_BINS:
-            raise ValueError(f"eval.n_bins: expected at most {MAX_BINS} bins, got {v} (with more bins than that "
-                             "almost every bin is empty or holds one sample, and memory grows with the bin count)")
-        return v
+        return check_n_bins(v, "eval.n_bins")
 
     @field_validator("abstention")
     @classmethod
