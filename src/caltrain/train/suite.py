@@ -166,12 +166,16 @@ def _run_one(config_dict: dict[str, Any], run_dir: str, labels: dict[str, Any], 
 
 
 def _log_outcome(log: Callable[[str], None], prefix: str, name: str, outcome: dict[str, Any]) -> None:
+    """One line per outcome (and one more when a stale run was set aside)."""
     if outcome.get("set_aside"):
         log(f"{prefix} {name}: stale ({outcome.get('reason')}); the old run was moved to {outcome['set_aside']}")
-    if outcome["status"] == "busy":
+    status = outcome["status"]
+    if status == "busy":
         log(f"{prefix} {name}: in progress in another process ({outcome['message']}); coming back to it at the end")
-    elif outcome["status"] == "skipped":
+    elif status == "skipped":
         log(f"{prefix} {name}: completed by another process")
+    else:
+        log(f"{prefix} {name}: {'trained' if status == 'done' else 'failed'}")
 
 
 def run_suite(
@@ -255,7 +259,6 @@ def _run_with_ray(jobs: list[tuple], address: str | None, log: Callable[[str], N
                 done_count += 1
                 outcome = ray.get(done[0])
                 name = Path(refs[done[0]][1]).name
-                log(f"[{done_count}/{len(refs)}] {name} {outcome['status']}")
                 _log_outcome(log, f"[{done_count}/{len(refs)}]", name, outcome)
                 if outcome["status"] == "failed":
                     failures.append(outcome["message"])
