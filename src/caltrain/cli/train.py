@@ -84,7 +84,8 @@ def _run(args: argparse.Namespace, locks: contextlib.ExitStack) -> int:
         if main and not run_dir.is_empty():
             if not args.overwrite:
                 hint = " (use --resume to continue it)" if not run_dir.is_complete() else ""
-                raise ValueError(f"--out {run_dir.root}: the directory is not empty{hint}; pass --overwrite to replace it")
+                raise ValueError(
+                    f"--out {run_dir.root}: the directory is not empty{hint}; pass --overwrite to replace it")
             run_dir.check_replaceable()  # before the lock file is created in a folder caltrain does not own
         if main:
             locks.enter_context(run_dir.lock())
