@@ -81,3 +81,22 @@ def test_typo_in_the_last_objective_fails_before_the_first_run(tmp_path, capsys,
     err = capsys.readouterr().err
     assert "run synthetic__last__seed0" in err and "loss.name" in err and "did you mean 'focal'" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_bench_out_refuses_a_folder_caltrain_did_not_write(tmp_path, capsys, monkeypatch):
+    # the suite writes results.csv, results.md, suite.json and report.html into --out: never over a user's files
+    import caltrain.train.suite as suite_mod
+
+    monkeypatch.setattr(suite_mod, "_run_one", lambda *a: pytest.fail("a run started"))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "results.csv").write_text("my results\n")
+    (mine / "paper.tex").write_text("\\documentclass{article}\n")
+    suite = tmp_path / "s.yaml"
+    suite.write_text("seeds: [0]\nbase: {epochs: 1}\ndatasets: {synthetic: {data: {name: synthetic}}}\n"
+                     "objectives: {ce: {loss: {name: ce}}}\n")
+    assert main(["bench", str(suite), "--out", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to write a suite into a folder caltrain did not write" in err and "paper.tex" in err, err
+    assert (mine / "results.csv").read_text() == "my results\n" and sorted(p.name for p in mine.iterdir()) == [
+        "paper.tex", "results.csv"]

@@ -117,9 +117,12 @@ def _assert_written_names_come_from_run_dir(root):
     for name in suite.run_names():
         run = suite.run(name)
         named = {run.config, run.meta, run.labels, run.metrics, run.checkpoint, run.best, run.summary,
-                 run.logits("val"), run.logits("test"), run.logits("ood"), run.calibrators}
+                 run.logits("val"), run.logits("test"), run.logits("ood"), run.calibrators, run.marker,
+                 run.lockfile, run.fingerprint}
         written = set(run.root.iterdir())
-        assert written <= named and {run.labels, run.summary, run.logits("test")} <= written, written - named
+        assert written <= named and {run.labels, run.summary, run.logits("test"), run.marker,
+                                     run.fingerprint} <= written, written - named
+        assert {p.name for p in named} <= set(RunDir.KNOWN) and not run.foreign_files()
         assert run.read_labels()["seed"] in (0, 1)
         assert all(run.calibrator(c).is_file() for c in run.saved_calibrators())
 

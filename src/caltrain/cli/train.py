@@ -1,8 +1,15 @@
-"""``caltrain train``: one run, from flags, a YAML file and ``key=value`` overrides; or ``--resume RUN_DIR``."""
+"""``caltrain train``: one run, from flags, a YAML file and ``key=value`` overrides; or ``--resume RUN_DIR``.
+
+``--out DIR --overwrite`` replaces only a caltrain run (``RunDir.clear``: its marker, and no foreign file);
+``--resume RUN`` accepts ``--epochs N`` (train longer: N above the epochs already trained, and a schedule that
+does not depend on the total, i.e. not cosine), ``--quiet`` and ``--json``, and refuses every other option.
+The run's lock is held from the overwrite to the end of the run (``RunDir.lock``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -26,8 +33,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any configuration key, e.g. --set optim.lr=0.05 --set loss.options.gamma=3 "
                         "(also accepted as --optim.lr=0.05)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint "
+                   "(with --epochs N: train a run longer)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing run directory (only one caltrain wrote, holding no other file)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--json", action="store_true", help="print the summary as JSON at the end")
 
@@ -41,10 +50,15 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as locks:  # the run directory's lock, from the overwrite to the end of the run
+        return _run(args, locks)
+
+
+def _run(args: argparse.Namespace, locks: contextlib.ExitStack) -> int:
     import json
 
     from caltrain.cli._checks import check_out_dir
-    from caltrain.train.config import ConfigError, build_config, check_data, check_device
+    from caltrain.train.config import build_config, check_data, check_device
     from caltrain.train.run_dir import RunDir
     from caltrain.train.trainer import TrainingDiverged, train
 
@@ -56,17 +70,11 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--resume {args.resume}: is a file, not a run directory")
         if not run_dir.config.exists():
             raise FileNotFoundError(f"--resume {args.resume}: no config.yaml there (not a caltrain run directory)")
-        if run_dir.is_complete():
-            print(f"{run_dir.root} is already complete (summary.json exists); nothing to resume", file=sys.stderr)
+        _refuse_options_with_resume(args)
+        locks.enter_context(run_dir.lock())
+        config, resume = _resume(run_dir, args)
+        if config is None:
             return 0
-        extra = ["quiet=true"] if args.quiet else []
-        try:
-            config = build_config(run_dir.config, overrides=extra)
-        except ConfigError as err:  # a hand-edited or damaged config.yaml: say which run it belongs to
-            raise ConfigError(f"--resume {args.resume}: {err}") from None
-        check_device(config)  # before any data or model work
-        check_data([config])
-        resume = run_dir.checkpoint.exists()
     else:
         if args.config is not None and not Path(args.config).exists():
             raise FileNotFoundError(f"--config {args.config}: no such file")
@@ -80,13 +88,17 @@ def run(args: argparse.Namespace) -> int:
         else:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             run_dir = RunDir(Path("runs") / f"{config.data.name}-{config.loss.name}-s{config.seed}-{stamp}")
-        if run_dir.root.exists() and any(run_dir.root.iterdir()) and not args.overwrite:
-            hint = " (use --resume to continue it)" if not run_dir.is_complete() else ""
-            raise ValueError(f"--out {run_dir.root}: the directory is not empty{hint}; pass --overwrite to replace it")
-        if args.overwrite and run_dir.root.exists():
-            import shutil
-
-            shutil.rmtree(run_dir.root)
+        main = int(os.environ.get("RANK", "0")) == 0  # under torchrun rank 0 checks, clears and locks
+        if main and not run_dir.is_empty():
+            if not args.overwrite:
+                hint = " (use --resume to continue it)" if not run_dir.is_complete() else ""
+                raise ValueError(
+                    f"--out {run_dir.root}: the directory is not empty{hint}; pass --overwrite to replace it")
+            run_dir.check_replaceable()  # before the lock file is created in a folder caltrain does not own
+        if main:
+            locks.enter_context(run_dir.lock())
+        if main and not run_dir.is_empty():
+            run_dir.clear()  # only the files the run wrote: RunDir.clear refuses a foreign one
         resume = False
     try:
         summary = train(config, run_dir.root, resume=resume)
@@ -104,3 +116,60 @@ def run(args: argparse.Namespace) -> int:
         for name, m in summary["posthoc"].items():
             print(f"  after {name}: ece {m['ece']:.4f}, nll {m['nll']:.4f}")
     return 0
+
+
+#: The options ``--resume`` refuses (a resumed run keeps its configuration), as written on the command line.
+_NOT_WITH_RESUME = {"config": "--config", "data": "--data", "model": "--model", "loss": "--loss", "seed": "--seed",
+                    "out": "--out", "overwrite": "--overwrite"}
+
+
+def _refuse_options_with_resume(args: argparse.Namespace) -> None:
+    """Exit 2 naming the first option that cannot change on resume (they were silently ignored before)."""
+    given = [flag for key, flag in _NOT_WITH_RESUME.items() if getattr(args, key, None) not in (None, False)]
+    given += [f"--set {s}" for s in args.set] + [f"--{s}" for s in getattr(args, "extra_overrides", [])]
+    if given:
+        raise ValueError(
+            f"--resume {args.resume}: {given[0]} cannot be combined with --resume (a resumed run keeps its "
+            "configuration; only --epochs N to train longer, --quiet and --json apply). Start a new run with --out "
+            "to change it"
+        )
+
+
+def _resume(run_dir, args: argparse.Namespace):
+    """The configuration a resume continues with and whether a checkpoint exists; ``(None, False)`` when there
+    is nothing to do. Extending (``--epochs N``) rewrites ``config.yaml`` and ``fingerprint.json`` and removes
+    a complete run's ``summary.json`` (its end is redone). Call under the run's lock."""
+    from caltrain.train.config import ConfigError, build_config, check_data, check_device, config_to_dict
+
+    try:
+        stored = build_config(run_dir.config)
+    except ConfigError as err:  # a hand-edited or damaged config.yaml: say which run it belongs to
+        raise ConfigError(f"--resume {args.resume}: {err}") from None
+    overrides = ["quiet=true"] if args.quiet else []
+    extend = args.epochs is not None and args.epochs != stored.epochs
+    if extend:
+        done = run_dir.finished_epochs()
+        if args.epochs <= done:
+            raise ValueError(f"--epochs {args.epochs}: {run_dir.root} has already trained {done} epochs; to train it "
+                             f"longer give more than {done}")
+        if stored.schedule.name == "cosine":
+            raise ValueError(
+                f"--epochs {args.epochs}: {run_dir.root} uses the cosine schedule, whose learning rate depends on the "
+                f"total number of epochs ({stored.epochs}): changing it would make the rest of the run follow another "
+                "schedule than its start. Only constant, step and multistep runs can be extended; start a new run"
+            )
+        overrides.append(f"epochs={args.epochs}")
+    config = build_config(run_dir.config, overrides=overrides)
+    check_device(config)  # before any data or model work
+    check_data([config])
+    if run_dir.is_complete() and not extend:
+        print(f"{run_dir.root} is already complete (summary.json exists); nothing to resume", file=sys.stderr)
+        return None, False
+    if extend:
+        fingerprint = run_dir.read_fingerprint() or {}
+        code = {k: fingerprint[k] for k in ("caltrain_version", "git_revision") if k in fingerprint} or None
+        run_dir.write_config(config_to_dict(config))
+        run_dir.write_fingerprint(config_to_dict(config), code=code)
+        if run_dir.is_complete():
+            run_dir.summary.unlink()  # superseded: the longer run writes its own at its end
+    return config, run_dir.checkpoint.exists()

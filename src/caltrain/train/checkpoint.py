@@ -88,11 +88,13 @@ def restore_run_state(
 ) -> dict[str, Any]:
     """Load the checkpoint at ``path`` into the given components and RNGs (the inverse of :func:`capture_run_state`).
 
-    Refuses a checkpoint made with another configuration than ``config`` (the run's ``config_file``). Returns
+    Refuses a checkpoint made with another configuration than ``config`` (the run's ``config_file``), except for
+    keys that do not change results (``run_dir.NON_RESULT_KEYS``) and a larger ``epochs`` (a run extended with
+    ``caltrain train --resume RUN --epochs N``; the command checks the schedule allows it). Returns
     the loop's own state: ``start_epoch`` (0-based), ``step``, ``history`` and ``best``.
     """
     ckpt = load_checkpoint(path, map_location=device)
-    if ckpt["config"] != config:
+    if not _same_run(ckpt["config"], config, finished=ckpt["epoch"] + 1):
         raise ValueError(
             f"{path}: the checkpoint was made with a different configuration than {config_file}"
         )
@@ -105,3 +107,15 @@ def restore_run_state(
     if curvature is not None and ckpt.get("curvature") is not None:
         curvature.load_state_dict(ckpt["curvature"])
     return {"start_epoch": ckpt["epoch"] + 1, "step": ckpt["step"], "history": ckpt["history"], "best": ckpt["best"]}
+
+
+def _same_run(saved: dict[str, Any], config: dict[str, Any], *, finished: int) -> bool:
+    """True when ``config`` continues the run of the checkpoint's ``saved`` configuration after ``finished``
+    epochs: equal but for the keys that do not change results, and ``epochs`` when it grows past ``finished``."""
+    from caltrain.train.run_dir import result_config
+
+    saved, config = result_config(saved), result_config(config)
+    if config.get("epochs", 0) > finished:  # extending (or the run as it was): the rest must match
+        saved.pop("epochs", None)
+        config.pop("epochs", None)
+    return saved == config

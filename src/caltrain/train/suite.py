@@ -18,6 +18,14 @@ Each grid point becomes one run directory ``OUT/runs/<dataset>__<objective>[__<v
 ``labels.json`` with its grid coordinates. Runs whose ``summary.json`` exists are skipped, so an interrupted
 suite resumes where it stopped; a run interrupted mid-way resumes from its checkpoint. Fragments merge in the
 order base <- dataset <- objective <- variant <- command-line overrides.
+
+A run is reused (skipped when complete, resumed otherwise) only when its ``fingerprint.json`` matches the
+configuration and code the suite would run now (:meth:`RunDir.stale_reason`); a stale run is moved whole to
+``OUT/stale/<name>.<time>/`` (never deleted), the suite logs it and runs the grid point again. Each run is
+trained under its lock (:meth:`RunDir.lock`): several suite processes (or Ray tasks) on one folder share the
+grid; a worker skips a run another one holds and, after its other runs, waits for it, so every run is trained
+once and every worker ends with the complete aggregate. ``OUT`` must be absent, empty or a caltrain suite
+(:meth:`SuiteDir.check_writable`).
 """
 
 from __future__ import annotations
@@ -30,9 +38,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from caltrain.train.config import ConfigError, TrainConfig, _deep_merge, apply_overrides, build_config, check_data
-from caltrain.train.run_dir import RunDir, SuiteDir
-from caltrain.utils.io import atomic_write_json
+from caltrain.train.config import (ConfigError, TrainConfig, _deep_merge, apply_overrides, build_config, check_data,
+                                   config_to_dict)
+from caltrain.train.run_dir import RunDir, RunLockedError, SuiteDir
 
 __all__ = ["RunSpec", "Suite", "builtin_suites", "expand", "load_suite", "run_suite"]
 
@@ -124,21 +132,50 @@ def expand(suite: Suite, overrides: Sequence[str] = (), seeds: Sequence[int] | N
     return specs
 
 
-def _run_one(config_dict: dict[str, Any], run_dir: str, labels: dict[str, Any]) -> str | None:
-    """Train one grid point (resuming it if a checkpoint exists); returns an error message or None."""
+def _run_one(config_dict: dict[str, Any], run_dir: str, labels: dict[str, Any], wait: bool = False) -> dict[str, Any]:
+    """Train one grid point under its lock (resuming it if a checkpoint of the same configuration exists).
+
+    Args:
+        wait: wait for the lock when another process holds it (else return at once with status "busy").
+    Returns:
+        ``{"status": "done" | "skipped" | "busy" | "failed", "message": str | None, "set_aside": path | None}``:
+        "skipped" when the run was complete and current (another worker finished it), "busy" with the holder.
+    """
     from caltrain.train.trainer import train
 
     run = RunDir(Path(run_dir))
+    set_aside = None
     try:
-        config = TrainConfig.model_validate(config_dict)
-        run.write_labels(labels)
-        resume = run.checkpoint.exists()
-        train(config, run.root, resume=resume)
-        return None
+        with run.lock(wait=wait):
+            config = TrainConfig.model_validate(config_dict)
+            reason = run.stale_reason(config_to_dict(config))
+            if reason:
+                set_aside = str(SuiteDir(run.root.parent.parent).set_aside(run.root.name))
+            elif run.is_complete():
+                return {"status": "skipped", "message": None, "set_aside": None}
+            run.write_labels(labels)
+            train(config, run.root, resume=run.checkpoint.exists())
+        return {"status": "done", "message": None, "set_aside": set_aside, "reason": reason}
+    except RunLockedError as err:
+        return {"status": "busy", "message": str(err), "set_aside": None}
     except (ValueError, TypeError, KeyError, FileNotFoundError) as err:  # a clear message is enough (missing data...)
-        return f"{run.root.name}: {type(err).__name__}: {err}"
+        return {"status": "failed", "message": f"{run.root.name}: {type(err).__name__}: {err}", "set_aside": set_aside}
     except Exception as err:  # one failed run must not stop the suite: it is reported at the end, with where it broke
-        return f"{run.root.name}: {type(err).__name__}: {err}\n{traceback.format_exc(limit=3)}"
+        return {"status": "failed", "message": f"{run.root.name}: {type(err).__name__}: {err}\n"
+                f"{traceback.format_exc(limit=3)}", "set_aside": set_aside}
+
+
+def _log_outcome(log: Callable[[str], None], prefix: str, name: str, outcome: dict[str, Any]) -> None:
+    """One line per outcome (and one more when a stale run was set aside)."""
+    if outcome.get("set_aside"):
+        log(f"{prefix} {name}: stale ({outcome.get('reason')}); the old run was moved to {outcome['set_aside']}")
+    status = outcome["status"]
+    if status == "busy":
+        log(f"{prefix} {name}: in progress in another process ({outcome['message']}); coming back to it at the end")
+    elif status == "skipped":
+        log(f"{prefix} {name}: completed by another process")
+    else:
+        log(f"{prefix} {name}: {'trained' if status == 'done' else 'failed'}")
 
 
 def run_suite(
@@ -151,39 +188,56 @@ def run_suite(
     seeds: Sequence[int] | None = None,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
 ) -> dict[str, Any]:
-    """Run every incomplete grid point of ``suite`` under ``out_dir/runs`` and aggregate the results.
+    """Run every incomplete or stale grid point of ``suite`` under ``out_dir/runs`` and aggregate the results.
 
     Args:
         executor: "local" (sequential, in this process) or "ray" (one Ray task per run; ``address`` of an
             existing cluster, or a local Ray instance when None).
     Returns:
-        ``{"runs": n, "skipped": n_complete_before, "failed": [messages], "results": aggregate rows}``.
+        ``{"runs": n, "skipped": n_current_before, "stale": n_stale_before, "failed": [messages],
+        "results": aggregate rows}``.
+    Raises:
+        ForeignFilesError: ``out_dir`` is not absent, empty or a caltrain suite (nothing is written).
     """
     from caltrain.train.aggregate import aggregate
 
     out = SuiteDir(out_dir)
     specs = expand(suite, overrides, seeds)
-    todo = [s for s in specs if not out.run(s.name).is_complete()]
+    out.check_writable()
+    stale = {s.name: out.run(s.name).stale_reason(config_to_dict(s.config)) for s in specs}
+    stale = {name: why for name, why in stale.items() if why}
+    todo = [s for s in specs if s.name in stale or not out.run(s.name).is_complete()]
     check_data(s.config for s in todo)  # missing dataset files: one message before any run starts
-    log(f"suite {suite.name}: {len(specs)} runs, {len(specs) - len(todo)} already complete, {len(todo)} to run")
+    log(f"suite {suite.name}: {len(specs)} runs, {len(specs) - len(todo)} already complete, {len(todo)} to run"
+        + (f" ({len(stale)} stale: moved to {out.stale}/ and rerun)" if stale else ""))
+    out.write_meta({"name": suite.name, "description": suite.description,
+                    "runs": [s.name for s in specs], "overrides": list(overrides)})
     jobs = [(s.config.model_dump(mode="json"), str(out.run(s.name).root), s.labels) for s in todo]
     if executor == "local":
-        failures = []
+        failures, busy = [], []
         for k, job in enumerate(jobs, 1):
             log(f"[{k}/{len(jobs)}] {Path(job[1]).name}")
-            err = _run_one(*job)
-            if err:
-                failures.append(err)
+            outcome = _run_one(*job)
+            _log_outcome(log, f"[{k}/{len(jobs)}]", Path(job[1]).name, outcome)
+            if outcome["status"] == "failed":
+                failures.append(outcome["message"])
+            elif outcome["status"] == "busy":
+                busy.append(job)
+        for k, job in enumerate(busy, 1):  # runs other processes held: wait for them, then finish them if needed
+            log(f"[waiting {k}/{len(busy)}] {Path(job[1]).name}")
+            outcome = _run_one(*job, True)
+            _log_outcome(log, f"[waiting {k}/{len(busy)}]", Path(job[1]).name, outcome)
+            if outcome["status"] == "failed":
+                failures.append(outcome["message"])
     elif executor == "ray":
         failures = _run_with_ray(jobs, address, log)
     else:
         raise ValueError(f"executor: expected 'local' or 'ray', got {executor!r}")
     for err in failures:
         log(f"FAILED {err}")
-    atomic_write_json(out.meta, {"name": suite.name, "description": suite.description,
-                                 "runs": [s.name for s in specs], "overrides": list(overrides)})
     rows = aggregate(out.root, runs=[s.name for s in specs])
-    return {"runs": len(specs), "skipped": len(specs) - len(todo), "failed": failures, "results": rows}
+    return {"runs": len(specs), "skipped": len(specs) - len(todo), "stale": len(stale), "failed": failures,
+            "results": rows}
 
 
 def _run_with_ray(jobs: list[tuple], address: str | None, log: Callable[[str], None]) -> list[str]:
@@ -196,17 +250,22 @@ def _run_with_ray(jobs: list[tuple], address: str | None, log: Callable[[str], N
         ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     try:
         remote = ray.remote(num_cpus=1)(_run_one)
-        refs = {remote.remote(*job): Path(job[1]).name for job in jobs}
         failures = []
-        pending = list(refs)
-        done_count = 0
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            done_count += 1
-            err = ray.get(done[0])
-            log(f"[{done_count}/{len(jobs)}] {refs[done[0]]} {'failed' if err else 'done'}")
-            if err:
-                failures.append(err)
+        for wait in (False, True):  # second round: the runs another process held, waiting for their locks
+            refs = {remote.remote(*job, wait): job for job in jobs}
+            pending, jobs, done_count = list(refs), [], 0
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                done_count += 1
+                outcome = ray.get(done[0])
+                name = Path(refs[done[0]][1]).name
+                _log_outcome(log, f"[{done_count}/{len(refs)}]", name, outcome)
+                if outcome["status"] == "failed":
+                    failures.append(outcome["message"])
+                elif outcome["status"] == "busy":
+                    jobs.append(refs[done[0]])
+            if not jobs:
+                break
         return failures
     finally:
         if started_here:

@@ -340,7 +340,9 @@ class Trainer:
     def _write_start_files(self) -> None:
         import platform
 
+        self.run.write_marker()  # first: the folder is caltrain's (what an overwrite requires)
         self.run.write_config(config_to_dict(self.cfg))
+        self.run.write_fingerprint(config_to_dict(self.cfg))  # what a suite compares before reusing the run
         self.run.write_meta({
             "caltrain_version": caltrain.__version__,
             "git_revision": git_revision(),
@@ -369,5 +371,14 @@ def _input_domain(norm: tuple[tuple[float, ...], tuple[float, ...]], input_shape
 
 
 def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
-    """Train ``config`` into ``run_dir`` (or resume it) and return the summary (also in ``summary.json``)."""
-    return Trainer(config, run_dir, resume=resume).fit()
+    """Train ``config`` into ``run_dir`` (or resume it) and return the summary (also in ``summary.json``).
+
+    The run directory's lock (:meth:`RunDir.lock`) is held from before the data is loaded to the end of the run
+    (by the main process only under torchrun): a second process writing the same folder fails at once with
+    :class:`~caltrain.train.run_dir.RunLockedError`, naming the holder.
+    """
+    import os
+
+    main = int(os.environ.get("RANK", "0")) == 0
+    with RunDir(Path(run_dir)).lock() if main else contextlib.nullcontext():
+        return Trainer(config, run_dir, resume=resume).fit()
