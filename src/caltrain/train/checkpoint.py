@@ -94,14 +94,17 @@ def _one_line(err: BaseException) -> str:
     text = str(err)
     refused = re.search(r"GLOBAL (\S+)", text)
     if refused:
-        return (f"it holds a Python object ({refused.group(1)}) where a checkpoint holds only tensors, numbers and "
-                "plain containers; refused without running it (a checkpoint written by caltrain 0.1.0 or older "
-                "holds NumPy RNG state and is refused too: restart that run)")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in lines:
-        if "WeightsUnpickler error" in line:
-            return line.split("WeightsUnpickler error:", 1)[-1].strip() + "; refused without running it"
-    return f"{type(err).__name__}: {lines[0] if lines else 'no details'}"
+        name = refused.group(1)
+        hint = (" (checkpoints of caltrain 0.1.0 held NumPy RNG state this way: restart such a run)"
+                if name.startswith("numpy") else "")
+        return (f"it holds a Python object ({name}), where a checkpoint holds only tensors, numbers and plain "
+                f"containers; refused without running it{hint}")
+    if "WeightsUnpickler error:" in text:
+        after = text.split("WeightsUnpickler error:", 1)[1]
+        reason = next((line.strip() for line in after.splitlines() if line.strip()), "unsupported content")
+        return f"{reason}: not a file caltrain writes; refused without running it"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "no details")
+    return f"truncated, corrupt or not a torch file ({type(err).__name__}: {first})"
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu", *,
