@@ -43,5 +43,6 @@ def test_random_kills_resume_bit_identically(tmp_path, reference, seed):
     assert kills >= 1, "the run ended before any kill"
     print(f"seed {seed}: {kills} kill(s) survived")
     assert_same_results(run, reference)
-    leftovers = [p.name for folder in (run, run / "calibrators") for p in folder.iterdir() if TEMP_NAME.fullmatch(p.name)]
+    leftovers = [p.name for folder in (run, run / "calibrators") for p in folder.iterdir()
+                 if TEMP_NAME.fullmatch(p.name)]
     assert not leftovers
