@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-TRAIN = [sys.executable, "-m", "caltrain", "train", "--quiet"]
-SMALL = ["--data", "synthetic", "--model", "mlp", "--set", "data.options.train_size=512",
-         "--set", "data.options.val_size=128", "--set", "data.options.test_size=256", "--set", "data.options.dim=8",
-         "--set", "data.batch_size=32", "--set", "eval.posthoc=[ts]", "--set", "optim.lr=0.05"]
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["OMP_NUM_THREADS"] = "1"  # one thread everywhere: bitwise-reproducible CPU runs
-    src = str(Path(__file__).resolve().parents[2] / "src")
-    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
-def _summary(run: Path) -> dict:
-    return json.loads((run / "summary.json").read_text())
+from tests.reliability.helpers import SMALL, TRAIN, env as _env, summary as _summary
 
 
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):

@@ -4,17 +4,28 @@
 rendezvous variables; :func:`init_from_env` joins the group (NCCL on CUDA, gloo on CPU). Evaluation is sharded
 across ranks and the predictions are gathered back in dataset order, so every rank computes the same metrics
 over the whole split (exact, not an average of per-rank metrics).
+
+Orphans: when the ``torchrun`` launcher is killed with SIGKILL it cannot stop its workers, which would go on
+training (and writing the run directory) with nobody to collect them. :func:`init_from_env` therefore calls
+:func:`stop_with_parent` in every worker: on Linux the kernel sends the worker SIGTERM when its parent (the
+launcher) dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere it does nothing.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import sys
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistContext", "all_gather_rows", "gather_rows", "init_from_env", "merge_sample_state", "sum_over_ranks"]
+__all__ = ["DistContext", "all_gather_rows", "gather_rows", "init_from_env", "merge_sample_state", "stop_with_parent",
+           "sum_over_ranks"]
+
+#: ``PR_SET_PDEATHSIG`` from ``<linux/prctl.h>``.
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -34,11 +45,41 @@ class DistContext:
         return self.rank == 0
 
 
+def stop_with_parent(sig: int = signal.SIGTERM) -> bool:
+    """Ask the kernel to send this process ``sig`` when its parent process dies (Linux only).
+
+    Uses ``prctl(PR_SET_PDEATHSIG, sig)`` through ctypes. The parent may have died before the call took effect:
+    the parent id is read before and checked after, and a changed one (the process was re-parented) sends
+    ``sig`` at once. Returns True when armed, False where unsupported (not Linux, no libc, prctl failed): there
+    it does nothing. The signal fires when the parent *thread* that started this process exits; torchrun starts
+    its workers from its main thread.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+    import ctypes.util
+
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, ctypes.c_ulong(int(sig)), 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent:  # the parent died before prctl: nobody will send the signal
+        os.kill(os.getpid(), sig)
+    return True
+
+
 def init_from_env(device_type: str) -> DistContext:
-    """Join the process group described by torchrun's environment variables, if any."""
+    """Join the process group described by torchrun's environment variables, if any.
+
+    Under torchrun the worker first arranges to receive SIGTERM when the launcher dies (:func:`stop_with_parent`).
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistContext()
+    stop_with_parent()
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
     return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(),

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from caltrain import posthoc
-from caltrain.train.checkpoint import load_checkpoint
+from caltrain.train.checkpoint import BEST_KEYS, load_checkpoint
 from caltrain.train.config import TrainConfig
 from caltrain.train.evaluation import Evaluator
 from caltrain.train.ood import score_ood
@@ -39,7 +39,12 @@ def finish_run(
     """
     selected_epoch = cfg.epochs
     if selection.best_epoch is not None:
-        unwrap(model).load_state_dict(load_checkpoint(run.best, device)["model"])
+        weights = load_checkpoint(run.best, device, required=BEST_KEYS)["model"]  # weights_only: runs no code
+        try:
+            unwrap(model).load_state_dict(weights)
+        except (RuntimeError, TypeError, AttributeError) as err:
+            first = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+            raise ValueError(f"{run.best}: the weights do not fit this run's model ({first})") from None
         selected_epoch = selection.best_epoch
     logits = {s: evaluator.predict(s) for s in ("val", "test")}
     result: dict[str, Any] = {

@@ -21,8 +21,11 @@ save a checkpoint. At the end: :func:`~caltrain.train.finish.finish_run` reloads
 
 Resuming (``resume=True``) restores everything from ``checkpoint.pt`` (model, optimiser, scheduler, objective
 state, RNG states, history, model selection) and continues with the next epoch; on CPU the resumed run ends
-with exactly the metrics of an uninterrupted one. A non-finite loss or weights stop the run with
-:class:`TrainingDiverged`; the last good checkpoint stays in place.
+with exactly the metrics of an uninterrupted one. The checkpoint is read without running code (see
+:mod:`~caltrain.train.checkpoint`), a resume with another number of processes than the checkpoint's is refused,
+and the temporary files of atomic writes that a killed run left in the run directory are removed when a run
+(re)starts in it. A non-finite loss or weights stop the run with :class:`TrainingDiverged`; the last good
+checkpoint stays in place.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from caltrain.train.run_dir import RunDir, git_revision
 from caltrain.train.schedule import build_scheduler
 from caltrain.train.selection import Selection
 from caltrain.train.step import TrainStep, frozen_batchnorm_stats
+from caltrain.utils.io import remove_stale_temp_files
 from caltrain.utils.modules import unwrap
 
 __all__ = ["Trainer", "TrainingDiverged", "train"]
@@ -194,6 +198,8 @@ class Trainer:
         Args:
             progress: where progress goes (default: a bar on a terminal, lines in logs, nothing when quiet).
         """
+        if self.dist.is_main:
+            self._remove_stale_temp_files()
         if self.resume:
             self._restore()
         elif self.dist.is_main:
@@ -322,6 +328,7 @@ class Trainer:
             epoch=epoch, step=self.step, model=unwrap(self.model), optimizer=self.optimizer,
             scheduler=self.scheduler, scaler=self.scaler, objective=self.objective, generator=self.generator,
             curvature=self.curvature, history=self.history, best=self.selection.best, config=config_to_dict(self.cfg),
+            world_size=self.dist.world_size,
         )
 
     def _restore(self) -> None:
@@ -329,6 +336,7 @@ class Trainer:
             self.run.checkpoint, config=config_to_dict(self.cfg), config_file=self.run.config, device=self.device,
             model=unwrap(self.model), optimizer=self.optimizer, scheduler=self.scheduler, scaler=self.scaler,
             objective=self.objective, generator=self.generator, curvature=self.curvature,
+            world_size=self.dist.world_size,
         )
         self.start_epoch = state["start_epoch"]
         self.step = state["step"]
@@ -336,6 +344,11 @@ class Trainer:
         self.selection = Selection(self.cfg.eval.select, state["best"])
         if self.dist.is_main:
             self.run.write_metrics(self.history)  # drop records logged after the checkpoint
+
+    def _remove_stale_temp_files(self) -> None:
+        """Delete the temporary files of atomic writes that a killed run left (no other process writes here now)."""
+        for folder in (self.run.root, self.run.calibrators):
+            remove_stale_temp_files(folder)
 
     def _write_start_files(self) -> None:
         import platform

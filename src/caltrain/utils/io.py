@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -26,6 +27,7 @@ __all__ = [
     "call_atomically",
     "load_arrays",
     "read_json",
+    "remove_stale_temp_files",
     "save_npz",
     "to_jsonable",
 ]
@@ -57,6 +59,30 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+#: The name :func:`atomic_write` gives its temporary file next to ``<target>``: ``.<target>.XXXXXXXX.tmp``, the
+#: ``XXXXXXXX`` being ``tempfile.mkstemp``'s 8 random characters (``[a-z0-9_]``). A process killed between the
+#: write and the rename leaves such a file behind; :func:`remove_stale_temp_files` matches exactly this name.
+TEMP_NAME = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp")
+
+
+def remove_stale_temp_files(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files :func:`atomic_write` left in ``directory`` (not recursive); returns them.
+
+    Only names matching :data:`TEMP_NAME` are removed, and only regular files (no links, no folders). Call it
+    only when no process writes into ``directory`` (e.g. when a run resumes), or an in-flight write would fail.
+    """
+    directory = Path(directory)
+    removed: list[Path] = []
+    if not directory.is_dir():
+        return removed
+    for entry in os.scandir(directory):
+        if TEMP_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
