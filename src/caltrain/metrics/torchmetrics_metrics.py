@@ -239,7 +239,9 @@ class _TopLabelSamples(_CaltrainMetric):
         self.correct.append(correct.to(_F64))
 
     def _samples(self) -> tuple[torch.Tensor, torch.Tensor]:
-        conf = dim_zero_cat(self.confidence) if self.confidence else torch.empty(0, dtype=_F64)
+        # a list of batches, or one tensor once the processes' states are gathered
+        seen = not isinstance(self.confidence, list) or len(self.confidence) > 0
+        conf = dim_zero_cat(self.confidence) if seen else torch.empty(0, dtype=_F64)
         self._check_seen(torch.tensor(conf.numel()))
         return conf, dim_zero_cat(self.correct).bool()
 
