@@ -14,7 +14,8 @@ Functional API (tensors on any device, or NumPy arrays; float64 scalar tensors o
 
 Streaming classes (``update``/``compute``/``reset``, exact pooling of dense inputs, ``all_reduce`` across
 processes): :class:`CalibrationError`, :class:`ClasswiseCalibrationError`, :class:`NegativeLogLikelihood`,
-:class:`BrierScore`, :class:`Accuracy`, :class:`StreamingSummary`.
+:class:`BrierScore`, :class:`Accuracy`, :class:`StreamingSummary`; as ``torchmetrics.Metric`` classes (optional
+``torchmetrics`` extra, imported only there): :mod:`caltrain.metrics.torchmetrics_metrics`.
 
 Conventions, math and papers: the docstring of each module and docs/metrics.md.
 """
