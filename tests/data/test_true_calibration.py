@@ -31,7 +31,7 @@ def test_zero_for_the_true_posterior_and_bounds_binned_ece(rng):
 
 
 def test_bad_inputs():
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(ValueError, match=r"true_posterior: expected shape \[3, 2\]"):
         true_calibration_error(torch.full((3, 2), 0.5), torch.full((3, 3), 1 / 3))
     with pytest.raises(ValueError, match="probs"):
         true_calibration_error(torch.full((3, 2), 0.7), torch.full((3, 2), 0.5))

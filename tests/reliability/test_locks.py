@@ -118,8 +118,10 @@ def test_two_workers_on_one_suite_train_every_run_once_and_both_aggregate_all(tm
     trained = [set(re.findall(r"\] (\S+): trained", err)) for _, err in logs]
     assert not (trained[0] & trained[1]), logs  # exactly once
     assert trained[0] | trained[1] == names, logs
-    for stdout, err in logs:  # each worker's table (printed after waiting for the other's runs) has every run
-        assert "| ce " in stdout and "| ls " in stdout and "already complete" in err
+    for stdout, _ in logs:  # each worker's table (printed after waiting for the other's runs) has every run
+        # (whether the workers overlapped depends on the machine's load: a worker that started late finds
+        # every run complete, one that overlapped trained some; both cases must end with the full table)
+        assert "| ce " in stdout and "| ls " in stdout
     rows = json.loads(out.results("json").read_text())
     rows = rows["rows"] if isinstance(rows, dict) and "rows" in rows else rows
     assert sorted(r["objective"] for r in rows) == ["ce", "ls"] and all(r["n_seeds"] == 2 for r in rows)
