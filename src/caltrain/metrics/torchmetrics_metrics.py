@@ -212,15 +212,13 @@ class _MeanOf(_CaltrainMetric):
 class NegativeLogLikelihood(_MeanOf):
     """Mean ``-log p_y`` (float64; :func:`caltrain.metrics.negative_log_likelihood`, same clamp)."""
 
-    def _per_sample(self, probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return nll_per_sample(probs, labels)
+    _per_sample = staticmethod(nll_per_sample)  # the streaming class's per-sample term (one owner)
 
 
 class BrierScore(_MeanOf):
     """Mean multiclass Brier score, sum over classes in [0, 2] (:func:`caltrain.metrics.brier_score`)."""
 
-    def _per_sample(self, probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return brier_per_sample(probs, labels)
+    _per_sample = staticmethod(brier_per_sample)
 
 
 class _TopLabelSamples(_CaltrainMetric):
