@@ -43,8 +43,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterable, Sequence
 
-__all__ = ["PluginError", "import_module", "import_modules", "import_shipped", "imported", "load_entry_points",
-           "record_in_meta", "shipped"]
+__all__ = ["PluginError", "import_module", "import_modules", "import_shipped", "imported", "is_path",
+           "load_entry_points", "record_in_meta", "shipped"]
 
 #: The entry-point groups caltrain reads, by registry.
 GROUPS = ("caltrain.datasets", "caltrain.models", "caltrain.losses", "caltrain.calibrators")
@@ -88,7 +88,8 @@ def load_entry_points(registry: Any) -> None:
         registry._origins[ep.name] = f"distribution {dist!r}"
 
 
-def _is_path(spec: str) -> bool:
+def is_path(spec: str) -> bool:
+    """Whether an import ``spec`` is a file path (ends with .py or holds a separator), not a module name."""
     return spec.endswith(".py") or os.sep in spec or (os.altsep is not None and os.altsep in spec)
 
 
@@ -104,7 +105,7 @@ def import_module(spec: str, *, base: str | os.PathLike | None = None) -> str:
     if not isinstance(spec, str) or not spec.strip():
         raise PluginError(f"--import: expected a module name or a .py file, got {spec!r}")
     folder = Path(base) if base is not None else Path.cwd()
-    if _is_path(spec):
+    if is_path(spec):
         path = (folder / Path(spec).expanduser()).resolve()
         if not path.is_file():
             raise PluginError(f"--import {spec}: no such file ({path})")
@@ -175,7 +176,7 @@ def shipped(imports: Sequence[str]) -> list[dict[str, Any]]:
     """``imports`` (as recorded) packed for another process: ``{"spec", "source"}``, with a file's source."""
     out = []
     for spec in imports:
-        source = Path(spec).read_text() if _is_path(spec) and Path(spec).is_file() else None
+        source = Path(spec).read_text() if is_path(spec) and Path(spec).is_file() else None
         out.append({"spec": spec, "source": source, "cwd": str(Path.cwd())})
     return out
 
