@@ -1,31 +1,9 @@
 """Benchmark suites: a grid of datasets x objectives x variants x seeds, run and aggregated.
 
-A suite is a YAML file (the shipped ones live in ``caltrain/train/suites/``)::
-
-    description: one line
-    data_needed: what must be under --set data.root=... (the embedded suites need nothing)
-    seeds: [0, 1, 2]
-    base: {epochs: 15, quiet: true}                 # config fragment applied to every run
-    datasets:                                       # label -> fragment (data and model)
-      synthetic: {data: {name: synthetic}, model: {name: mlp}}
-    objectives:                                     # label -> fragment (the loss and anything it needs)
-      ce: {loss: {name: ce}}
-      ls-0.05: {loss: {name: ls, options: {smoothing: 0.05}}}
-    variants:                                       # optional extra axis, e.g. optimisers
-      sgd: {optim: {name: sgd}}
-
-Each grid point becomes one run directory ``OUT/runs/<dataset>__<objective>[__<variant>]__seed<k>`` holding a
-``labels.json`` with its grid coordinates. Runs whose ``summary.json`` exists are skipped, so an interrupted
-suite resumes where it stopped; a run interrupted mid-way resumes from its checkpoint. Fragments merge in the
-order base <- dataset <- objective <- variant <- command-line overrides.
-
-A run is reused (skipped when complete, resumed otherwise) only when its ``fingerprint.json`` matches the
-configuration and code the suite would run now (:meth:`RunDir.stale_reason`); a stale run is moved whole to
-``OUT/stale/<name>.<time>/`` (never deleted), the suite logs it and runs the grid point again. Each run is
-trained under its lock (:meth:`RunDir.lock`): several suite processes (or Ray tasks) on one folder share the
-grid; a worker skips a run another one holds and, after its other runs, waits for it, so every run is trained
-once and every worker ends with the complete aggregate. ``OUT`` must be absent, empty or a caltrain suite
-(:meth:`SuiteDir.check_writable`).
+The format (``description``, ``data_needed``, ``imports``, ``seeds``, ``base``, ``datasets``, ``objectives``,
+``variants``), how runs are named, reused, set aside and locked, and how a suite names your own components
+(``imports:``, ``--import``, entry points) are documented in ``docs/suites.md``. The shipped suites live in
+``caltrain/train/suites/``.
 """
 
 from __future__ import annotations
