@@ -56,6 +56,8 @@ def test_train_imports_a_module_by_name_from_the_current_directory(tmp_path):
     result = _caltrain(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads((run / "meta.json").read_text())["imports"] == ["my_components"]
+    longer = _caltrain("train", "--resume", str(run), "--epochs", "2", "--quiet", cwd=tmp_path)  # imports meta's
+    assert longer.returncode == 0, longer.stderr
     missing = _caltrain("train", "--import", "not_a_module_anywhere", "--out", str(tmp_path / "x"), cwd=tmp_path)
     assert missing.returncode == 2
     assert "--import not_a_module_anywhere: no module named" in missing.stderr

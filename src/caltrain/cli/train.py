@@ -4,6 +4,8 @@
 ``--resume RUN`` accepts ``--epochs N`` (train longer: N above the epochs already trained, and a schedule that
 does not depend on the total, i.e. not cosine), ``--quiet`` and ``--json``, and refuses every other option.
 The run's lock is held from the overwrite to the end of the run (``RunDir.lock``).
+``--import MODULE`` (repeatable) imports a module or ``.py`` file of yours before the configuration is built;
+the imports are recorded in ``meta.json`` and ``--resume`` imports them again (docs/suites.md).
 """
 
 from __future__ import annotations
