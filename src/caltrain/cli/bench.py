@@ -23,13 +23,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a configuration key in every run, e.g. --set epochs=5 --set data.root=~/data")
     p.add_argument("--list", action="store_true", help="list the shipped suites and exit")
     p.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first (repeatable): a module name importable from the current directory or "
+                        "sys.path, or a path to a .py file, whose @register calls add datasets, models, objectives "
+                        "or calibrators for the suite to name (recorded in suite.json; Ray workers import them too; see docs/suites.md)")
 
 
 def run(args: argparse.Namespace) -> int:
     from caltrain.cli._checks import check_int_range, check_out_dir
     from caltrain.train.config import check_device, load_yaml
     from caltrain.train.suite import builtin_suites, expand, load_suite, run_suite
+    from caltrain.utils.plugins import import_modules
 
+    imports = import_modules(args.imports)  # before the suite's configurations are built and validated
     if args.list or not args.suite:
         for name in builtin_suites():
             s = load_suite(name)
@@ -47,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.set) + list(args.extra_overrides)
     for config in {(s.config.device, s.config.precision): s.config for s in expand(suite, overrides, seeds)}.values():
         check_device(config)  # device=cuda without a GPU: one message before any run starts
-    result = run_suite(suite, out, executor=args.executor, address=args.address, overrides=overrides, seeds=seeds)
+    result = run_suite(suite, out, executor=args.executor, address=args.address, overrides=overrides, seeds=seeds,
+                       imports=imports)
     from caltrain.train.run_dir import SuiteDir
 
     paths = SuiteDir(out)

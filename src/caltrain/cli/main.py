@@ -7,7 +7,7 @@ commands start fast.
 Every failure is one line on stderr, ``caltrain COMMAND: error: ...``, and an exit status (:data:`EXIT_CODES`):
 errors caused by the user's input (``ValueError``, ``TypeError``, ``KeyError``, and the path errors
 ``FileNotFoundError``, ``NotADirectoryError``, ``IsADirectoryError``, ``FileExistsError``,
-``PermissionError``) give 2; an unexpected exception (a bug) prints its traceback and gives 1; Ctrl-C gives 130. With the
+``PermissionError``, and a plugin that cannot be loaded, :class:`~caltrain.utils.plugins.PluginError`) give 2; an unexpected exception (a bug) prints its traceback and gives 1; Ctrl-C gives 130. With the
 environment variable ``CALTRAIN_DEBUG=1`` the full traceback is printed before the line (the exit status
 stays the same). Output cut short by a closed pipe (``caltrain losses | head -1``) ends quietly with 141,
 the status of a Unix tool killed by SIGPIPE.
@@ -24,6 +24,7 @@ import traceback
 from typing import Sequence
 
 import caltrain
+from caltrain.utils.plugins import PluginError
 
 #: The exit statuses of every command (documented in ``caltrain --help`` and docs/cli.md).
 EXIT_CODES: dict[int, str] = {
@@ -37,7 +38,7 @@ EXIT_CODES: dict[int, str] = {
 
 #: Exceptions that mean "the user's input is wrong": one line, exit status 2.
 USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
-               FileExistsError, PermissionError)
+               FileExistsError, PermissionError, PluginError)
 
 EPILOG = "exit status:\n" + "\n".join(f"  {code:<4d} {text}" for code, text in EXIT_CODES.items()) + """
 

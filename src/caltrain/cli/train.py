@@ -4,6 +4,8 @@
 ``--resume RUN`` accepts ``--epochs N`` (train longer: N above the epochs already trained, and a schedule that
 does not depend on the total, i.e. not cosine), ``--quiet`` and ``--json``, and refuses every other option.
 The run's lock is held from the overwrite to the end of the run (``RunDir.lock``).
+``--import MODULE`` (repeatable) imports a module or ``.py`` file of yours before the configuration is built;
+the imports are recorded in ``meta.json`` and ``--resume`` imports them again (docs/suites.md).
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="replace an existing run directory (only one caltrain wrote, holding no other file)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--json", action="store_true", help="print the summary as JSON at the end")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first (repeatable): a module name importable from the current directory or "
+                        "sys.path, or a path to a .py file, whose @register calls add datasets, models, objectives "
+                        "or calibrators (see docs/suites.md)")
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -61,7 +67,10 @@ def _run(args: argparse.Namespace, locks: contextlib.ExitStack) -> int:
     from caltrain.train.config import build_config, check_data, check_device
     from caltrain.train.run_dir import RunDir
     from caltrain.train.trainer import TrainingDiverged, train
+    from caltrain.utils.io import read_json
+    from caltrain.utils.plugins import import_modules, record_in_meta
 
+    imports = import_modules(getattr(args, "imports", []))  # before any configuration is built or read
     if args.resume:
         run_dir = RunDir(Path(args.resume))
         if not run_dir.root.exists():
@@ -71,6 +80,8 @@ def _run(args: argparse.Namespace, locks: contextlib.ExitStack) -> int:
         if not run_dir.config.exists():
             raise FileNotFoundError(f"--resume {args.resume}: no config.yaml there (not a caltrain run directory)")
         _refuse_options_with_resume(args)
+        if run_dir.meta.is_file():  # the modules the run was started with, then those given now
+            imports = import_modules([*read_json(run_dir.meta).get("imports", []), *imports])
         locks.enter_context(run_dir.lock())
         config, resume = _resume(run_dir, args)
         if config is None:
@@ -105,6 +116,9 @@ def _run(args: argparse.Namespace, locks: contextlib.ExitStack) -> int:
     except TrainingDiverged as err:
         print(f"caltrain train: {err}", file=sys.stderr)
         return 3
+    finally:
+        if int(os.environ.get("RANK", "0")) == 0:
+            record_in_meta(run_dir.root, imports)  # meta.json: what --resume and a reader must import again
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
         return 0
     if args.json:

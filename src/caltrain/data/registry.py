@@ -38,7 +38,9 @@ from caltrain.utils.registry import Registry
 __all__ = ["DATASETS", "FILE_CHECKS", "check_available", "create", "default_root", "names"]
 
 #: name -> factory ``(*, root: Path, seed: int, **options) -> DatasetSplits``.
-DATASETS: Registry[Callable[..., DatasetSplits]] = Registry("dataset")
+DATASETS: Registry[Callable[..., DatasetSplits]] = Registry(
+    "dataset", entry_points="caltrain.datasets", signature="(*, root, seed, **options)"
+)
 
 #: name -> check ``(*, root: Path, **file options) -> None`` of a real dataset: raises ``FileNotFoundError`` (via
 #: :func:`caltrain.data.files.require`) when files the dataset would read are missing, after the download the
@@ -108,8 +110,8 @@ def create(
         FileNotFoundError: a real dataset's files are missing (the message says where to put them).
     """
     DATASETS.check_kwargs(name, options, reserved=("root", "seed"))
-    factory = DATASETS.get(name)
-    ds = factory(root=Path(root).expanduser() if root is not None else default_root(), seed=seed, **options)
+    ds = DATASETS.call(name, passed=("root", "seed"),
+                       root=Path(root).expanduser() if root is not None else default_root(), seed=seed, **options)
     defaults = {k: v for k, v in DATASETS.defaults(name).items() if k not in ("root", "seed")}
     resolved = {"name": name, "root": str(root) if root is not None else None, "seed": seed, **defaults, **options}
     if imbalance_factor is not None:

@@ -24,7 +24,9 @@ from caltrain.utils.registry import Registry
 __all__ = ["LOSSES", "create", "names", "register"]
 
 #: name -> factory ``(*, num_classes, [num_samples], **hyperparameters) -> Objective``.
-LOSSES: Registry[Callable[..., Objective]] = Registry("loss")
+LOSSES: Registry[Callable[..., Objective]] = Registry(
+    "loss", entry_points="caltrain.losses", signature="(*, num_classes, [num_samples,] **hyperparameters)"
+)
 
 
 def register(name: str) -> Callable[[Any], Any]:
@@ -36,6 +38,9 @@ def register(name: str) -> Callable[[Any], Any]:
         return add(factory)
 
     return decorate
+
+
+LOSSES.plugin_decorator = register  # an entry point's factory gets its registry_name too
 
 
 def names() -> list[str]:
@@ -67,4 +72,4 @@ def create(name: str, *, num_classes: int, num_samples: int | None = None, **hyp
         if num_samples is None:
             raise ValueError(f"num_samples: loss {name!r} keeps per-sample state and needs the training-set size")
         kwargs["num_samples"] = num_samples
-    return factory(num_classes=num_classes, **kwargs)
+    return LOSSES.call(name, passed=("num_classes", "num_samples"), num_classes=num_classes, **kwargs)

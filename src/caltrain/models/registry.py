@@ -24,7 +24,9 @@ from caltrain.utils.registry import Registry
 __all__ = ["MODELS", "create", "image_shape", "names", "num_parameters"]
 
 #: name -> factory ``(*, num_classes, in_channels, input_shape, **options) -> nn.Module``.
-MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
+MODELS: Registry[Callable[..., nn.Module]] = Registry(
+    "model", entry_points="caltrain.models", signature="(*, num_classes, in_channels, input_shape, **options)"
+)
 
 
 def names() -> list[str]:
@@ -63,12 +65,14 @@ def create(
     if shape is not None and len(shape) == 3:
         in_channels = shape[0]
     check_positive_int(in_channels, "in_channels")
-    factory = MODELS.get(name)
+    passed = ("num_classes", "in_channels", "input_shape")
+    kwargs = dict(num_classes=num_classes, in_channels=in_channels, input_shape=shape, **options)
+    MODELS.check_call(name, kwargs, passed=passed)  # a plugin written for another signature: say what is passed
     if seed is None:
-        return factory(num_classes=num_classes, in_channels=in_channels, input_shape=shape, **options)
+        return MODELS.call(name, passed=passed, **kwargs)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return factory(num_classes=num_classes, in_channels=in_channels, input_shape=shape, **options)
+        return MODELS.call(name, passed=passed, **kwargs)
 
 
 def image_shape(name: str, input_shape: tuple[int, ...] | None, default: tuple[int, int]) -> tuple[int, int]:

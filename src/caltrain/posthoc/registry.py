@@ -22,7 +22,9 @@ from caltrain.utils.registry import Registry
 __all__ = ["CALIBRATORS", "create", "load", "names", "register"]
 
 #: name -> calibrator class.
-CALIBRATORS: Registry[Callable[..., Calibrator]] = Registry("calibrator")
+CALIBRATORS: Registry[Callable[..., Calibrator]] = Registry(
+    "calibrator", entry_points="caltrain.calibrators", signature="(**options) -> Calibrator"
+)
 
 
 def register(name: str) -> Callable[[type[Calibrator]], type[Calibrator]]:
@@ -34,6 +36,9 @@ def register(name: str) -> Callable[[type[Calibrator]], type[Calibrator]]:
         return cls
 
     return decorator
+
+
+CALIBRATORS.plugin_decorator = register  # an entry point's class gets its name attribute too
 
 
 def names(*, num_classes: int | None = None) -> list[str]:

@@ -1,31 +1,9 @@
 """Benchmark suites: a grid of datasets x objectives x variants x seeds, run and aggregated.
 
-A suite is a YAML file (the shipped ones live in ``caltrain/train/suites/``)::
-
-    description: one line
-    data_needed: what must be under --set data.root=... (the embedded suites need nothing)
-    seeds: [0, 1, 2]
-    base: {epochs: 15, quiet: true}                 # config fragment applied to every run
-    datasets:                                       # label -> fragment (data and model)
-      synthetic: {data: {name: synthetic}, model: {name: mlp}}
-    objectives:                                     # label -> fragment (the loss and anything it needs)
-      ce: {loss: {name: ce}}
-      ls-0.05: {loss: {name: ls, options: {smoothing: 0.05}}}
-    variants:                                       # optional extra axis, e.g. optimisers
-      sgd: {optim: {name: sgd}}
-
-Each grid point becomes one run directory ``OUT/runs/<dataset>__<objective>[__<variant>]__seed<k>`` holding a
-``labels.json`` with its grid coordinates. Runs whose ``summary.json`` exists are skipped, so an interrupted
-suite resumes where it stopped; a run interrupted mid-way resumes from its checkpoint. Fragments merge in the
-order base <- dataset <- objective <- variant <- command-line overrides.
-
-A run is reused (skipped when complete, resumed otherwise) only when its ``fingerprint.json`` matches the
-configuration and code the suite would run now (:meth:`RunDir.stale_reason`); a stale run is moved whole to
-``OUT/stale/<name>.<time>/`` (never deleted), the suite logs it and runs the grid point again. Each run is
-trained under its lock (:meth:`RunDir.lock`): several suite processes (or Ray tasks) on one folder share the
-grid; a worker skips a run another one holds and, after its other runs, waits for it, so every run is trained
-once and every worker ends with the complete aggregate. ``OUT`` must be absent, empty or a caltrain suite
-(:meth:`SuiteDir.check_writable`).
+The format (``description``, ``data_needed``, ``imports``, ``seeds``, ``base``, ``datasets``, ``objectives``,
+``variants``), how runs are named, reused, set aside and locked, and how a suite names your own components
+(``imports:``, ``--import``, entry points) are documented in ``docs/suites.md``. The shipped suites live in
+``caltrain/train/suites/``.
 """
 
 from __future__ import annotations
@@ -57,6 +35,9 @@ class Suite:
     objectives: dict[str, dict[str, Any]]
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     data_needed: str = "nothing (embedded data)"
+    #: modules to import before the grid is built (names, or .py paths relative to ``folder``)
+    imports: tuple[str, ...] = ()
+    folder: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,8 +64,9 @@ def load_suite(name_or_path: str) -> Suite:
     import yaml
 
     path = Path(name_or_path)
+    folder = None
     if path.suffix in (".yaml", ".yml") and path.exists():
-        text, name = path.read_text(), path.stem
+        text, name, folder = path.read_text(), path.stem, str(path.resolve().parent)
     else:
         if name_or_path not in builtin_suites():
             raise ValueError(
@@ -93,13 +75,16 @@ def load_suite(name_or_path: str) -> Suite:
         text = (resources.files("caltrain.train") / "suites" / f"{name_or_path}.yaml").read_text()
         name = name_or_path
     raw = yaml.safe_load(text) or {}
-    allowed = {"description", "seeds", "base", "datasets", "objectives", "variants", "data_needed"}
+    allowed = {"description", "seeds", "base", "datasets", "objectives", "variants", "data_needed", "imports"}
     unknown = set(raw) - allowed
     if unknown:
         raise ValueError(f"suite {name}: unknown key(s) {sorted(unknown)}; valid keys: {sorted(allowed)}")
     for key in ("datasets", "objectives"):
         if not raw.get(key):
             raise ValueError(f"suite {name}: {key!r} must list at least one entry")
+    imports = raw.get("imports") or []
+    if isinstance(imports, str) or not isinstance(imports, list) or not all(isinstance(i, str) for i in imports):
+        raise ValueError(f"suite {name}: 'imports' must be a list of module names or .py paths, got {imports!r}")
     return Suite(
         name=name,
         description=raw.get("description", ""),
@@ -109,11 +94,21 @@ def load_suite(name_or_path: str) -> Suite:
         objectives=raw["objectives"],
         variants=raw.get("variants") or {},
         data_needed=raw.get("data_needed", "nothing (embedded data)"),
+        imports=tuple(imports),
+        folder=folder,
     )
 
 
+def import_suite_modules(suite: Suite) -> list[str]:
+    """Import the suite's ``imports`` (paths relative to its YAML file); the list as recorded."""
+    from caltrain.utils.plugins import import_module, is_path
+
+    return [import_module(spec, base=suite.folder if is_path(spec) else None) for spec in suite.imports]
+
+
 def expand(suite: Suite, overrides: Sequence[str] = (), seeds: Sequence[int] | None = None) -> list[RunSpec]:
-    """Every run of the grid, each with its validated configuration."""
+    """Every run of the grid, each with its validated configuration (the suite's ``imports`` imported first)."""
+    import_suite_modules(suite)
     variants = suite.variants or {"": {}}
     specs = []
     for (d, dfrag), (o, ofrag), (v, vfrag), seed in itertools.product(
@@ -132,19 +127,27 @@ def expand(suite: Suite, overrides: Sequence[str] = (), seeds: Sequence[int] | N
     return specs
 
 
-def _run_one(config_dict: dict[str, Any], run_dir: str, labels: dict[str, Any], wait: bool = False) -> dict[str, Any]:
+def _run_one(config_dict: dict[str, Any], run_dir: str, labels: dict[str, Any], shipped: Sequence[dict] = (),
+             wait: bool = False) -> dict[str, Any]:
     """Train one grid point under its lock (resuming it if a checkpoint of the same configuration exists).
 
     Args:
+        shipped: the user's modules (:func:`caltrain.utils.plugins.shipped`), imported before the configuration is
+            validated (a Ray worker is a fresh process) and recorded in the run's ``meta.json``.
         wait: wait for the lock when another process holds it (else return at once with status "busy").
     Returns:
         ``{"status": "done" | "skipped" | "busy" | "failed", "message": str | None, "set_aside": path | None}``:
         "skipped" when the run was complete and current (another worker finished it), "busy" with the holder.
     """
     from caltrain.train.trainer import train
+    from caltrain.utils.plugins import PluginError, import_shipped, record_in_meta
 
     run = RunDir(Path(run_dir))
     set_aside = None
+    try:
+        imports = import_shipped(shipped)
+    except PluginError as err:
+        return {"status": "failed", "message": f"{run.root.name}: {err}", "set_aside": None}
     try:
         with run.lock(wait=wait):
             config = TrainConfig.model_validate(config_dict)
@@ -154,7 +157,10 @@ def _run_one(config_dict: dict[str, Any], run_dir: str, labels: dict[str, Any], 
             elif run.is_complete():
                 return {"status": "skipped", "message": None, "set_aside": None}
             run.write_labels(labels)
-            train(config, run.root, resume=run.checkpoint.exists())
+            try:
+                train(config, run.root, resume=run.checkpoint.exists())
+            finally:
+                record_in_meta(run.root, imports)
         return {"status": "done", "message": None, "set_aside": set_aside, "reason": reason}
     except RunLockedError as err:
         return {"status": "busy", "message": str(err), "set_aside": None}
@@ -186,6 +192,7 @@ def run_suite(
     address: str | None = None,
     overrides: Sequence[str] = (),
     seeds: Sequence[int] | None = None,
+    imports: Sequence[str] = (),
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
 ) -> dict[str, Any]:
     """Run every incomplete or stale grid point of ``suite`` under ``out_dir/runs`` and aggregate the results.
@@ -193,6 +200,8 @@ def run_suite(
     Args:
         executor: "local" (sequential, in this process) or "ray" (one Ray task per run; ``address`` of an
             existing cluster, or a local Ray instance when None).
+        imports: modules to import first (``--import``: names or .py paths), besides the suite's own ``imports``;
+            recorded in ``suite.json`` and each run's ``meta.json``, and imported by every Ray task.
     Returns:
         ``{"runs": n, "skipped": n_current_before, "stale": n_stale_before, "failed": [messages],
         "results": aggregate rows}``.
@@ -201,7 +210,10 @@ def run_suite(
     """
     from caltrain.train.aggregate import aggregate
 
+    from caltrain.utils.plugins import import_modules, shipped
+
     out = SuiteDir(out_dir)
+    imports = list(dict.fromkeys([*import_modules(imports), *import_suite_modules(suite)]))
     specs = expand(suite, overrides, seeds)
     out.check_writable()
     stale = {s.name: out.run(s.name).stale_reason(config_to_dict(s.config)) for s in specs}
@@ -211,8 +223,9 @@ def run_suite(
     log(f"suite {suite.name}: {len(specs)} runs, {len(specs) - len(todo)} already complete, {len(todo)} to run"
         + (f" ({len(stale)} stale: moved to {out.stale}/ and rerun)" if stale else ""))
     out.write_meta({"name": suite.name, "description": suite.description,
-                    "runs": [s.name for s in specs], "overrides": list(overrides)})
-    jobs = [(s.config.model_dump(mode="json"), str(out.run(s.name).root), s.labels) for s in todo]
+                    "runs": [s.name for s in specs], "overrides": list(overrides), "imports": imports})
+    packed = shipped(imports)
+    jobs = [(s.config.model_dump(mode="json"), str(out.run(s.name).root), s.labels, packed) for s in todo]
     if executor == "local":
         failures, busy = [], []
         for k, job in enumerate(jobs, 1):
@@ -225,7 +238,7 @@ def run_suite(
                 busy.append(job)
         for k, job in enumerate(busy, 1):  # runs other processes held: wait for them, then finish them if needed
             log(f"[waiting {k}/{len(busy)}] {Path(job[1]).name}")
-            outcome = _run_one(*job, True)
+            outcome = _run_one(*job, wait=True)
             _log_outcome(log, f"[waiting {k}/{len(busy)}]", Path(job[1]).name, outcome)
             if outcome["status"] == "failed":
                 failures.append(outcome["message"])
@@ -252,7 +265,7 @@ def _run_with_ray(jobs: list[tuple], address: str | None, log: Callable[[str], N
         remote = ray.remote(num_cpus=1)(_run_one)
         failures = []
         for wait in (False, True):  # second round: the runs another process held, waiting for their locks
-            refs = {remote.remote(*job, wait): job for job in jobs}
+            refs = {remote.remote(*job, wait=wait): job for job in jobs}
             pending, jobs, done_count = list(refs), [], 0
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)

@@ -5,7 +5,14 @@ A registry maps a lower-case name to a factory (a class or a function). It fails
 - registering a name twice raises (a silent override hides bugs);
 - an unknown name raises ``KeyError`` listing every valid name;
 - ``create(name, **kwargs)`` checks ``kwargs`` against the factory's signature, so a mistyped
-  hyperparameter fails with the list of valid keys instead of a ``TypeError`` deep in a constructor.
+  hyperparameter fails with the list of valid keys instead of a ``TypeError`` deep in a constructor;
+  :meth:`Registry.call` checks that the factory accepts every keyword caltrain passes (a plugin factory
+  written for another signature fails with what caltrain passes and what the factory accepts).
+
+A registry built with ``entry_points="caltrain.models"`` (say) also holds the factories that installed
+packages declare in that entry-point group (:mod:`caltrain.utils.plugins`: the entry point's name is the
+registry name, its value the factory, ``pkg.module:factory``). They are loaded lazily, once, the first time the
+registry is asked for its names or an entry (registering never loads them), so ``import caltrain`` stays fast.
 
 Example:
     >>> reg = Registry("widget")
@@ -39,9 +46,40 @@ class UnknownNameError(KeyError, ValueError):
 class Registry(Generic[F]):
     """A name -> factory table for one kind of object (``kind`` is used in error messages)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, entry_points: str | None = None, signature: str = "(**options)") -> None:
+        """``entry_points``: the entry-point group whose factories join the registry (lazily, see the module
+        docstring); ``signature``: how caltrain calls a factory, shown when one does not fit."""
         self.kind = kind
+        self.entry_point_group = entry_points
+        self.signature = signature
+        #: how a plugin's factory is registered (``register``-like: name -> decorator); ``register`` by default.
+        self.plugin_decorator: Callable[[str], Callable[[F], F]] | None = None
         self._entries: dict[str, F] = {}
+        self._origins: dict[str, str] = {}  # name -> the distribution that registered it (plugins only)
+        self._plugins_loaded = entry_points is None
+        self._plugin_error: BaseException | None = None
+
+    def _load_plugins(self) -> None:
+        """Register the entry points of :attr:`entry_point_group` (once; a failure is raised again each time)."""
+        if self._plugin_error is not None:
+            raise self._plugin_error
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True  # first: a plugin module that asks this registry for names must not recurse
+        from caltrain.utils.plugins import load_entry_points
+
+        try:
+            load_entry_points(self)
+        except Exception as err:
+            self._plugin_error = err
+            raise
+
+    def origin(self, name: str) -> str:
+        """Who registered ``name``: ``distribution 'x'`` for a plugin entry point, else the factory's module."""
+        if name in self._origins:
+            return self._origins[name]
+        factory = self.get(name)
+        return f"module {getattr(factory, '__module__', '?')}"
 
     def register(self, name: str) -> Callable[[F], F]:
         """Decorator registering ``factory`` under ``name`` (lower case; duplicates raise ``ValueError``)."""
@@ -50,9 +88,10 @@ class Registry(Generic[F]):
 
         def decorator(factory: F) -> F:
             if name in self._entries:
+                origin = self._origins.get(name)
+                by = f"{_describe(self._entries[name])}" + (f" of {origin}" if origin else "")
                 raise ValueError(
-                    f"{self.kind} {name!r} is already registered (by {self._entries[name]!r}); "
-                    "names must be unique"
+                    f"{self.kind} {name!r} is already registered (by {by}); names must be unique"
                 )
             self._entries[name] = factory
             return factory
@@ -61,19 +100,23 @@ class Registry(Generic[F]):
 
     def names(self) -> list[str]:
         """Every registered name, sorted."""
+        self._load_plugins()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
+        self._load_plugins()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
+        self._load_plugins()
         return len(self._entries)
 
     def get(self, name: str) -> F:
         """The factory registered as ``name``; ``UnknownNameError`` (a ``KeyError``) listing valid names."""
+        self._load_plugins()
         try:
             return self._entries[name]
         except (KeyError, TypeError):
@@ -110,7 +153,51 @@ class Registry(Generic[F]):
                 f"valid parameters: {', '.join(valid) if valid else '(none)'}"
             )
 
+    def check_call(self, name: str, kwargs: dict[str, Any], *, passed: tuple[str, ...] = ()) -> None:
+        """Raise ``TypeError`` unless ``name``'s factory can be called with the keywords ``kwargs``.
+
+        ``passed`` are the keywords caltrain itself passes (the others are the user's options). The message names
+        the factory and its module, the keywords caltrain passes and the ones the factory accepts, so a plugin
+        written for another signature says what to change instead of a bare ``TypeError`` in the call.
+        """
+        factory = self.get(name)
+        try:
+            sig = inspect.signature(factory)
+        except (TypeError, ValueError):  # a builtin without a signature: let the call decide
+            return
+        try:
+            sig.bind(**kwargs)
+        except TypeError as err:
+            accepted = [
+                ("**" if p.kind == p.VAR_KEYWORD else "*" if p.kind == p.VAR_POSITIONAL else "") + p.name
+                + ("" if p.default is p.empty or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) else "=...")
+                for p in sig.parameters.values()
+            ]
+            options = [k for k in kwargs if k not in passed]
+            given = ", ".join(k for k in passed if k in kwargs) or "(nothing)"
+            raise TypeError(
+                f"{self.kind} {name!r}: its factory {_describe(factory)} cannot take what caltrain passes ({err}). "
+                f"caltrain passes the keywords {given}"
+                + (f" and the options {', '.join(options)}" if options else "")
+                + f"; the factory accepts ({', '.join(accepted)}). A {self.kind} factory is called as "
+                f"{self.signature}"
+            ) from None
+
+    def call(self, name: str, /, *, passed: tuple[str, ...] = (), **kwargs: Any) -> Any:
+        """Call ``name``'s factory with ``kwargs`` after :meth:`check_call` (``passed``: caltrain's own keywords)."""
+        self.check_call(name, kwargs, passed=passed)
+        return self.get(name)(**kwargs)
+
     def create(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
         """Look up ``name`` and call its factory, after checking ``kwargs`` against its signature."""
         self.check_kwargs(name, kwargs)
+        if not args:
+            self.check_call(name, kwargs)
         return self.get(name)(*args, **kwargs)
+
+
+def _describe(factory: Any) -> str:
+    """``module.qualname`` of a factory (its ``repr`` when it has none)."""
+    qualname = getattr(factory, "__qualname__", None)
+    module = getattr(factory, "__module__", None)
+    return f"{module}.{qualname}" if qualname and module else repr(factory)
