@@ -16,7 +16,7 @@ classifier's scores (``cv="prefit"`` or a held-out fraction); :class:`Calibrated
 a calibrator into one ``nn.Module`` fitted on a validation ``DataLoader``.
 """
 
-from caltrain.posthoc.base import Calibrator, NotFittedError
+from caltrain.posthoc.base import Calibrator, NotALogitMapError, NotFittedError
 from caltrain.posthoc.registry import CALIBRATORS, create, load, names, register
 
 # --- calibrator modules (importing registers them) ---
@@ -55,6 +55,7 @@ __all__ = [
     "HistogramBinning",
     "IsotonicCalibration",
     "MatrixScaling",
+    "NotALogitMapError",
     "NotFittedError",
     "PlattScaling",
     "PosthocComparison",

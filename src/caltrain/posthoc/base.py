@@ -54,11 +54,13 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import math
 import os
 import sys
+import types
 import warnings
 from typing import Any, ClassVar, overload
 
@@ -82,7 +84,7 @@ from caltrain.utils.checks import (
 )
 from caltrain.utils.io import atomic_write_json, read_json, to_jsonable
 
-__all__ = ["Calibrator", "FORMAT", "NotFittedError"]
+__all__ = ["Calibrator", "FORMAT", "NotALogitMapError", "NotFittedError"]
 
 #: Valid values of every calibrator's ``abstention`` argument (``None`` or a name of
 #: :data:`caltrain.abstention.CALIBRATABLE`); public as the deprecated ``ABSTENTION_MODES``.
@@ -95,6 +97,32 @@ MIN_FIT_SAMPLES = 2
 
 class NotFittedError(ValueError, AttributeError):
     """A calibrator was used before ``fit`` (subclasses ``ValueError`` and ``AttributeError``, like scikit-learn's)."""
+
+
+class NotALogitMapError(NotImplementedError, AttributeError):
+    """``transform`` of a calibrator that is not a logit map (``is_logit_map`` False: histogram, isotonic, ETS).
+
+    Raised when the attribute is looked up, so ``hasattr(cal, "transform")`` is False for them (scikit-learn
+    then does not take them for transformers); a ``NotImplementedError`` as before.
+    """
+
+
+class _LogitMapOnly:
+    """A method that exists only on logit maps (scikit-learn's ``available_if``, without importing it)."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        functools.update_wrapper(self, fn)
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        if not obj.is_logit_map:
+            raise NotALogitMapError(
+                f"{type(obj).__name__} is not a logit map; use predict_proba ({self.fn.__name__} exists only for "
+                "logit maps)"
+            )
+        return types.MethodType(self.fn, obj)
 
 
 class Field:
@@ -261,20 +289,14 @@ class Calibrator:
         z = self._prepared(logits)
         return _like(self._predict_proba(z), logits)
 
-    @overload
-    def transform(self, logits: torch.Tensor) -> torch.Tensor: ...
-    @overload
-    def transform(self, logits: Any) -> np.ndarray: ...
-
+    @_LogitMapOnly
     def transform(self, logits: Any) -> torch.Tensor | np.ndarray:
         """Calibrated logits ``[N, C]`` (logit maps only; ``[N]`` in, ``[N]`` out for binary calibrators).
 
-        float64, a tensor on the logits' device for a tensor, else a NumPy array.
+        float64, a tensor on the logits' device for a tensor, else a NumPy array. On a calibrator that is not a
+        logit map the attribute does not exist: looking it up raises :class:`NotALogitMapError` (a
+        ``NotImplementedError`` and an ``AttributeError``).
         """
-        if not self.is_logit_map:
-            raise NotImplementedError(
-                f"{type(self).__name__} is not a logit map; use predict_proba (transform exists only for logit maps)"
-            )
         raw = as_tensor(logits, "logits")
         out = self._transform(self._prepared(logits))
         if self.binary_only and raw.ndim == 1:
@@ -301,6 +323,11 @@ class Calibrator:
         pred = self.predict(as_tensor(logits, "logits"))
         check_same_length(pred, y, "logits", "labels")
         return float((pred.cpu() == y.cpu().long()).double().mean())
+
+    @_LogitMapOnly
+    def fit_transform(self, logits: Any, labels: Any) -> torch.Tensor | np.ndarray:
+        """``fit(logits, labels).transform(logits)`` (logit maps; a ``Pipeline``'s intermediate step calls it)."""
+        return self.fit(logits, labels).transform(logits)
 
     def fit_predict_proba(self, logits: Any, labels: Any) -> torch.Tensor | np.ndarray:
         """``fit(logits, labels).predict_proba(logits)``."""
