@@ -275,7 +275,10 @@ class Calibrator:
                 f"{z.shape[0]} (a calibrator fitted on one sample is meaningless: pass the whole validation split)"
             )
         y = y.to(device=z.device, dtype=torch.long)
-        self._fit(z, y)
+        # the optimisers use autograd: fitting works inside the caller's torch.no_grad() / inference_mode(), and
+        # on inference tensors (cloned outside inference mode so that autograd may save them)
+        with torch.inference_mode(False), torch.enable_grad():
+            self._fit(z.detach().clone(), y.clone())
         self.n_classes_ = int(z.shape[1])
         return self
 
