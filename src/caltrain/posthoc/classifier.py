@@ -19,7 +19,7 @@ Example (needs scikit-learn):
     >>> X, y = make_classification(600, n_classes=3, n_informative=4, random_state=0)
     >>> clf = LogisticRegression(max_iter=1000).fit(X[:300], y[:300])
     >>> cal = CalibratedClassifier(clf, "ts").fit(X[300:], y[300:])  # cv="prefit": X, y are held out
-    >>> cal.predict_proba(X[:2]).shape, list(cal.classes_)
+    >>> cal.predict_proba(X[:2]).shape, cal.classes_.tolist()
     ((2, 3), [0, 1, 2])
 """
 
