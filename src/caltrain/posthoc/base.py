@@ -338,7 +338,7 @@ class Calibrator:
 
     @property
     def classes_(self) -> np.ndarray:
-        """``numpy.arange(n_classes_)``: the labels ``predict_proba``'s columns stand for (scikit-learn's ``classes_``)."""
+        """``numpy.arange(n_classes_)``: what ``predict_proba``'s columns stand for (scikit-learn's ``classes_``)."""
         self._check_fitted()
         return np.arange(self.n_classes_)
 

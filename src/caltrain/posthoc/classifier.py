@@ -99,7 +99,8 @@ class CalibratedClassifier:
             owner, _, sub = key.partition("__")
             if owner not in valid:
                 raise ValueError(
-                    f"invalid parameter {owner!r} for CalibratedClassifier; valid parameters: {', '.join(sorted(valid))}"
+                    f"invalid parameter {owner!r} for CalibratedClassifier; valid parameters: "
+                    f"{', '.join(sorted(valid))}"
                 )
             if sub:
                 nested.setdefault(owner, {})[sub] = value
@@ -115,7 +116,9 @@ class CalibratedClassifier:
     def __sklearn_tags__(self) -> Any:
         from sklearn.utils import ClassifierTags, Tags, TargetTags
 
-        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True), classifier_tags=ClassifierTags())
+        return Tags(
+            estimator_type="classifier", target_tags=TargetTags(required=True), classifier_tags=ClassifierTags()
+        )
 
     def __repr__(self) -> str:
         return f"CalibratedClassifier({self.estimator!r}, {self.method!r}, cv={self.cv!r}, response={self.response!r})"
@@ -187,7 +190,9 @@ class CalibratedClassifier:
         else:
             raise ValueError(f"method: expected a calibrator name or a Calibrator, got {self.method!r}")
         if cal.binary_only and n_classes != 2:
-            raise ValueError(f"method: {cal.name or type(cal).__name__} is binary; the estimator has {n_classes} classes")
+            raise ValueError(
+                f"method: {cal.name or type(cal).__name__} is binary; the estimator has {n_classes} classes"
+            )
         return cal
 
     def _logits(self, estimator: Any, X: Any, calibrator: Calibrator) -> np.ndarray:

@@ -88,9 +88,9 @@ class CalibratedModel(nn.Module):
         with eval_mode(self.model):
             for i, batch in enumerate(loader):
                 if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+                    length = f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else ""
                     raise ValueError(
-                        f"loader: batch {i}: expected (x, y) or (x, y, ...), got "
-                        f"{type(batch).__name__}{f' of length {len(batch)}' if isinstance(batch, (tuple, list)) else ''}"
+                        f"loader: batch {i}: expected (x, y) or (x, y, ...), got {type(batch).__name__}{length}"
                     )
                 x, y = batch[0], batch[1]
                 x = x.to(device, non_blocking=True) if torch.is_tensor(x) else x
