@@ -9,9 +9,14 @@ Registry names: ``ts``, ``ts-grid-ece``, ``ats`` (a reconstruction), ``vector``,
 
 :func:`compare` fits several calibrators on validation logits and scores each on the test logits (the trainer's
 end of run, ``caltrain calibrate``); :meth:`PosthocComparison.save` writes them into a run directory.
+
+Every calibrator is also a scikit-learn estimator on logits (``clone``, ``get_params``/``set_params``, a
+``Pipeline``'s last step; NumPy in, NumPy out). :class:`CalibratedClassifier` calibrates a scikit-learn
+classifier's scores (``cv="prefit"`` or a held-out fraction); :class:`CalibratedModel` wraps a PyTorch model and
+a calibrator into one ``nn.Module`` fitted on a validation ``DataLoader``.
 """
 
-from caltrain.posthoc.base import Calibrator, NotFittedError
+from caltrain.posthoc.base import Calibrator, NotALogitMapError, NotFittedError
 from caltrain.posthoc.registry import CALIBRATORS, create, load, names, register
 
 # --- calibrator modules (importing registers them) ---
@@ -34,10 +39,14 @@ from caltrain.posthoc.histogram import HistogramBinning  # noqa: E402
 from caltrain.posthoc.isotonic import IsotonicCalibration  # noqa: E402
 from caltrain.posthoc.binary import BetaCalibration, PlattScaling, fit_logistic  # noqa: E402
 from caltrain.posthoc.compare import RUN_ABSTENTION, PosthocComparison, compare  # noqa: E402
+from caltrain.posthoc.model import CalibratedModel  # noqa: E402
+from caltrain.posthoc.classifier import CalibratedClassifier  # noqa: E402
 
 __all__ = [
     "AdaptiveTemperatureScaling",
     "BetaCalibration",
+    "CalibratedClassifier",
+    "CalibratedModel",
     "CALIBRATORS",
     "Calibrator",
     "DirichletCalibration",
@@ -46,6 +55,7 @@ __all__ = [
     "HistogramBinning",
     "IsotonicCalibration",
     "MatrixScaling",
+    "NotALogitMapError",
     "NotFittedError",
     "PlattScaling",
     "PosthocComparison",

@@ -111,11 +111,16 @@ class AdaptiveTemperatureScaling(Calibrator):
         abstention: str | None = None,
     ) -> None:
         super().__init__(abstention=abstention)
-        self.n_pieces = check_n_bins(n_pieces, "n_pieces")
-        self.binning = check_choice(binning, "binning", BINNINGS)
-        self.min_piece_size = check_positive_int(min_piece_size, "min_piece_size")
-        self.t_min = check_number(t_min, "t_min", low=0, low_inclusive=False)
-        self.t_max = check_number(t_max, "t_max", low=self.t_min, low_inclusive=False)
+        check_n_bins(n_pieces, "n_pieces")
+        self.n_pieces = n_pieces
+        check_choice(binning, "binning", BINNINGS)
+        self.binning = binning
+        check_positive_int(min_piece_size, "min_piece_size")
+        self.min_piece_size = min_piece_size
+        check_number(t_min, "t_min", low=0, low_inclusive=False)
+        self.t_min = t_min
+        check_number(t_max, "t_max", low=self.t_min, low_inclusive=False)
+        self.t_max = t_max
 
     def _fit(self, z: torch.Tensor, y: torch.Tensor) -> None:
         conf = torch.softmax(z, dim=1).amax(dim=1)

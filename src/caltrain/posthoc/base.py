@@ -17,7 +17,16 @@ probabilities. The protocol (one for all of them, no per-method branches in call
   field, e.g. ``cal.json: fitted['temperature_']: expected a finite number in (0, inf), got -1.0``.
 
 Inputs may be ``torch.Tensor`` (CPU or GPU) or NumPy arrays; everything is computed in float64 on the logits'
-device, and outputs are float64 tensors on that device.
+device. Outputs follow the input: a tensor in gives a float64 tensor on its device, anything else (a NumPy array,
+a list, a DataFrame) gives a float64 NumPy array, as scikit-learn estimators do.
+
+scikit-learn: every calibrator is a scikit-learn estimator without importing scikit-learn (an optional extra):
+``get_params(deep=True)`` / ``set_params(**params) -> self`` (checked by the constructor; an unknown name raises
+``ValueError`` listing the valid ones), constructor arguments stored unmodified under their own names (so
+``sklearn.base.clone`` gives an unfitted copy with equal parameters), ``predict(logits)`` (class indices, the
+argmax of ``predict_proba``), ``score(logits, labels)`` (accuracy), ``classes_`` (``arange(n_classes_)``) after
+fit, and the estimator tags scikit-learn reads (``__sklearn_tags__``, ``__sklearn_is_fitted__``). It can then be
+the last step of a ``sklearn.pipeline.Pipeline`` whose earlier steps produce logits.
 
 Abstention (K+1) models: the last logit is "unknown". ``abstention`` says what to calibrate, explicitly, in
 the vocabulary of :mod:`caltrain.abstention` (the metrics' convention names):
@@ -45,13 +54,20 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import math
 import os
 import sys
+import types
 import warnings
-from typing import Any, ClassVar
+from typing import Any, ClassVar, overload
+
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:  # pragma: no cover - Python 3.10 (typing_extensions is a dependency of torch)
+    from typing_extensions import Self
 
 import numpy as np
 import torch
@@ -59,6 +75,7 @@ import torch
 from caltrain.abstention import CALIBRATABLE, calibration_logits, check_convention
 from caltrain.utils.checks import (
     as_tensor,
+    did_you_mean,
     check_finite,
     check_labels,
     check_ndim,
@@ -67,7 +84,7 @@ from caltrain.utils.checks import (
 )
 from caltrain.utils.io import atomic_write_json, read_json, to_jsonable
 
-__all__ = ["Calibrator", "FORMAT", "NotFittedError"]
+__all__ = ["Calibrator", "FORMAT", "NotALogitMapError", "NotFittedError"]
 
 #: Valid values of every calibrator's ``abstention`` argument (``None`` or a name of
 #: :data:`caltrain.abstention.CALIBRATABLE`); public as the deprecated ``ABSTENTION_MODES``.
@@ -80,6 +97,32 @@ MIN_FIT_SAMPLES = 2
 
 class NotFittedError(ValueError, AttributeError):
     """A calibrator was used before ``fit`` (subclasses ``ValueError`` and ``AttributeError``, like scikit-learn's)."""
+
+
+class NotALogitMapError(NotImplementedError, AttributeError):
+    """``transform`` of a calibrator that is not a logit map (``is_logit_map`` False: histogram, isotonic, ETS).
+
+    Raised when the attribute is looked up, so ``hasattr(cal, "transform")`` is False for them (scikit-learn
+    then does not take them for transformers); a ``NotImplementedError`` as before.
+    """
+
+
+class _LogitMapOnly:
+    """A method that exists only on logit maps (scikit-learn's ``available_if``, without importing it)."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        functools.update_wrapper(self, fn)
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        if not obj.is_logit_map:
+            raise NotALogitMapError(
+                f"{type(obj).__name__} is not a logit map; use predict_proba ({self.fn.__name__} exists only for "
+                "logit maps)"
+            )
+        return types.MethodType(self.fn, obj)
 
 
 class Field:
@@ -219,7 +262,7 @@ class Calibrator:
             warnings.warn(w.message, w.category, stacklevel=_user_stacklevel())
 
     # ----------------------------------------------------------------------------------------------- protocol
-    def fit(self, logits: Any, labels: Any) -> "Calibrator":
+    def fit(self, logits: Any, labels: Any) -> Self:
         """Fit on validation ``logits`` ``[N, C]`` (``[N]`` allowed for binary calibrators) and ``labels`` ``[N]``."""
         z = self._logits(logits, "logits")
         y = as_tensor(labels, "labels")
@@ -232,30 +275,72 @@ class Calibrator:
                 f"{z.shape[0]} (a calibrator fitted on one sample is meaningless: pass the whole validation split)"
             )
         y = y.to(device=z.device, dtype=torch.long)
-        self._fit(z, y)
+        # the optimisers use autograd: fitting works inside the caller's torch.no_grad() / inference_mode(), and
+        # on inference tensors (cloned outside inference mode so that autograd may save them)
+        with torch.inference_mode(False), torch.enable_grad():
+            self._fit(z.detach().clone(), y.clone())
         self.n_classes_ = int(z.shape[1])
         return self
 
-    def predict_proba(self, logits: Any) -> torch.Tensor:
-        """Calibrated probabilities ``[N, C]`` (float64, on the logits' device)."""
-        z = self._prepared(logits)
-        return self._predict_proba(z)
+    @overload
+    def predict_proba(self, logits: torch.Tensor) -> torch.Tensor: ...
+    @overload
+    def predict_proba(self, logits: Any) -> np.ndarray: ...
 
-    def transform(self, logits: Any) -> torch.Tensor:
-        """Calibrated logits ``[N, C]`` (logit maps only; ``[N]`` in, ``[N]`` out for binary calibrators)."""
-        if not self.is_logit_map:
-            raise NotImplementedError(
-                f"{type(self).__name__} is not a logit map; use predict_proba (transform exists only for logit maps)"
-            )
+    def predict_proba(self, logits: Any) -> torch.Tensor | np.ndarray:
+        """Calibrated probabilities ``[N, C]``, float64: a tensor on the logits' device for a tensor, else NumPy."""
+        z = self._prepared(logits)
+        return _like(self._predict_proba(z), logits)
+
+    @_LogitMapOnly
+    def transform(self, logits: Any) -> torch.Tensor | np.ndarray:
+        """Calibrated logits ``[N, C]`` (logit maps only; ``[N]`` in, ``[N]`` out for binary calibrators).
+
+        float64, a tensor on the logits' device for a tensor, else a NumPy array. On a calibrator that is not a
+        logit map the attribute does not exist: looking it up raises :class:`NotALogitMapError` (a
+        ``NotImplementedError`` and an ``AttributeError``).
+        """
         raw = as_tensor(logits, "logits")
         out = self._transform(self._prepared(logits))
         if self.binary_only and raw.ndim == 1:
-            return out[:, 1]
-        return out
+            out = out[:, 1]
+        return _like(out, logits)
 
-    def fit_predict_proba(self, logits: Any, labels: Any) -> torch.Tensor:
+    @overload
+    def predict(self, logits: torch.Tensor) -> torch.Tensor: ...
+    @overload
+    def predict(self, logits: Any) -> np.ndarray: ...
+
+    def predict(self, logits: Any) -> torch.Tensor | np.ndarray:
+        """Predicted class indices ``[N]`` (int64; the argmax of :meth:`predict_proba`, scikit-learn's ``predict``).
+
+        With ``abstention="with_unknown"`` index ``n_classes_ - 1`` is the abstention ("unknown") output.
+        """
+        probs = self.predict_proba(as_tensor(logits, "logits"))
+        return _like(probs.argmax(dim=1), logits)
+
+    def score(self, logits: Any, labels: Any) -> float:
+        """Accuracy of :meth:`predict` on ``labels`` (scikit-learn's ``ClassifierMixin.score``)."""
+        y = as_tensor(labels, "labels")
+        check_ndim(y, "labels", 1, "[N]")
+        pred = self.predict(as_tensor(logits, "logits"))
+        check_same_length(pred, y, "logits", "labels")
+        return float((pred.cpu() == y.cpu().long()).double().mean())
+
+    @_LogitMapOnly
+    def fit_transform(self, logits: Any, labels: Any) -> torch.Tensor | np.ndarray:
+        """``fit(logits, labels).transform(logits)`` (logit maps; a ``Pipeline``'s intermediate step calls it)."""
+        return self.fit(logits, labels).transform(logits)
+
+    def fit_predict_proba(self, logits: Any, labels: Any) -> torch.Tensor | np.ndarray:
         """``fit(logits, labels).predict_proba(logits)``."""
         return self.fit(logits, labels).predict_proba(logits)
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """``numpy.arange(n_classes_)``: what ``predict_proba``'s columns stand for (scikit-learn's ``classes_``)."""
+        self._check_fitted()
+        return np.arange(self.n_classes_)
 
     @property
     def params_(self) -> dict[str, float]:
@@ -280,14 +365,55 @@ class Calibrator:
         """Checks across fitted fields on load (each field alone is checked by its :class:`Field`)."""
 
     # ------------------------------------------------------------------------------------------------ state
-    def get_params(self) -> dict[str, Any]:
-        """The constructor's keyword arguments with their current values (the hyperparameters)."""
-        sig = inspect.signature(type(self).__init__)
-        return {
-            p.name: getattr(self, p.name)
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [
+            p.name
             for p in sig.parameters.values()
             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"
-        }
+        ]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's keyword arguments with their current values (the hyperparameters).
+
+        ``deep`` is accepted for scikit-learn (a calibrator holds no nested estimators).
+        """
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params: Any) -> Self:
+        """Set hyperparameters (scikit-learn's ``set_params``) and return ``self``.
+
+        The new values go through the constructor's checks first (nothing is set if one fails); an unknown name
+        raises ``ValueError`` listing the valid ones. Fitted attributes are kept, as in scikit-learn: refit.
+        """
+        valid = self._get_param_names()
+        for key in params:
+            if key not in valid:
+                raise ValueError(
+                    f"invalid parameter {key!r} for {type(self).__name__}; valid parameters: "
+                    f"{', '.join(valid) or '(none)'}{did_you_mean(key, valid)}"
+                )
+        if params:
+            checked = type(self)(**{**self.get_params(), **params})  # the constructor's checks and translations
+            for key in params:
+                setattr(self, key, getattr(checked, key))
+        return self
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "n_classes_")
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's estimator tags (imported only when scikit-learn asks): a classifier on 2-D float logits."""
+        from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags, TransformerTags
+
+        return Tags(
+            estimator_type="classifier",
+            target_tags=TargetTags(required=True),
+            classifier_tags=ClassifierTags(multi_class=not self.binary_only),
+            transformer_tags=TransformerTags(preserves_dtype=["float64"]) if self.is_logit_map else None,
+            input_tags=InputTags(one_d_array=self.binary_only, two_d_array=True),
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """``{"format", "name", "hyperparameters", "fitted"}``; fitted tensors are float64 CPU copies."""
@@ -408,6 +534,11 @@ class Calibrator:
                 f"got {z.shape[1]}"
             )
         return z
+
+
+def _like(out: torch.Tensor, reference: Any) -> torch.Tensor | np.ndarray:
+    """``out`` as a tensor if ``reference`` (the caller's input) is one, else as a NumPy array (scikit-learn)."""
+    return out if torch.is_tensor(reference) else out.detach().cpu().numpy()
 
 
 def load_json(path: str | os.PathLike) -> dict[str, Any]:

@@ -69,8 +69,10 @@ class _BinaryCalibrator(Calibrator):
 
     def __init__(self, *, max_iter: int = 200, tol: float = 1e-10) -> None:
         super().__init__(abstention=None)
-        self.max_iter = check_positive_int(max_iter, "max_iter")
-        self.tol = check_number(tol, "tol", low=0, low_inclusive=False)
+        check_positive_int(max_iter, "max_iter")
+        self.max_iter = max_iter
+        check_number(tol, "tol", low=0, low_inclusive=False)
+        self.tol = tol
 
     def _calibrated_logit(self, s: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -109,9 +109,12 @@ class EnsembleTemperatureScaling(Calibrator):
         abstention: str | None = None,
     ) -> None:
         super().__init__(abstention=abstention)
-        self.loss = check_choice(loss, "loss", ("mse", "nll"))
-        self.t_min = check_number(t_min, "t_min", low=0, low_inclusive=False)
-        self.t_max = check_number(t_max, "t_max", low=self.t_min, low_inclusive=False)
+        check_choice(loss, "loss", ("mse", "nll"))
+        self.loss = loss
+        check_number(t_min, "t_min", low=0, low_inclusive=False)
+        self.t_min = t_min
+        check_number(t_max, "t_max", low=self.t_min, low_inclusive=False)
+        self.t_max = t_max
 
     def _components(self, z: torch.Tensor, temperature: float) -> torch.Tensor:
         """``[3, N, K]``: softmax(z/T), softmax(z), uniform."""

@@ -62,7 +62,8 @@ class HistogramBinning(Calibrator):
 
     def __init__(self, *, n_bins: int = 10, abstention: str | None = None) -> None:
         super().__init__(abstention=abstention)
-        self.n_bins = check_n_bins(n_bins)
+        check_n_bins(n_bins)
+        self.n_bins = n_bins
 
     def _fit(self, z: torch.Tensor, y: torch.Tensor) -> None:
         n, k = z.shape

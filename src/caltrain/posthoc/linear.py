@@ -144,10 +144,15 @@ class _LinearCalibrator(Calibrator):
         abstention: str | None = None,
     ) -> None:
         super().__init__(abstention=abstention)
-        self.reg_lambda = check_number(reg_lambda, "reg_lambda", low=0)
-        self.reg_mu = None if reg_mu is None else check_number(reg_mu, "reg_mu", low=0)
-        self.max_iter = check_positive_int(max_iter, "max_iter")
-        self.tol = check_number(tol, "tol", low=0, low_inclusive=False)
+        check_number(reg_lambda, "reg_lambda", low=0)
+        self.reg_lambda = reg_lambda
+        if reg_mu is not None:
+            check_number(reg_mu, "reg_mu", low=0)
+        self.reg_mu = reg_mu
+        check_positive_int(max_iter, "max_iter")
+        self.max_iter = max_iter
+        check_number(tol, "tol", low=0, low_inclusive=False)
+        self.tol = tol
 
     def _features(self, z: torch.Tensor) -> torch.Tensor:
         return z

@@ -31,6 +31,7 @@ import math
 import warnings
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 from caltrain.posthoc.base import ITERATIONS, Calibrator, Field, positive_temperature
@@ -171,9 +172,12 @@ class TemperatureScaling(Calibrator):
         abstention: str | None = None,
     ) -> None:
         super().__init__(abstention=abstention)
-        self.t_min = check_number(t_min, "t_min", low=0, low_inclusive=False)
-        self.t_max = check_number(t_max, "t_max", low=self.t_min, low_inclusive=False)
-        self.tol = check_number(tol, "tol", low=0, low_inclusive=False)
+        check_number(t_min, "t_min", low=0, low_inclusive=False)
+        self.t_min = t_min
+        check_number(t_max, "t_max", low=self.t_min, low_inclusive=False)
+        self.t_max = t_max
+        check_number(tol, "tol", low=0, low_inclusive=False)
+        self.tol = tol
 
     def _fit(self, z: torch.Tensor, y: torch.Tensor) -> None:
         t, n_iter, at_bound = fit_temperature(z, y, t_min=self.t_min, t_max=self.t_max, tol=self.tol)
@@ -234,11 +238,15 @@ class GridECETemperatureScaling(Calibrator):
         abstention: str | None = None,
     ) -> None:
         super().__init__(abstention=abstention)
-        grid = tuple(check_number(t, "grid", low=0, low_inclusive=False) for t in grid)
-        if not grid:
+        if not isinstance(grid, (list, tuple, np.ndarray)):  # an iterator would be spent by the check below
+            grid = tuple(grid)
+        for t in grid:
+            check_number(t, "grid", low=0, low_inclusive=False)
+        if not len(grid):
             raise ValueError("grid: expected at least one temperature > 0, got an empty grid")
-        self.grid = grid
-        self.n_bins = check_n_bins(n_bins)
+        self.grid = grid  # stored as given (scikit-learn's clone needs the very object back)
+        check_n_bins(n_bins)
+        self.n_bins = n_bins
         if not isinstance(binning, str):
             raise ValueError(f"binning: expected a binning name of caltrain.metrics, got {binning!r}")
         self.binning = binning
