@@ -42,9 +42,6 @@ from caltrain.train.trainer import Trainer, _resolve_device
 
 __all__ = ["FitResult", "fit"]
 
-#: Top-level settings ``caltrain.fit`` sets itself (from its arguments and the data), with what to pass instead.
-_OWN_SETTINGS = {"model": "pass the nn.Module itself", "loss": "pass loss= and loss_options=",
-                 "epochs": "pass epochs="}
 #: The ``data`` settings that apply to data you pass (the others name caltrain's datasets).
 _DATA_SETTINGS = ("batch_size", "eval_batch_size")
 
@@ -140,9 +137,6 @@ class _FitTrainer(Trainer):
 
 def _build_settings(loss: str, loss_options: dict[str, Any] | None, epochs: int,
                     settings: dict[str, Any]) -> TrainConfig:
-    for key, instead in _OWN_SETTINGS.items():
-        if key in settings:
-            raise ConfigError(f"{key}: set by caltrain.fit; {instead}")
     data = dict(settings.get("data") or {})
     for key in data:
         if key not in _DATA_SETTINGS:
