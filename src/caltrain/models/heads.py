@@ -1,6 +1,6 @@
 """Heads for your own models: :func:`with_abstention_head` adds the "unknown" output abstention objectives need.
 
-Objectives with an abstention output (``objective.abstention`` set: DAC, Deep Gamblers, ...; ``caltrain losses``
+Objectives with an abstention output (``objective.abstention`` set: Socrates, SAT, Deep Gamblers; ``caltrain losses``
 marks them) train a model with K + 1 outputs, the last being "unknown". :func:`caltrain.fit` checks the model's
 output width on one batch before training and names this helper when it is one short.
 
