@@ -268,3 +268,13 @@ def test_import_caltrain_stays_lazy_about_fit():
     code = "import sys, caltrain; print('caltrain.train.fit' in sys.modules); print(callable(caltrain.fit))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "True"]
+
+
+@pytest.mark.parametrize("name", ["caltrain.train.fit", "caltrain.models.heads"])
+def test_docstring_examples(name, tmp_path, monkeypatch):
+    import doctest
+    import importlib
+
+    monkeypatch.chdir(tmp_path)
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

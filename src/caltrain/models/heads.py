@@ -43,8 +43,8 @@ def with_abstention_head(model: nn.Module, num_classes: int | None = None) -> nn
     """``model`` with one more output, the abstention ("unknown") logit, for K + 1-output objectives.
 
     When ``model`` clearly ends in an ``nn.Linear`` (the last layer of an ``nn.Sequential``, or a last child named
-    ``fc`` / ``head`` / ``classifier``) that layer is replaced by one with an extra output row (the K class rows copied, the new
-    row zero), so the model stays one module. Otherwise the model is wrapped in :class:`AbstentionHead`, which
+    ``fc`` / ``head`` / ``classifier``) that layer is replaced by one with an extra output row (the K class rows
+    copied, the new row zero), so the model stays one module. Otherwise the model is wrapped in :class:`AbstentionHead`, which
     needs ``num_classes`` (K, the model's output width).
     """
     if not isinstance(model, nn.Module):

@@ -15,7 +15,8 @@ description and path, and the validation hold-out; ``summary.json`` has ``data``
 Example:
     >>> import tempfile, torch
     >>> from torch import nn
-    >>> x, y = torch.randn(120, 4), torch.arange(120) % 3
+    >>> x = torch.randn(120, 4)
+    >>> y = x[:, :3].argmax(dim=1)
     >>> result = fit(nn.Linear(4, 3), (x, y), epochs=2, out=tempfile.mkdtemp(), quiet=True, device="cpu",
     ...              optim={"name": "adamw", "lr": 0.01}, eval={"posthoc": ["ts"]})
     >>> result.summary["data"]["val_holdout"]["samples"], sorted(result.summary["posthoc"])

@@ -3,9 +3,10 @@
 Each of ``train``, ``val``, ``test`` may be
 
 - in-memory data: ``(inputs, labels)`` as tensors or NumPy arrays (:class:`TensorInput`). It takes the
-  **device-resident path**: the tensors move to the device once and a batch is an index slice of a seeded
-  permutation (:class:`TensorLoader`, the design of :func:`caltrain.data.make_loader`, without its uint8
-  scaling and augmentation: inputs reach the model as given; NumPy float64 becomes float32);
+  **device-resident path**: the tensors move to the device once (on a GPU, inputs over 1 GiB stay in host
+  memory and each batch is moved) and a batch is an index slice of a seeded permutation (:class:`TensorLoader`,
+  the design of :func:`caltrain.data.make_loader`, without its uint8 scaling and augmentation: inputs reach the
+  model as given; NumPy float64 becomes float32);
 - a map-style ``torch.utils.data.Dataset`` yielding ``(x, y)``, or a ``DataLoader`` over one
   (:class:`DatasetInput`). It takes the **generic path**: a ``DataLoader`` (the user's worker processes, pinned
   memory, collate function and transforms) over :class:`IndexedDataset`, which yields ``(x, y, index)``.
@@ -38,6 +39,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset, RandomSampler, Sampler
 from torch.utils.data import SequentialSampler, Subset
 
+from caltrain.data.loader import MAX_RESIDENT_BYTES
 from caltrain.data.seeding import make_generator
 
 __all__ = [
@@ -98,7 +100,10 @@ class TensorLoader:
 
     def __init__(self, data: TensorInput, *, batch_size: int, shuffle: bool, seed: int, device: torch.device,
                  drop_last: bool = False) -> None:
-        self.x = data.x.to(device)
+        # as caltrain.data.make_loader: inputs over 1 GiB stay in host memory on a GPU (each batch is moved)
+        resident = device.type == "cpu" or data.x.numel() * data.x.element_size() <= MAX_RESIDENT_BYTES
+        self.x = data.x.to(device) if resident else (data.x.pin_memory() if device.type == "cuda" else data.x)
+        self.resident = resident
         self.y = data.y.to(device)
         self.size = len(data)
         self.batch_size, self.shuffle, self.seed, self.device = batch_size, shuffle, seed, device
@@ -112,10 +117,15 @@ class TensorLoader:
         self.epoch = int(epoch)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        order = epoch_order(self.size, self.seed, self.epoch, self.shuffle).to(self.device)
+        order = epoch_order(self.size, self.seed, self.epoch, self.shuffle)
+        order_device = order.to(self.device)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
-            index = order[start : start + self.batch_size]
-            yield self.x.index_select(0, index), self.y[index], index
+            index = order_device[start : start + self.batch_size]
+            if self.resident:
+                x = self.x.index_select(0, index)
+            else:
+                x = self.x.index_select(0, order[start : start + self.batch_size]).to(self.device, non_blocking=True)
+            yield x, self.y[index], index
 
 
 # ------------------------------------------------------------------------------------------ generic path
