@@ -15,10 +15,11 @@ description and path, and the validation hold-out; ``summary.json`` has ``data``
 Example:
     >>> import tempfile, torch
     >>> from torch import nn
-    >>> x = torch.randn(120, 4)
-    >>> y = x[:, :3].argmax(dim=1)
-    >>> result = fit(nn.Linear(4, 3), (x, y), epochs=2, out=tempfile.mkdtemp(), quiet=True, device="cpu",
-    ...              optim={"name": "adamw", "lr": 0.01}, eval={"posthoc": ["ts"]})
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.randn(120, 4, generator=g)
+    >>> y = (x[:, :3] + torch.randn(120, 3, generator=g)).argmax(dim=1)  # noisy labels
+    >>> result = fit(nn.Linear(4, 3), (x, y), epochs=3, batch_size=16, out=tempfile.mkdtemp(), quiet=True,
+    ...              device="cpu", optim={"name": "adamw", "lr": 0.05}, eval={"posthoc": ["ts"]})
     >>> result.summary["data"]["val_holdout"]["samples"], sorted(result.summary["posthoc"])
     (12, ['ts'])
 """
