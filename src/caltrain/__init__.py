@@ -50,7 +50,7 @@ __all__ = [
     # data
     "DatasetSplits", "Split", "make_loader",
     # trainer and reports
-    "TrainConfig", "build_config", "load_suite", "run_suite", "train_model", "write_report",
+    "TrainConfig", "build_config", "fit", "load_suite", "run_suite", "train_model", "write_report",
     # subpackages
     "analysis",
     "data",
@@ -61,3 +61,12 @@ __all__ = [
     "report",
     "train",
 ]
+
+
+def __getattr__(name: str):
+    """``caltrain.fit`` is imported on first use (:mod:`caltrain.train.fit`), keeping ``import caltrain`` as it was."""
+    if name == "fit":
+        from caltrain.train.fit import fit
+
+        return fit
+    raise AttributeError(f"module 'caltrain' has no attribute {name!r}")

@@ -9,6 +9,7 @@ from caltrain.models import resnet_cifar as _resnet_cifar  # noqa: F401
 from caltrain.models import unet as _unet  # noqa: F401
 from caltrain.models import vgg as _vgg  # noqa: F401
 from caltrain.models import wide_resnet as _wide_resnet  # noqa: F401
+from caltrain.models.heads import AbstentionHead, with_abstention_head
 from caltrain.models.registry import MODELS, create, names, num_parameters
 
-__all__ = ["MODELS", "create", "names", "num_parameters"]
+__all__ = ["AbstentionHead", "MODELS", "create", "names", "num_parameters", "with_abstention_head"]

@@ -468,14 +468,22 @@ def build_config(
     """Defaults <- ``base`` dict <- YAML file <- overrides, validated into a :class:`TrainConfig`.
 
     Raises:
-        ConfigError: an unknown key (listing the valid ones), an invalid value, or a YAML file that is not valid
-            YAML or not a mapping (see :func:`load_yaml`).
+        ConfigError: an unknown key (listing the valid ones), an invalid value, a YAML file that is not valid
+            YAML or not a mapping (see :func:`load_yaml`), or the ``config.yaml`` of a :func:`caltrain.fit` run
+            (``source: python``: its model and data live in Python, not in a registry).
         FileNotFoundError: ``yaml_file`` does not exist.
     """
 
     tree: dict[str, Any] = copy.deepcopy(base) if base else {}
     if yaml_file is not None:
         tree = _deep_merge(tree, load_yaml(yaml_file))
+        if tree.get("source") == "python":  # written by caltrain.fit: a user's model and data, not registry names
+            model = (tree.get("model") or {}).get("name", "a custom model")
+            raise ConfigError(
+                f"{yaml_file}: this run was trained from Python with caltrain.fit ({model}, data passed in Python); "
+                "the command line cannot rebuild a Python model or dataset. Resume it from Python: "
+                "caltrain.fit(model, train, ..., out=RUN_DIR, resume=True) with the same model, data and settings"
+            )
     tree = apply_overrides(tree, overrides)
     try:
         return TrainConfig.model_validate(tree)

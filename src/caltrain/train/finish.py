@@ -29,6 +29,7 @@ __all__ = ["finish_run"]
 def finish_run(
     *, cfg: TrainConfig, run: RunDir, model: nn.Module, evaluator: Evaluator, selection: Selection, data: Any,
     steps: int, train_seconds: float, convention: str | None, device: torch.device, is_main: bool,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Report the selected model of a finished run; returns the summary (also written to ``summary.json``).
 
@@ -36,6 +37,7 @@ def finish_run(
         convention: the logits calibrators and OOD scores see (:func:`caltrain.abstention.calibration_logits`).
         device: where the selected weights are loaded.
         is_main: write the files (the main process only).
+        extra: further summary entries (``caltrain.fit``: where the data came from, ``summary["data"]``).
     """
     selected_epoch = cfg.epochs
     if selection.best_epoch is not None:
@@ -67,6 +69,8 @@ def finish_run(
         result["ood"], logits["ood"] = score_ood(
             logits["test"][0], data.ood, evaluator.predict_dataset, convention=convention
         )
+    if extra:
+        result.update(extra)
     if is_main:
         for split, (z, y) in logits.items():
             save_npz(run.logits(split), logits=z, labels=y)

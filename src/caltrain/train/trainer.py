@@ -79,7 +79,7 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> None:
-        from caltrain import data as data_mod, losses, models
+        from caltrain import losses
 
         self.cfg = config
         self.run = RunDir(Path(run_dir))
@@ -95,17 +95,13 @@ class Trainer:
         if config.threads:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
-        self.data = data_mod.create(config.data.name, root=config.data.root, **config.data.options)
+        self.data = self._create_data()
         self.num_classes = self.data.num_classes
         self.objective = losses.create(
             config.loss.name, num_classes=self.num_classes, num_samples=len(self.data.train), **config.loss.options
         ).to(self.device)
-        self.model_name = model_name = resolve_model_name(config.model.name, self.data.kind)
         torch.manual_seed(config.seed)  # model initialisation depends on the seed only
-        model = models.create(
-            model_name, num_classes=self.objective.num_outputs, in_channels=self.data.input_shape[0],
-            input_shape=tuple(self.data.input_shape), **config.model.options,
-        ).to(self.device)
+        model = self._create_model().to(self.device)  # sets self.model_name
         self.channels_last = config.channels_last is True or (
             config.channels_last == "auto" and len(self.data.input_shape) == 3
         )
@@ -123,19 +119,8 @@ class Trainer:
             )
         self.forward_model = torch.compile(self.model) if config.compile else self.model
 
-        norm = (tuple(self.data.mean), tuple(self.data.std))
-        self.objective.set_input_domain(**_input_domain(norm, tuple(self.data.input_shape), self.device))
-        loader_kw = dict(device=self.device, seed=config.seed, normalization=norm,
-                         rank=self.dist.rank, world_size=self.dist.world_size)
-        self.train_loader = data_mod.make_loader(
-            self.data.train, batch_size=config.data.batch_size, shuffle=True, augment=config.data.augment,
-            drop_last=False, **loader_kw,
-        )
-
-        def eval_loader(split: Any):
-            return data_mod.make_loader(split, batch_size=config.data.eval_batch_size, shuffle=False, augment=False,
-                                        drop_last=False, **loader_kw)
-
+        self.objective.set_input_domain(**self._input_domain())
+        self.train_loader, eval_loader = self._create_loaders()
         self.eval_loaders = {split: eval_loader(getattr(self.data, split)) for split in ("train", "val", "test")}
         self.abstention = config.eval.abstention
         if self.abstention is None:
@@ -170,6 +155,62 @@ class Trainer:
                 subset=config.curvature.subset, iters=config.curvature.iters, n_bins=config.eval.n_bins,
                 batch_size=config.data.batch_size,
             )
+
+    # ---------------------------------------------------- the parts a run is built from
+    # caltrain.fit (train/fit.py) overrides these five to train a user's model on a user's data.
+    def _create_data(self) -> Any:
+        """The dataset (``train``/``val``/``test`` splits, ``num_classes``, ``kind``, ``input_shape``, OOD sets)."""
+        from caltrain import data as data_mod
+
+        cfg = self.cfg
+        return data_mod.create(cfg.data.name, root=cfg.data.root, **cfg.data.options)
+
+    def _create_model(self) -> nn.Module:
+        """The model with ``objective.num_outputs`` outputs, initialised under ``torch.manual_seed(seed)``."""
+        from caltrain import models
+
+        cfg = self.cfg
+        self.model_name = resolve_model_name(cfg.model.name, self.data.kind)
+        return models.create(
+            self.model_name, num_classes=self.objective.num_outputs, in_channels=self.data.input_shape[0],
+            input_shape=tuple(self.data.input_shape), **cfg.model.options,
+        )
+
+    def _input_domain(self) -> dict[str, torch.Tensor | None]:
+        """What ``objective.set_input_domain`` is told (the model-space scale and range of the inputs)."""
+        norm = (tuple(self.data.mean), tuple(self.data.std))
+        return _input_domain(norm, tuple(self.data.input_shape), self.device)
+
+    def _create_loaders(self) -> tuple[Any, Any]:
+        """The training loader and a function building a split's evaluation loader (unshuffled, not augmented)."""
+        from caltrain import data as data_mod
+
+        config = self.cfg
+        norm = (tuple(self.data.mean), tuple(self.data.std))
+        loader_kw = dict(device=self.device, seed=config.seed, normalization=norm,
+                         rank=self.dist.rank, world_size=self.dist.world_size)
+        train_loader = data_mod.make_loader(
+            self.data.train, batch_size=config.data.batch_size, shuffle=True, augment=config.data.augment,
+            drop_last=False, **loader_kw,
+        )
+
+        def eval_loader(split: Any):
+            return data_mod.make_loader(split, batch_size=config.data.eval_batch_size, shuffle=False, augment=False,
+                                        drop_last=False, **loader_kw)
+
+        return train_loader, eval_loader
+
+    def config_dict(self) -> dict[str, Any]:
+        """The configuration as written to ``config.yaml``, the fingerprint and the checkpoint."""
+        return config_to_dict(self.cfg)
+
+    def _extra_meta(self) -> dict[str, Any]:
+        """Further ``meta.json`` entries (none for a registered run)."""
+        return {}
+
+    def _summary_extra(self) -> dict[str, Any] | None:
+        """Further ``summary.json`` entries (none for a registered run)."""
+        return None
 
     def _autocast(self):
         if self.autocast_dtype is None:
@@ -231,7 +272,7 @@ class Trainer:
             cfg=self.cfg, run=self.run, model=self.model, evaluator=self.evaluator, selection=self.selection,
             data=self.data, steps=self.step, train_seconds=time.perf_counter() - t_start,
             convention=posthoc.RUN_ABSTENTION if self.objective.has_abstention else None, device=self.device,
-            is_main=self.dist.is_main,
+            is_main=self.dist.is_main, extra=self._summary_extra(),
         )
         if self.dist.enabled:
             torch.distributed.barrier()
@@ -327,13 +368,13 @@ class Trainer:
         return capture_run_state(
             epoch=epoch, step=self.step, model=unwrap(self.model), optimizer=self.optimizer,
             scheduler=self.scheduler, scaler=self.scaler, objective=self.objective, generator=self.generator,
-            curvature=self.curvature, history=self.history, best=self.selection.best, config=config_to_dict(self.cfg),
+            curvature=self.curvature, history=self.history, best=self.selection.best, config=self.config_dict(),
             world_size=self.dist.world_size,
         )
 
     def _restore(self) -> None:
         state = restore_run_state(
-            self.run.checkpoint, config=config_to_dict(self.cfg), config_file=self.run.config, device=self.device,
+            self.run.checkpoint, config=self.config_dict(), config_file=self.run.config, device=self.device,
             model=unwrap(self.model), optimizer=self.optimizer, scheduler=self.scheduler, scaler=self.scaler,
             objective=self.objective, generator=self.generator, curvature=self.curvature,
             world_size=self.dist.world_size,
@@ -354,8 +395,8 @@ class Trainer:
         import platform
 
         self.run.write_marker()  # first: the folder is caltrain's (what an overwrite requires)
-        self.run.write_config(config_to_dict(self.cfg))
-        self.run.write_fingerprint(config_to_dict(self.cfg))  # what a suite compares before reusing the run
+        self.run.write_config(self.config_dict())
+        self.run.write_fingerprint(self.config_dict())  # what a suite compares before reusing the run
         self.run.write_meta({
             "caltrain_version": caltrain.__version__,
             "git_revision": git_revision(),
@@ -366,6 +407,7 @@ class Trainer:
             "model": self.model_name,
             "num_parameters": sum(p.numel() for p in unwrap(self.model).parameters()),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            **self._extra_meta(),
         })
 
 
