@@ -13,6 +13,11 @@ Former class names (``MbLS``, ``SocratesLoss``, ...) stay importable as aliases.
 registry name      file (``caltrain.losses.<file>``)                  class (former name)
 =================  =================================================  ========================================
 ``adafocal``       ``adaptive_focal``                                 ``AdaptiveFocal`` (``AdaFocalLoss``)
+``aslp``           ``adaptive_stochastic_label_perturbation``         ``AdaptiveStochasticLabelPerturbation``
+                                                                      (``ASLP``)
+``bce``            ``binary_cross_entropy``                           ``BinaryCrossEntropy``
+``bce_ls``         ``self_calibrating_binary_cross_entropy`` (preset) ``SelfCalibratingBinaryCrossEntropy``,
+                                                                      alpha = 1, beta = smoothing / 2
 ``brier``          ``brier_score``                                    ``BrierScore`` (``Brier``)
 ``calmo``          ``calmo`` (the paper names it only CalMO)          ``CalMO`` (``CalMOLoss``)
 ``calmo_flat``     ``calmo`` (ablation factory)                       ``CalMO`` with lambda_r = 0
@@ -23,6 +28,8 @@ registry name      file (``caltrain.losses.<file>``)                  class (for
 ``dece``           ``differentiable_expected_calibration_error``      ``DifferentiableExpectedCalibrationError``
                                                                       (``DECE``)
 ``deep_gamblers``  ``deep_gamblers``                                  ``DeepGamblers`` (``DeepGamblersLoss``)
+``disturb_label``  ``self_calibrating_binary_cross_entropy`` (preset) ``SelfCalibratingBinaryCrossEntropy``,
+                                                                      beta = 1
 ``dual_focal``     ``dual_focal``                                     ``DualFocal``
 ``ecp``            ``confidence_penalty``                             ``ConfidencePenalty``
 ``flsd53``         ``sample_dependent_focal``                         ``SampleDependentFocal`` (``FLSD53``)
@@ -35,12 +42,18 @@ registry name      file (``caltrain.losses.<file>``)                  class (for
                                                                       (``MDCA``)
 ``mmce``           ``maximum_mean_calibration_error``                 ``MaximumMeanCalibrationError`` (``MMCE``)
 ``poly1``          ``poly1``                                          ``Poly1``
+``sc_bce``         ``self_calibrating_binary_cross_entropy``          ``SelfCalibratingBinaryCrossEntropy``
+                                                                      (``SelfCalibratingBCE``)
 ``sat``            ``self_adaptive_training``                         ``SelfAdaptiveTraining``
                                                                       (``SelfAdaptiveTrainingLoss``)
 ``socrates``       ``socrates``                                       ``Socrates`` (``SocratesLoss``)
 =================  =================================================  ========================================
 
-Other modules: :mod:`~caltrain.losses.base` (the protocol: ``Objective``, ``LogitObjective``),
+Dense binary objectives (one logit per pixel: ``aslp``, ``bce``, ``bce_ls``, ``disturb_label``, ``sc_bce``; and
+``focal`` on [N, 1, H, W] logits) declare ``tasks = {"dense_binary"}`` (base: ``DenseBinaryObjective``).
+
+Other modules: :mod:`~caltrain.losses.base` (the protocol: ``Objective``, ``LogitObjective``,
+``DenseBinaryObjective``),
 :mod:`~caltrain.losses.registry`, :mod:`~caltrain.losses.functional` (the pure functions by registry name),
 :mod:`~caltrain.losses.abstention_base` (``AbstentionObjective``, ``AdaptiveTargetObjective``: the K+1 objectives'
 bases), :mod:`~caltrain.losses.pgd` (the L-inf PGD step shared with :mod:`caltrain.analysis.robust_margins`) and
@@ -53,13 +66,17 @@ Example:
     ('MarginBasedLabelSmoothing', 'mbls', True)
 """
 
-from caltrain.losses.base import REDUCTIONS, REQUIREMENTS, LogitObjective, Objective, reduce_loss
+from caltrain.losses.base import (
+    REDUCTIONS, REQUIREMENTS, TASKS, DenseBinaryObjective, LogitObjective, Objective, reduce_loss,
+)
 from caltrain.losses.registry import LOSSES, create, names, register
 
 # Importing the objective modules registers them (``functional`` imports every logit-only one).
 from caltrain.losses import functional
 from caltrain.losses.abstention_base import AbstentionObjective, AdaptiveTargetObjective
 from caltrain.losses.adaptive_focal import AdaFocalLoss, AdaptiveFocal
+from caltrain.losses.adaptive_stochastic_label_perturbation import ASLP, AdaptiveStochasticLabelPerturbation
+from caltrain.losses.binary_cross_entropy import BinaryCrossEntropy
 from caltrain.losses.brier_score import Brier, BrierScore
 from caltrain.losses.calmo import CalMO, CalMOLoss
 from caltrain.losses.class_adaptive_label_smoothing import CALSLoss, ClassAdaptiveLabelSmoothing
@@ -80,23 +97,25 @@ from caltrain.losses.pgd import pgd_attack
 from caltrain.losses.poly1 import Poly1
 from caltrain.losses.sample_dependent_focal import FLSD53, SampleDependentFocal
 from caltrain.losses.self_adaptive_training import SelfAdaptiveTraining, SelfAdaptiveTrainingLoss
+from caltrain.losses.self_calibrating_binary_cross_entropy import SelfCalibratingBCE, SelfCalibratingBinaryCrossEntropy
 from caltrain.losses.socrates import Socrates, SocratesLoss
 
 _OBJECTIVES = [
-    "AdaptiveFocal", "BrierScore", "CalMO", "ClassAdaptiveLabelSmoothing", "ConfidencePenalty", "CrossEntropy",
+    "AdaptiveFocal", "AdaptiveStochasticLabelPerturbation", "BinaryCrossEntropy", "BrierScore", "CalMO", "ClassAdaptiveLabelSmoothing", "ConfidencePenalty", "CrossEntropy",
     "DeepGamblers", "DifferenceConfidenceAccuracy", "DifferentiableExpectedCalibrationError", "DualFocal", "Focal",
     "GenerativeCrossEntropy", "LabelSmoothing", "LogitNormalization", "MarginBasedLabelSmoothing",
     "MaximumMeanCalibrationError", "MulticlassDifferenceConfidenceAccuracy", "Poly1", "SampleDependentFocal",
-    "SelfAdaptiveTraining", "Socrates",
+    "SelfAdaptiveTraining", "SelfCalibratingBinaryCrossEntropy", "Socrates",
 ]
 #: Former class names, kept as aliases.
 _FORMER = [
-    "AdaFocalLoss", "Brier", "CALSLoss", "CalMOLoss", "DCA", "DECE", "DeepGamblersLoss", "FLSD53", "GenCE",
-    "LogitNorm", "MDCA", "MMCE", "MbLS", "SelfAdaptiveTrainingLoss", "SocratesLoss",
+    "ASLP", "AdaFocalLoss", "Brier", "CALSLoss", "CalMOLoss", "DCA", "DECE", "DeepGamblersLoss", "FLSD53", "GenCE",
+    "LogitNorm", "MDCA", "MMCE", "MbLS", "SelfAdaptiveTrainingLoss", "SelfCalibratingBCE",
+    "SocratesLoss",
 ]
 
 __all__ = [
-    "AbstentionObjective", "AdaptiveTargetObjective", "LOSSES", "LogitObjective", "Objective", "REDUCTIONS",
-    "REQUIREMENTS", "create", "functional", "names", "pgd_attack", "reduce_loss", "register",
+    "AbstentionObjective", "AdaptiveTargetObjective", "DenseBinaryObjective", "LOSSES", "LogitObjective",
+    "Objective", "REDUCTIONS", "REQUIREMENTS", "TASKS", "create", "functional", "names", "pgd_attack", "reduce_loss", "register",
     *_OBJECTIVES, *_FORMER,
 ]

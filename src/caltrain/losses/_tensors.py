@@ -79,13 +79,24 @@ class DeferredChecks:
         old = self._seen.get(key)
         self._seen[key] = seen if old is None else torch.maximum(old, seen)
 
+    def add_interval(self, name: str, lo: torch.Tensor, hi: torch.Tensor) -> None:
+        """Fold the (min, max) of one batch's real-valued ``name`` (dense targets, expected in [0, 1]) into the
+        record; a NaN is kept (``torch.maximum`` propagates it), so it is reported too."""
+        key = (name, -1, None, str(lo.device))
+        seen = torch.stack((-lo, hi)).double()
+        old = self._seen.get(key)
+        self._seen[key] = seen if old is None else torch.maximum(old, seen)
+
     def raise_if_bad(self) -> None:
         """Read the record (one host read per checked argument), clear it, and raise the ``ValueError`` of the
         first argument that held values out of range."""
         seen, self._seen = self._seen, {}
         for (name, high, ignore_index, _), values in seen.items():
             neg_lo, hi = values.tolist()
-            _raise_if_out_of_range(name, high, -neg_lo, hi, ignore_index, " (seen during the epoch)")
+            if high == -1:
+                _raise_if_outside_unit_interval(name, -neg_lo, hi, " (seen during the epoch)")
+            else:
+                _raise_if_out_of_range(name, high, -neg_lo, hi, ignore_index, " (seen during the epoch)")
 
 
 #: Device types whose value checks are read on the host at once (reading a CPU tensor does not wait for a device).
@@ -271,3 +282,68 @@ def logit_margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def with_batch_term(ce_i: torch.Tensor, term: torch.Tensor, weight: float, reduction: str) -> torch.Tensor:
     """CE_i + weight·term (a batch scalar) per sample, reduced (MMCE, DCA, MDCA, DECE)."""
     return reduce_loss(ce_i + weight * term, reduction)
+
+
+# ---- dense binary inputs: one logit per pixel ([N, 1, H, W] or [N, H, W]) and targets in [0, 1] ----------------
+
+
+def _raise_if_outside_unit_interval(name: str, lo: float, hi: float, when: str = "") -> None:
+    if not (lo >= 0.0 and hi <= 1.0):  # NaN fails too
+        raise ValueError(f"{name}: expected values in [0, 1] (dense binary targets), got values in [{lo}, {hi}]{when}")
+
+
+def check_unit_interval(values: torch.Tensor, name: str, *, now: bool = False) -> torch.Tensor:
+    """Check that the real tensor ``values`` lies in [0, 1] with one ``torch.aminmax`` (NaN is out of range);
+    return the values the caller must use. When it raises is :func:`check_range`'s rule: at once on CPU or with
+    ``now``; inside an objective's step on another device the (min, max) is recorded and ``on_epoch_end`` raises
+    (the step then runs on the values clamped into [0, 1]); outside one a ``torch._assert_async``."""
+    lo, hi = torch.aminmax(values)
+    if now or values.device.type in IMMEDIATE_DEVICES:
+        _raise_if_outside_unit_interval(name, float(lo), float(hi))
+        return values
+    record = ACTIVE_CHECKS.get()
+    if record is None:
+        torch._assert_async((lo >= 0) & (hi <= 1), f"{name}: expected values in [0, 1]")
+        return values
+    record.add_interval(name, lo, hi)
+    return values.nan_to_num(0.0).clamp(0.0, 1.0)
+
+
+DENSE_SHAPES = "[N, 1, H, W] or [N, H, W]"
+
+
+def prepare_dense_binary(
+    logits: torch.Tensor, targets: torch.Tensor, reduction: str, name: str = "labels"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Checks of the dense binary losses: ``logits`` a floating-point [N, 1, H, W] or [N, H, W] (one logit per
+    pixel, N >= 1), ``targets`` (``name``) the same shape, or the same without (or with) the channel axis of size
+    1, real (or integer/bool masks) with values in [0, 1] (one reduction, :func:`check_unit_interval`),
+    ``reduction`` valid. Returns (z, y), both [N, P] (P = pixels per image) in the compute dtype of ``logits``
+    (:func:`compute_dtype`)."""
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        got = type(logits).__name__ if not isinstance(logits, torch.Tensor) else f"dtype {logits.dtype}"
+        raise TypeError(f"logits: expected a floating-point tensor {DENSE_SHAPES} (one logit per pixel), got {got}")
+    if logits.dim() == 4 and logits.shape[1] != 1:
+        raise ValueError(
+            f"logits: expected {DENSE_SHAPES} (one logit per pixel: dense binary), got shape {tuple(logits.shape)}"
+        )
+    if logits.dim() not in (3, 4):
+        raise ValueError(f"logits: expected {DENSE_SHAPES} (dense binary), got shape {tuple(logits.shape)}")
+    check_nonempty(logits, "logits")
+    if not isinstance(targets, torch.Tensor) or targets.is_complex():
+        raise TypeError(f"{name}: expected a real tensor {DENSE_SHAPES} with values in [0, 1], got "
+                        f"{type(targets).__name__ if not isinstance(targets, torch.Tensor) else targets.dtype}")
+    pixels = tuple(logits.shape[-2:])
+    if targets.shape[0] != logits.shape[0] or tuple(targets.shape[-2:]) != pixels or targets.dim() not in (3, 4) or (
+        targets.dim() == 4 and targets.shape[1] != 1
+    ):
+        raise ValueError(
+            f"{name}: expected the shape of logits {tuple(logits.shape)} (with or without the channel axis of "
+            f"size 1), got shape {tuple(targets.shape)}"
+        )
+    check_choice(reduction, "reduction", REDUCTIONS)
+    z = compute_dtype(logits)
+    y = targets.to(z.dtype) if not targets.is_floating_point() else targets
+    y = check_unit_interval(y, name)
+    n = logits.shape[0]
+    return z.reshape(n, -1), y.reshape(n, -1).to(z.dtype)

@@ -13,13 +13,26 @@ The trainer has no per-method branches. It asks an objective:
 - ``needs_input_grad``: whether the trainer must call ``inputs.requires_grad_(True)`` before the forward pass
   (objectives that penalise input gradients of the logits);
 - ``needs_validation``: whether ``on_epoch_end`` wants the validation logits and labels (statistics gathered
-  once per epoch, e.g. AdaFocal's per-bin gamma, CALS' multipliers).
+  once per epoch, e.g. AdaFocal's per-bin gamma, CALS' multipliers);
+- ``needs_validation_statistics``: whether ``on_epoch_end`` wants *streamed* validation statistics instead of the
+  logits (dense tasks, where holding every validation logit map would not fit: a DUTS-TE sized split is
+  5019 images of 384x384 pixels). The trainer calls ``objective.validation_statistics(logits, labels)`` on every
+  validation batch (in ``eval()`` mode, under ``torch.no_grad()``), which returns a ``dict[str, Tensor]`` of
+  *sums* (counts, sums of correct pixels, ...); it adds them up key by key in float64 over the split and passes
+  the totals as ``on_epoch_end(e, val_stats={key: total})``. Only objectives that ask are called, so other runs
+  are unchanged (ASLP asks for the pooled validation pixel accuracy: sums ``correct`` and ``pixels``);
+- ``tasks``: the tasks the objective trains, a subset of :data:`TASKS`: ``"classification"`` (logits [N, K],
+  integer labels [N]; the default) and ``"dense_binary"`` (one logit per pixel, logits [N, 1, H, W] or
+  [N, H, W], targets of the same shape in [0, 1]; ``num_outputs`` is then 1). ``focal`` trains both; ``bce``,
+  ``sc_bce``, its presets and ``aslp`` only ``"dense_binary"``. Tests and the trainer ask ``tasks`` (a
+  classification run refuses a dense-only objective, and the generic classification tests skip them by it).
 
 and it calls, in this order, for every epoch ``e`` (0-based):
 
     objective.on_epoch_start(e)
     for each batch:  loss = objective(logits, labels, **{name: ... for name in objective.requires})
-    objective.on_epoch_end(e, val_logits=..., val_labels=...)
+    objective.on_epoch_end(e, val_logits=..., val_labels=...)     # or val_stats=... (see above)
+    record["objective"] = objective.epoch_summary()              # when it returns a non-empty dict
 
 ``forward(logits, labels, *, <the names in requires>)`` takes exactly the keyword arguments its ``requires``
 lists, no others: the trainer hands nothing else, so an objective never declares an input it does not use.
@@ -67,10 +80,12 @@ from torch import nn
 from caltrain.losses._tensors import ACTIVE_CHECKS, REDUCTIONS, DeferredChecks, check_num_outputs, reduce_loss
 from caltrain.utils.checks import check_choice, check_positive_int
 
-__all__ = ["LogitObjective", "Objective", "REQUIREMENTS", "REDUCTIONS", "reduce_loss"]
+__all__ = ["DenseBinaryObjective", "LogitObjective", "Objective", "REQUIREMENTS", "REDUCTIONS", "TASKS", "reduce_loss"]
 
 #: The extra inputs an objective may ask for.
 REQUIREMENTS = frozenset({"indices", "model", "inputs"})
+#: The tasks an objective may train (``Objective.tasks``).
+TASKS = frozenset({"classification", "dense_binary"})
 
 class Objective(nn.Module):
     """Base class of every training objective (see the module docstring for the protocol).
@@ -92,6 +107,10 @@ class Objective(nn.Module):
     needs_input_grad: ClassVar[bool] = False
     #: True when ``on_epoch_end`` needs the validation logits and labels.
     needs_validation: ClassVar[bool] = False
+    #: True when ``on_epoch_end`` needs streamed validation statistics (:meth:`validation_statistics`).
+    needs_validation_statistics: ClassVar[bool] = False
+    #: The tasks this objective trains (a subset of :data:`TASKS`).
+    tasks: ClassVar[frozenset[str]] = frozenset({"classification"})
     #: Names of the tensors indexed by dataset index (first dimension = number of training samples). Under
     #: DistributedDataParallel each rank updates the rows of its own samples and the trainer merges them. They are
     #: rank-local state (:meth:`register_local_state`), never module buffers, so DDP does not broadcast them.
@@ -257,13 +276,29 @@ class Objective(nn.Module):
         *,
         val_logits: torch.Tensor | None = None,
         val_labels: torch.Tensor | None = None,
+        val_stats: dict[str, torch.Tensor] | None = None,
     ) -> None:
-        """Called after the last batch of epoch ``epoch``; gets validation logits when ``needs_validation``.
+        """Called after the last batch of epoch ``epoch``; gets validation logits when ``needs_validation``, the
+        summed :meth:`validation_statistics` as ``val_stats`` when ``needs_validation_statistics``.
 
         Raises the ``ValueError`` of the epoch's value checks deferred on a GPU (bad ``labels`` or ``indices``);
         the one host read of the epoch's checks. Overrides call it first.
         """
         self._deferred_checks.raise_if_bad()
+
+    def validation_statistics(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Sums over one validation batch that ``on_epoch_end`` needs (``needs_validation_statistics``).
+
+        The trainer adds the returned tensors up key by key (float64) over the validation split and passes the
+        totals as ``on_epoch_end(epoch, val_stats=...)``; values must therefore be sums (never means), so the
+        totals do not depend on the batch size. No host read: the tensors stay on the device.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not ask for validation statistics")
+
+    def epoch_summary(self) -> dict[str, float]:
+        """Plain numbers describing the objective's state after ``on_epoch_end`` (e.g. the distribution of
+        ASLP's per-image alpha), for the epoch's record; empty by default. May read the device (once per epoch)."""
+        return {}
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, reduction={self.reduction!r}"
@@ -304,3 +339,24 @@ class LogitObjective(Objective):
     def extra_repr(self) -> str:
         hp = "".join(f", {k}={v!r}" for k, v in self.hyperparameters().items())
         return super().extra_repr() + hp
+
+
+class DenseBinaryObjective(Objective):
+    """Base of the dense binary objectives (``tasks = {"dense_binary"}``): one logit per pixel.
+
+    ``forward(logits, labels)`` takes logits [N, 1, H, W] or [N, H, W] and targets of the same shape (with or
+    without the channel axis) in [0, 1]; ``num_outputs`` is 1. ``num_classes`` is 2 (background, foreground):
+    the registry passes the dataset's class count, and a dense binary objective keeps it only for the record
+    (any value >= 2 is accepted so that code creating every objective with one K still works).
+    ``reduction="none"`` gives one value per image (the mean over its pixels), whose mean is the default.
+    """
+
+    tasks: ClassVar[frozenset[str]] = frozenset({"dense_binary"})
+
+    def __init__(self, *, num_classes: int = 2, reduction: str = "mean") -> None:
+        super().__init__(num_classes=num_classes, reduction=reduction)
+
+    @property
+    def num_outputs(self) -> int:
+        """1: one logit per pixel (the foreground's)."""
+        return 1

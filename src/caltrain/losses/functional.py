@@ -22,6 +22,11 @@ shapes and dtypes at once (a float ``labels`` is a ``TypeError``), label values 
 once on CPU; on a GPU inside an objective at ``on_epoch_end``, and outside one a ``torch._assert_async`` (no host
 read). ``batch_log_prior`` and ``soft_bin_membership`` are building blocks that take already-checked tensors.
 
+Dense binary functions (``bce``, ``sc_bce``, and ``focal`` on such inputs) take instead one logit per pixel,
+``logits`` [N, 1, H, W] or [N, H, W], and real ``targets`` of the same shape in [0, 1] (checked with one
+``torch.aminmax``, the same rule of when it raises); ``reduction="none"`` gives one value per image (the mean over
+its pixels). ``sc_bce`` also takes ``alpha``, ``beta`` and ``generator`` (its random draws).
+
 Notation: z = logits, p = softmax(z), y the label, p_y the true-class probability, conf = max_k p_k,
 ŷ = argmax_k p_k, n the batch size, CE_i = −log p_{i,y_i}.
 
@@ -38,6 +43,7 @@ Example:
 
 from __future__ import annotations
 
+from caltrain.losses.binary_cross_entropy import bce
 from caltrain.losses.brier_score import brier
 from caltrain.losses.confidence_penalty import ecp
 from caltrain.losses.cross_entropy import ce
@@ -53,9 +59,11 @@ from caltrain.losses.maximum_mean_calibration_error import mmce
 from caltrain.losses.multiclass_difference_confidence_accuracy import mdca
 from caltrain.losses.poly1 import poly1
 from caltrain.losses.sample_dependent_focal import flsd53
+from caltrain.losses.self_calibrating_binary_cross_entropy import sc_bce
 
 __all__ = [
     "batch_log_prior",
+    "bce",
     "brier",
     "ce",
     "dca",
@@ -72,5 +80,6 @@ __all__ = [
     "mdca",
     "mmce",
     "poly1",
+    "sc_bce",
     "soft_bin_membership",
 ]
