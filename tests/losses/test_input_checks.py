@@ -19,13 +19,21 @@ from caltrain.losses import functional as LF
 
 K, N_SAMPLES, D = 3, 10, 5
 #: Options that switch on a code path the defaults leave off (GenCE's EMA forward).
-VARIANTS = [(name, {}) for name in losses.names()] + [("gence", {"momentum": 0.9})]
+#: Classification objectives only: the dense binary ones (``tasks == {"dense_binary"}``) take [N, 1, H, W] logits
+#: and real targets; their input checks are in test_sc_bce.py and test_aslp.py.
+CLASSIFICATION = [
+    n for n in losses.names()
+    if "classification" in losses.create(n, num_classes=K, num_samples=N_SAMPLES).tasks
+]
+VARIANTS = [(name, {}) for name in CLASSIFICATION] + [("gence", {"momentum": 0.9})]
 IDS = [name + ("-" + "-".join(f"{k}={v}" for k, v in hp.items()) if hp else "") for name, hp in VARIANTS]
 #: Public functions of ``functional`` that are building blocks, not losses of (logits, labels): they take the
 #: already-checked tensors of the losses that call them.
 HELPERS = {"batch_log_prior", "soft_bin_membership"}
+#: Dense binary functions (one logit per pixel, real targets): checked in test_sc_bce.py.
+DENSE = {"bce", "sc_bce"}
 #: The loss functions of ``functional``, with the extra positional arguments a call needs.
-FUNCTIONS = {name: getattr(LF, name) for name in LF.__all__ if name not in HELPERS | {"gence_ema"}}
+FUNCTIONS = {name: getattr(LF, name) for name in LF.__all__ if name not in HELPERS | DENSE | {"gence_ema"}}
 FUNCTIONS["gence_ema"] = lambda z, y, **kw: LF.gence_ema(
     z, y, torch.zeros(z.shape[1], dtype=torch.float64), torch.zeros((), dtype=torch.long), **kw
 )
@@ -57,7 +65,7 @@ def _epoch_end(obj: losses.Objective) -> None:
 
 
 def test_every_public_function_of_functional_is_covered():
-    assert set(FUNCTIONS) | HELPERS == set(LF.__all__)
+    assert set(FUNCTIONS) | HELPERS | DENSE == set(LF.__all__)
 
 
 @pytest.mark.parametrize("bad", [K, -1])
@@ -105,7 +113,7 @@ def test_the_message_explains_the_unknown_output():
         _step(obj, torch.tensor([0, 1, 2]), columns=K)
 
 
-INDEXED = [name for name in losses.names() if "indices" in _make(name, {}).requires]
+INDEXED = [name for name in CLASSIFICATION if "indices" in _make(name, {}).requires]
 
 
 def test_socrates_and_sat_need_indices():

@@ -48,7 +48,9 @@ BAD = {
 
 
 def logit_only() -> list[str]:
-    return [n for n in losses.names() if _make(n).requires <= {"indices"}]
+    """Classification objectives of logits, labels (and indices); the dense binary ones
+    (``tasks == {"dense_binary"}``) have their own properties in test_sc_bce.py / test_aslp.py."""
+    return [n for n in losses.names() if _make(n).requires <= {"indices"} and "classification" in _make(n).tasks]
 
 
 def _make(name: str, **hp) -> losses.Objective:
