@@ -33,8 +33,13 @@ def tiny_config(dataset: str = "synthetic", *overrides: str, **base):
     return build_config(base=tree, overrides=list(overrides))
 
 
+#: Classification objectives: the dense binary ones (``tasks == {"dense_binary"}``) need a dense dataset and the
+#: dense trainer task, pending (issue 15).
+CLASSIFICATION = [n for n in losses.names() if "classification" in losses.create(n, num_classes=10, num_samples=1).tasks]
+
+
 @pytest.mark.parametrize("dataset", ["digits", "synthetic"])
-@pytest.mark.parametrize("objective", losses.names())
+@pytest.mark.parametrize("objective", CLASSIFICATION)
 def test_every_objective_trains_end_to_end(tmp_path, dataset, objective):
     cfg = tiny_config(dataset, f"loss.name={objective}")
     summary = train(cfg, tmp_path)
