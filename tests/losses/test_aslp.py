@@ -222,3 +222,13 @@ def test_bad_labels_and_hyperparameters():
             _make(**hp)
     with pytest.raises(ValueError, match="num_samples"):
         losses.create("aslp", num_classes=2)
+
+
+def test_the_trainer_refuses_a_dense_objective_on_a_classification_run_before_training(tmp_path):
+    from caltrain.train.config import build_config
+    from caltrain.train.trainer import train
+
+    config = build_config(overrides=["loss.name=aslp", "epochs=1", "quiet=true", "threads=1"])
+    with pytest.raises(ValueError, match=r"loss.name: 'aslp' is an objective for dense_binary outputs"):
+        train(config, tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()

@@ -100,6 +100,12 @@ class Trainer:
         self.objective = losses.create(
             config.loss.name, num_classes=self.num_classes, num_samples=len(self.data.train), **config.loss.options
         ).to(self.device)
+        if "classification" not in self.objective.tasks:  # the dense binary task is not in the trainer yet
+            raise ValueError(
+                f"loss.name: {config.loss.name!r} is an objective for {', '.join(sorted(self.objective.tasks))} "
+                "outputs, and the trainer trains classifiers only for now; use it in your own loop "
+                "(caltrain.losses.create) or pick a classification objective (caltrain losses lists them)"
+            )
         torch.manual_seed(config.seed)  # model initialisation depends on the seed only
         model = self._create_model().to(self.device)  # sets self.model_name
         self.channels_last = config.channels_last is True or (
