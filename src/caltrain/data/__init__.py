@@ -8,6 +8,7 @@ from caltrain.data import medmnist as _medmnist  # noqa: F401
 from caltrain.data import svhn as _svhn  # noqa: F401
 from caltrain.data import synthetic as _synthetic  # noqa: F401
 from caltrain.data import synthetic_image as _synthetic_image  # noqa: F401
+from caltrain.data import synthetic_saliency as _synthetic_saliency  # noqa: F401
 from caltrain.data import tinyimagenet as _tinyimagenet  # noqa: F401
 from caltrain.data.loader import Loader, make_loader
 from caltrain.data.registry import DATASETS, FILE_CHECKS, check_available, create, default_root, names
