@@ -16,7 +16,7 @@ EMBEDDED = {
 }
 #: Embedded datasets that pose a dense binary task (no long-tailed variant).
 DENSE = {"synthetic_saliency"}
-REAL = {"cifar10", "cifar100", "cifar10c", "svhn", "tinyimagenet", "medmnist"}
+REAL = {"cifar10", "cifar100", "cifar10c", "svhn", "tinyimagenet", "medmnist", "saliency_folder"}
 
 
 def test_names_cover_the_issue():
