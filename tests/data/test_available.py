@@ -22,6 +22,8 @@ def _assert_one_clear_message(err: str, dataset: str, root) -> None:
         ("medmnist", {"subset": "bloodmnist", "size": 64}, "medmnist/bloodmnist_64.npz"),
         ("tinyimagenet", {}, "tiny-imagenet-200/wnids.txt"),
         ("cifar10c", {"corruption": "fog", "download": False}, "CIFAR-10-C/fog.npy"),
+        ("saliency_folder", {}, "DUTS-TR/DUTS-TR-Image"),
+        ("saliency_folder", {"test_dir": "ECSSD", "image_subdir": "images"}, "ECSSD/images"),
     ],
 )
 def test_missing_files_give_one_clear_message(tmp_path, name, options, missing):
@@ -59,4 +61,6 @@ def test_embedded_sets_are_always_available_and_names_are_checked(tmp_path):
 
 
 def test_every_real_dataset_answers():
-    assert set(data.FILE_CHECKS.names()) == {"cifar10", "cifar100", "cifar10c", "svhn", "tinyimagenet", "medmnist"}
+    assert set(data.FILE_CHECKS.names()) == {
+        "cifar10", "cifar100", "cifar10c", "svhn", "tinyimagenet", "medmnist", "saliency_folder"
+    }

@@ -12,8 +12,11 @@ EMBEDDED = {
     "synthetic_image": dict(train_size=100, val_size=60, test_size=30),
     "digits": {},
     "digits_flat": {},
+    "synthetic_saliency": dict(n_train=12, n_val=6, n_test=6, size=16),
 }
-REAL = {"cifar10", "cifar100", "cifar10c", "svhn", "tinyimagenet", "medmnist"}
+#: Embedded datasets that pose a dense binary task (no long-tailed variant).
+DENSE = {"synthetic_saliency"}
+REAL = {"cifar10", "cifar100", "cifar10c", "svhn", "tinyimagenet", "medmnist", "saliency_folder"}
 
 
 def test_names_cover_the_issue():
@@ -38,17 +41,21 @@ def test_embedded_dataset_properties(name):
     for part, split in ds.splits().items():
         assert split.x.equal(getattr(again, part).x) and split.y.equal(getattr(again, part).y)
         assert tuple(split.x.shape[1:]) == ds.input_shape
-        assert int(split.y.min()) >= 0 and int(split.y.max()) < ds.num_classes
-        if split.true_posterior is not None:
+        assert int(split.y.min()) >= 0 and int(split.y.max()) < max(ds.num_classes, 2)  # masks: {0, 1}
+        if split.true_posterior is not None and split.dense:
+            assert split.true_posterior.shape == split.y.shape and ds.task == "dense_binary"
+            assert 0 <= float(split.true_posterior.min()) <= float(split.true_posterior.max()) <= 1
+        elif split.true_posterior is not None:
             assert split.true_posterior.shape == (len(split), ds.num_classes)
             assert torch.allclose(split.true_posterior.sum(1), torch.ones(len(split), dtype=torch.float64))
     assert len(ds.mean) == len(ds.std) == ds.input_shape[0] and min(ds.std) > 0
     for ood_name, split in ds.ood().items():
         assert tuple(split.x.shape[1:]) == ds.input_shape and split.x.dtype == ds.test.x.dtype, ood_name
-        assert bool(((split.y >= 0) & (split.y < ds.num_classes) | (split.y == data.NO_LABEL)).all())
+        y = split.y.long()
+        assert bool(((y >= 0) & (y < max(ds.num_classes, 2)) | (y == data.NO_LABEL)).all())
 
 
-@pytest.mark.parametrize("name", sorted(EMBEDDED))
+@pytest.mark.parametrize("name", sorted(set(EMBEDDED) - DENSE))
 def test_embedded_dataset_takes_a_long_tailed_variant(name):
     ds = data.create(name, imbalance_factor=5, **EMBEDDED[name])
     counts = torch.bincount(ds.train.y, minlength=ds.num_classes)

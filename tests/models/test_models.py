@@ -74,8 +74,12 @@ def test_every_model_builds_and_has_the_right_output_shape(name):
     with torch.device("meta"):
         model = models.create(name, num_classes=7, input_shape=shape)
         out = model.eval()(torch.empty(2, *shape))
-    expected = (2, 7, 32, 32) if name == "unet" else (2, 7)
+    expected = (2, 7, 32, 32) if name in DENSE else (2, 7)
     assert tuple(out.shape) == expected
+
+
+#: Models with one output map per class at the input resolution ([N, K, H, W] logits).
+DENSE = {"unet", "resnet_fpn"}
 
 
 #: Small members of each architecture family, to run real forwards cheaply.
@@ -90,6 +94,7 @@ SMALL = {
     "densenet": lambda: DenseNet((2, 2, 2, 2), 4, 5),
     "vgg16_bn": lambda: SelectiveVGG16(5),
     "unet": lambda: models.create("unet", num_classes=5, width=4, depth=2),
+    "resnet_fpn": lambda: models.create("resnet_fpn", num_classes=5, width=8),
 }
 
 

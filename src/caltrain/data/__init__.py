@@ -5,9 +5,11 @@ from caltrain.data import cifar as _cifar  # noqa: F401
 from caltrain.data import cifar10c as _cifar10c  # noqa: F401
 from caltrain.data import digits as _digits  # noqa: F401
 from caltrain.data import medmnist as _medmnist  # noqa: F401
+from caltrain.data import saliency_folder as _saliency_folder  # noqa: F401
 from caltrain.data import svhn as _svhn  # noqa: F401
 from caltrain.data import synthetic as _synthetic  # noqa: F401
 from caltrain.data import synthetic_image as _synthetic_image  # noqa: F401
+from caltrain.data import synthetic_saliency as _synthetic_saliency  # noqa: F401
 from caltrain.data import tinyimagenet as _tinyimagenet  # noqa: F401
 from caltrain.data.loader import Loader, make_loader
 from caltrain.data.registry import DATASETS, FILE_CHECKS, check_available, create, default_root, names

@@ -1,4 +1,4 @@
-"""Whole-batch image augmentation on the device: random crop with zero padding, horizontal flip, cutout.
+"""Whole-batch image augmentation on the device: random crop with zero padding, flips, rotations, cutout.
 
 Each operation acts on a whole batch at once with per-sample random parameters drawn beforehand (see
 :func:`draw_params`), so a batch costs a few tensor operations instead of B Python calls:
@@ -8,6 +8,9 @@ Each operation acts on a whole batch at once with per-sample random parameters d
   ``RandomCrop(H, padding=p)``, the standard CIFAR augmentation (He et al. 2016, Sec. 4.2).
 - ``flip``: mirror left-right with probability 1/2 (torchvision's ``RandomHorizontalFlip``), applied after
   the crop; crop and flip are one row gather on the uint8 images.
+- ``rot90``: rotate by k * 90 degrees, k uniform on {0, 1, 2, 3} (square images only), after crop and flip;
+  with ``flip`` this covers the 8 symmetries of the square (for dense tasks, where a rotated scene is as
+  plausible as the original; for classes it would create unseen patterns).
 - ``cutout`` (size s, default H/2 = 16 on 32x32): DeVries & Taylor 2017 (arXiv 1708.04552): a centre
   (cy, cx) uniform over the image, the square rows [cy - s//2, cy + s//2) x columns [cx - s//2, cx + s//2)
   clipped to the image set to 0 *after* normalisation (i.e. to the dataset mean), as in the authors' code,
@@ -15,6 +18,11 @@ Each operation acts on a whole batch at once with per-sample random parameters d
 
 An augmentation is named by a string or a list of them, each ``"op"`` or ``"op:int"`` to set its
 parameter: ``"crop"``, ``["crop:2", "flip"]``, ``"crop,flip,cutout:8"``.
+
+Dense tasks (masks ``[B, 1, H, W]``): the geometric operations (crop, flip, rot90) are applied to the image
+and its mask with the *same* parameters (:func:`geometric`, :func:`augment_pair`), nearest-neighbour by
+construction (pixels are moved, never interpolated), so a mask stays aligned with its image; the crop pads
+masks with 0 (background). Cutout changes the image only (the object is still there, just hidden).
 
 Example:
     >>> import torch
@@ -34,7 +42,7 @@ import torch.nn.functional as F
 from caltrain.data.splits import AUGMENT_OPS
 from caltrain.utils.checks import check_choice, check_positive_int
 
-__all__ = ["AugmentOp", "crop_flip", "cutout", "draw_params", "parse_augment"]
+__all__ = ["AugmentOp", "augment_pair", "crop_flip", "cutout", "draw_params", "geometric", "parse_augment", "rot90"]
 
 
 @dataclass(frozen=True)
@@ -63,8 +71,8 @@ def parse_augment(augment: str | Sequence[str], height: int) -> tuple[AugmentOp,
             raise TypeError(f"augment: expected operation names (strings), got {item!r}")
         name, _, param = item.strip().partition(":")
         check_choice(name, "augment", AUGMENT_OPS)
-        if param and name == "flip":
-            raise ValueError(f"augment: 'flip' takes no parameter, got {item!r}")
+        if param and name in ("flip", "rot90"):
+            raise ValueError(f"augment: {name!r} takes no parameter, got {item!r}")
         if param:
             if not param.isdigit():
                 raise ValueError(f"augment: expected '{name}:<integer>', got {item!r}")
@@ -83,8 +91,8 @@ def draw_params(
 ) -> dict[str, torch.Tensor]:
     """Per-sample random parameters for ``n`` samples, drawn on the CPU from ``generator``.
 
-    Returns ``dy, dx`` (crop offsets in [0, 2p]), ``flip`` (bool) and ``cy, cx`` (cutout centres) for the
-    operations in ``ops``; every tensor has shape ``[n]``.
+    Returns ``dy, dx`` (crop offsets in [0, 2p]), ``flip`` (bool), ``rot`` (quarter turns in 0..3) and
+    ``cy, cx`` (cutout centres) for the operations in ``ops``; every tensor has shape ``[n]``.
     """
     params: dict[str, torch.Tensor] = {}
     for op in ops:
@@ -93,6 +101,10 @@ def draw_params(
             params["dx"] = torch.randint(0, 2 * op.param + 1, (n,), generator=generator)
         elif op.name == "flip":
             params["flip"] = torch.rand(n, generator=generator) < 0.5
+        elif op.name == "rot90":
+            if height != width:
+                raise ValueError(f"augment: 'rot90' needs square images, got {height}x{width}")
+            params["rot"] = torch.randint(0, 4, (n,), generator=generator)
         else:
             params["cy"] = torch.randint(0, height, (n,), generator=generator)
             params["cx"] = torch.randint(0, width, (n,), generator=generator)
@@ -141,3 +153,42 @@ def cutout(x: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor, *, size: int) ->
     in_rows = (rows >= cy[:, None] - half) & (rows < cy[:, None] + half)
     in_cols = (cols >= cx[:, None] - half) & (cols < cx[:, None] + half)
     return x.masked_fill_((in_rows[:, :, None] & in_cols[:, None, :])[:, None], 0.0)
+
+
+def rot90(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Rotate each square image of ``x`` (``[B, C, H, H]``) by ``k[b]`` quarter turns (``int64 [B]``)."""
+    turns = torch.stack([x.rot90(q, dims=(-2, -1)) for q in range(4)])  # [4, B, C, H, H]
+    return turns[k, torch.arange(x.shape[0], device=x.device)]
+
+
+def geometric(x: torch.Tensor, params: dict[str, torch.Tensor], ops: dict[str, int]) -> torch.Tensor:
+    """Crop, flip and rot90 of ``ops`` (name -> parameter) with ``params`` (:func:`draw_params`) on ``x``.
+
+    Any dtype and channel count: called once on images and once on their masks with the same ``params``.
+    """
+    if "crop" in ops or "flip" in ops:
+        x = crop_flip(x, params.get("dy"), params.get("dx"), params.get("flip"), pad=ops.get("crop", 0))
+    if "rot90" in ops:
+        x = rot90(x, params["rot"])
+    return x
+
+
+def augment_pair(
+    image: torch.Tensor, mask: torch.Tensor, augment: str | Sequence[str], generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The geometric operations of ``augment`` applied jointly to images ``[B, C, H, W]`` and masks
+    ``[B, 1, H, W]`` (same random parameters, drawn on the CPU from ``generator``; tensors stay on their device).
+
+    Example:
+        >>> x = torch.arange(32, dtype=torch.uint8).reshape(2, 1, 4, 4)
+        >>> a, b = augment_pair(x, x.clone(), "crop:1,flip,rot90", torch.Generator().manual_seed(0))
+        >>> a.equal(b)
+        True
+    """
+    if image.shape[0] != mask.shape[0] or image.shape[-2:] != mask.shape[-2:]:
+        raise ValueError(f"augment_pair: image {tuple(image.shape)} and mask {tuple(mask.shape)} do not match")
+    height, width = (int(s) for s in image.shape[-2:])
+    ops = {op.name: op.param for op in parse_augment(augment, height) if op.name != "cutout"}
+    chosen = [AugmentOp(n, p) for n, p in ops.items()]
+    params = {k: v.to(image.device) for k, v in draw_params(image.shape[0], chosen, height, width, generator).items()}
+    return geometric(image, params, ops), geometric(mask, params, ops)

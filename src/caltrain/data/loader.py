@@ -5,7 +5,9 @@
 - ``x``: ``float32 [B, ...]`` on ``device``: images converted from uint8, scaled to [0, 1], augmented
   (crop / flip / cutout, :mod:`caltrain.data.augment`) and normalised with ``(mean, std)``; feature rows
   normalised (features are never augmented);
-- ``y``: ``int64 [B]`` labels; ``index``: ``int64 [B]``, each sample's position in the split (the key of
+- ``y``: ``int64 [B]`` labels, or for a dense task (a split whose ``y`` holds masks) ``float32 [B, 1, H, W]``
+  masks in {0, 1}, moved by the same crop / flip / rot90 as their images;
+- ``index``: ``int64 [B]``, each sample's position in the split (the key of
   per-sample objective state).
 
 Small datasets live on the device as uint8 (CIFAR-10's 45k training images are 138 MB): an epoch is one
@@ -40,7 +42,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from caltrain.data.augment import AugmentOp, crop_flip, cutout, draw_params, parse_augment
+from caltrain.data.augment import AugmentOp, cutout, draw_params, geometric, parse_augment
 from caltrain.data.seeding import make_generator
 from caltrain.data.splits import Split
 from caltrain.utils.checks import check_positive_int
@@ -81,16 +83,20 @@ class _BatchIndices(torch.utils.data.Sampler):
 
 
 class _Gather(torch.utils.data.Dataset):
-    """``dataset[indices]`` is the whole batch ``x[indices]`` (the DataLoader path gathers in workers)."""
+    """``dataset[indices]`` is the whole batch ``x[indices]`` (the DataLoader path gathers in workers), with
+    the masks ``y[indices]`` too when ``y`` is given (dense tasks keep masks beside their images)."""
 
-    def __init__(self, x: torch.Tensor) -> None:
+    def __init__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         self.x = x
+        self.y = y
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
-    def __getitem__(self, indices: torch.Tensor) -> torch.Tensor:
-        return self.x[indices]
+    def __getitem__(self, indices: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        if self.y is None:
+            return self.x[indices]
+        return self.x[indices], self.y[indices]
 
 
 class Loader:
@@ -135,11 +141,12 @@ class Loader:
             )
         self.epoch = 0
         self.is_image = split.kind == "image"
+        self.dense = split.dense
         self._scale, self._shift = self._affine(split, normalization)
-        self.y = split.y.to(self.device)
         if resident is None:
             resident = self.device.type == "cpu" or split.x.numel() * split.x.element_size() <= MAX_RESIDENT_BYTES
         self.resident = bool(resident)
+        self.y = split.y.to(self.device) if self.resident or not self.dense else split.y
         x = split.x if self.is_image else split.x * self._scale.cpu() + self._shift.cpu()
         if self.resident:
             self.x = x.to(self.device)
@@ -149,7 +156,7 @@ class Loader:
             self._sampler = _BatchIndices()
             workers = min(4, os.cpu_count() or 1) if num_workers is None else int(num_workers)
             self._dataloader = torch.utils.data.DataLoader(
-                _Gather(x),
+                _Gather(x, self.y if self.dense else None),
                 sampler=self._sampler,
                 batch_size=None,
                 num_workers=workers,
@@ -213,19 +220,29 @@ class Loader:
             images = (self.x.index_select(0, order_device[s : s + self.batch_size]) for s in starts)
         else:
             self._sampler.batches = [order[s : s + self.batch_size] for s in starts]
-            images = (batch.to(self.device, non_blocking=True) for batch in self._dataloader)
+            images = (self._to_device(batch) for batch in self._dataloader)
         for start, x in zip(starts, images):
             index = order_device[start : start + self.batch_size]
             batch_params = {k: v[start : start + self.batch_size] for k, v in params.items()}
-            yield self._transform(x, batch_params), self.y[index], index
+            if not self.dense:
+                yield self._transform(x, batch_params), self.y[index], index
+                continue
+            x, mask = x if isinstance(x, tuple) else (x, self.y.index_select(0, index))
+            mask = geometric(mask, batch_params, self._op_params).to(torch.float32)
+            yield self._transform(x, batch_params), mask, index
+
+    def _to_device(self, batch: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """Move a gathered batch (images, or images and masks) to the device."""
+        if isinstance(batch, (tuple, list)):  # (images, masks); the DataLoader's collation may make a list
+            return tuple(b.to(self.device, non_blocking=True) for b in batch)
+        return batch.to(self.device, non_blocking=True)
 
     def _transform(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        """uint8 images -> crop/flip -> float, normalised -> cutout; features pass through (pre-normalised)."""
+        """uint8 images -> crop/flip/rot90 -> float, normalised -> cutout; features pass through (pre-normalised)."""
         if not self.is_image:
             return x
         ops = self._op_params
-        if "crop" in ops or "flip" in ops:
-            x = crop_flip(x, params.get("dy"), params.get("dx"), params.get("flip"), pad=ops.get("crop", 0))
+        x = geometric(x, params, ops)
         x = torch.addcmul(self._shift, x.to(torch.float32), self._scale)
         if "cutout" in ops:
             x = cutout(x, params["cy"], params["cx"], size=ops["cutout"])

@@ -115,6 +115,9 @@ def create(
     defaults = {k: v for k, v in DATASETS.defaults(name).items() if k not in ("root", "seed")}
     resolved = {"name": name, "root": str(root) if root is not None else None, "seed": seed, **defaults, **options}
     if imbalance_factor is not None:
+        if ds.task != "classification":
+            raise ValueError(f"imbalance_factor: dataset {name!r} poses a {ds.task} task; long-tailed variants "
+                             "are defined for classification only")
         rho = check_number(imbalance_factor, "imbalance_factor", low=1.0)
         train = long_tailed_split(ds.train, ds.num_classes, rho, seed=seed, name="train")
         val = ds.val

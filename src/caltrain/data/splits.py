@@ -8,6 +8,13 @@ Synthetic data also carries ``true_posterior`` ``[N, K]``: the probability of ea
 the input under the generating distribution (label noise included), from which the true calibration error
 of any model follows (:func:`caltrain.data.true_calibration_error`).
 
+Dense binary tasks (salient-object detection, binary segmentation; ``DatasetSplits.task ==
+"dense_binary"``) hold one mask per image instead of a label: ``y`` is ``uint8 [N, 1, H, W]`` with values in
+{0, 1} (1 = foreground), ``true_posterior`` (synthetic data) is ``float32 [N, 1, H, W]``, the per-pixel
+``P(y = 1 | x)``, and the dataset has ``num_classes == 1`` (one logit per pixel). Per-sample side information
+(e.g. the annotator uncertainty ``tau`` of ``synthetic_saliency``) lives in :attr:`Split.extra`, a mapping of
+tensors whose first dimension is N, kept aligned by :meth:`Split.subset`.
+
 Out-of-distribution sets paired with a dataset are :class:`Split` objects too; their labels are the source
 labels where they still mean something (corrupted or shifted copies of the test split) and
 :data:`NO_LABEL` (-1) where they do not (noise images, a far cluster, SVHN digits against CIFAR classes).
@@ -36,6 +43,7 @@ __all__ = [
     "DatasetSplits",
     "KINDS",
     "NO_LABEL",
+    "TASKS",
     "Split",
     "channel_stats",
     "dataset_from_splits",
@@ -48,8 +56,10 @@ __all__ = [
 NO_LABEL = -1
 #: The kinds of input a dataset can hold.
 KINDS = ("image", "features")
+#: The tasks a dataset can pose: one label per sample, or one binary label per pixel (a mask).
+TASKS = ("classification", "dense_binary")
 #: The augmentation operations the loader knows (see :mod:`caltrain.data.augment`).
-AUGMENT_OPS = ("crop", "flip", "cutout")
+AUGMENT_OPS = ("crop", "flip", "cutout", "rot90")
 
 
 @dataclass(frozen=True)
@@ -58,16 +68,21 @@ class Split:
 
     Attributes:
         x: ``uint8 [N, C, H, W]`` images (pixel values 0..255) or ``float32 [N, D]`` features.
-        y: ``int64 [N]`` labels in ``[0, K)``; :data:`NO_LABEL` (-1) for OOD samples without a class.
-        true_posterior: ``float64 [N, K]`` true ``p(observed label | x)`` for synthetic data, else ``None``.
+        y: ``int64 [N]`` labels in ``[0, K)``; :data:`NO_LABEL` (-1) for OOD samples without a class; or, for a
+            dense binary task, ``uint8 [N, 1, H, W]`` masks in {0, 1} of the images' height and width.
+        true_posterior: ``float64 [N, K]`` true ``p(observed label | x)`` for synthetic data, else ``None``;
+            for masks ``float32 [N, 1, H, W]``, the true ``P(y = 1 | x)`` of every pixel.
         augment: the dataset's standard augmentation, used when a loader is asked for ``augment=True``;
             ``None`` means random crop and flip for images and nothing for features (the CIFAR standard).
+        extra: per-sample side information, name -> tensor of first dimension N (e.g. ``"tau"``: the
+            annotator uncertainty of each ``synthetic_saliency`` image); empty for most datasets.
     """
 
     x: torch.Tensor
     y: torch.Tensor
     true_posterior: torch.Tensor | None = None
     augment: tuple[str, ...] | None = None
+    extra: Mapping[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_ndim(self.x, "x", (2, 4), "[N, D] (features) or [N, C, H, W] (images)")
@@ -77,19 +92,44 @@ class Split:
             if self.x.dtype != torch.float32:
                 raise TypeError(f"x: features must be float32 [N, D], got dtype {self.x.dtype}")
             check_finite(self.x, "x")
-        check_ndim(self.y, "y", 1, "[N]")
-        if self.y.dtype != torch.int64:
+        check_ndim(self.y, "y", (1, 4), "[N] (labels) or [N, 1, H, W] (masks)")
+        if self.y.ndim == 4:
+            if self.y.dtype != torch.uint8:
+                raise TypeError(f"y: masks must be uint8 [N, 1, H, W] (values 0 and 1), got dtype {self.y.dtype}")
+            if self.x.ndim != 4 or self.y.shape[1] != 1 or self.y.shape[2:] != self.x.shape[2:]:
+                raise ValueError(
+                    f"y: masks must be [N, 1, H, W] with the images' H and W, got {tuple(self.y.shape)} "
+                    f"for images {tuple(self.x.shape)}"
+                )
+        elif self.y.dtype != torch.int64:
             raise TypeError(f"y: expected int64 labels, got dtype {self.y.dtype}")
         check_same_length(self.x, self.y, "x", "y")
         if self.true_posterior is not None:
-            check_ndim(self.true_posterior, "true_posterior", 2, "[N, K]")
+            if self.dense:
+                if tuple(self.true_posterior.shape) != tuple(self.y.shape):
+                    raise ValueError(
+                        f"true_posterior: expected the masks' shape {tuple(self.y.shape)}, "
+                        f"got {tuple(self.true_posterior.shape)}"
+                    )
+            else:
+                check_ndim(self.true_posterior, "true_posterior", 2, "[N, K]")
             check_same_length(self.x, self.true_posterior, "x", "true_posterior")
+        object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
+        for key, value in self.extra.items():
+            if not isinstance(value, torch.Tensor) or value.ndim < 1:
+                raise TypeError(f"extra[{key!r}]: expected a tensor with one row per sample, got {value!r}")
+            check_same_length(self.x, value, "x", f"extra[{key!r}]")
         if self.augment is not None:
             for op in self.augment:
                 check_choice(op, "augment", AUGMENT_OPS)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
+
+    @property
+    def dense(self) -> bool:
+        """``True`` when ``y`` holds masks ``[N, 1, H, W]`` (a dense binary task) instead of labels ``[N]``."""
+        return self.y.ndim == 4
 
     @property
     def kind(self) -> str:
@@ -99,7 +139,8 @@ class Split:
     def subset(self, indices: torch.Tensor) -> "Split":
         """The samples at ``indices`` (``int64 [M]``), in that order; positions are renumbered 0..M-1."""
         posterior = None if self.true_posterior is None else self.true_posterior[indices]
-        return replace(self, x=self.x[indices], y=self.y[indices], true_posterior=posterior)
+        extra = {k: v[indices] for k, v in self.extra.items()}
+        return replace(self, x=self.x[indices], y=self.y[indices], true_posterior=posterior, extra=extra)
 
 
 @dataclass(frozen=True)
@@ -109,12 +150,14 @@ class DatasetSplits:
     Attributes:
         name: the registry name.
         train, val, test: the splits (``val`` is what post-hoc calibrators and model selection use).
-        num_classes: K.
+        num_classes: K; 1 for a dense binary task (one logit per pixel).
         input_shape: ``(C, H, W)`` for images, ``(D,)`` for features.
         mean, std: per-channel statistics of the training images on the [0, 1] scale, or per-feature
             statistics of the training features; the loader normalises with them.
         kind: ``"image"`` or ``"features"``.
         options: the resolved options the dataset was built with (saved beside results).
+        task: ``"classification"`` (labels ``[N]``, the default) or ``"dense_binary"`` (masks ``[N, 1, H, W]``
+            in every split, ``num_classes == 1``, image data): how a trainer tells a dense binary task.
         ood_sources: name -> zero-argument function loading that OOD split (loaded on first use, cached).
     """
 
@@ -128,14 +171,28 @@ class DatasetSplits:
     std: tuple[float, ...]
     kind: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    task: str = "classification"
     ood_sources: Mapping[str, Callable[[], Split]] = field(default_factory=dict, repr=False)
     _ood_cache: dict[str, Split] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        check_positive_int(self.num_classes, "num_classes", minimum=2)
+        check_choice(self.task, "task", TASKS)
+        dense = self.task == "dense_binary"
+        if dense:
+            if self.num_classes != 1 or self.kind != "image":
+                raise ValueError(
+                    f"task 'dense_binary': expected num_classes=1 and image data, "
+                    f"got num_classes={self.num_classes}, kind={self.kind!r}"
+                )
+        else:
+            check_positive_int(self.num_classes, "num_classes", minimum=2)
         check_choice(self.kind, "kind", KINDS)
         for split_name in ("train", "val", "test"):
             split = getattr(self, split_name)
+            if split.dense != dense:
+                expected = "masks [N, 1, H, W]" if dense else "labels [N]"
+                raise ValueError(f"{split_name}: task {self.task!r} expects {expected}, got y of shape "
+                                 f"{tuple(split.y.shape)}")
             if split.kind != self.kind:
                 raise ValueError(f"{split_name}: expected {self.kind} data, got {split.kind}")
             if tuple(split.x.shape[1:]) != tuple(self.input_shape):
@@ -259,9 +316,10 @@ def dataset_from_splits(
     *,
     num_classes: int,
     ood_sources: Mapping[str, Callable[[], Split]],
+    task: str = "classification",
 ) -> DatasetSplits:
     """The :class:`DatasetSplits` of ``(train, val, test)``: shape and kind from the training inputs,
-    ``mean`` / ``std`` their :func:`channel_stats`, and the (already selected) ``ood_sources``.
+    ``mean`` / ``std`` their :func:`channel_stats`, the (already selected) ``ood_sources`` and ``task``.
 
     Example:
         >>> x = torch.zeros(6, 1, 2, 2, dtype=torch.uint8)
@@ -283,5 +341,6 @@ def dataset_from_splits(
         mean=mean,
         std=std,
         kind=train.kind,
+        task=task,
         ood_sources=ood_sources,
     )

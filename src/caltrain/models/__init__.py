@@ -6,6 +6,7 @@ from caltrain.models import densenet as _densenet  # noqa: F401
 from caltrain.models import mlp as _mlp  # noqa: F401
 from caltrain.models import resnet as _resnet  # noqa: F401
 from caltrain.models import resnet_cifar as _resnet_cifar  # noqa: F401
+from caltrain.models import resnet_fpn as _resnet_fpn  # noqa: F401
 from caltrain.models import unet as _unet  # noqa: F401
 from caltrain.models import vgg as _vgg  # noqa: F401
 from caltrain.models import wide_resnet as _wide_resnet  # noqa: F401
