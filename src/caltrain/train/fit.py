@@ -86,6 +86,7 @@ class _UserData:
 
     ood_names: tuple[str, ...] = ()
     ood: dict[str, Any] = {}
+    task = "classification"  # the trainer's only task for now (caltrain.data.splits.TASKS)
 
     def __init__(self, splits: dict[str, TensorInput | DatasetInput], num_classes: int,
                  input_shape: tuple[int, ...]) -> None:

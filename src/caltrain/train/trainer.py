@@ -97,6 +97,11 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.data = self._create_data()
         self.num_classes = self.data.num_classes
+        if self.data.task != "classification":  # the dense binary task is not in the trainer yet
+            raise ValueError(
+                f"data.name: {config.data.name!r} is a {self.data.task} dataset, and the trainer trains classifiers "
+                "only for now; load it with caltrain.data.create and train it in your own loop"
+            )
         self.objective = losses.create(
             config.loss.name, num_classes=self.num_classes, num_samples=len(self.data.train), **config.loss.options
         ).to(self.device)
