@@ -278,3 +278,30 @@ def test_docstring_examples(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_custom_sampler_without_val_is_refused_not_an_index_error(tmp_path):
+    """A custom sampler draws indices of the whole dataset: holding validation out of it crashed with IndexError
+    (or trained on other samples than the sampler chose); it is refused, and works with val= given."""
+    from torch.utils.data import SubsetRandomSampler, WeightedRandomSampler
+
+    x, y = _data(60)
+    ds = PairDataset(x, y)
+    for sampler in (WeightedRandomSampler(torch.ones(60), 60), SubsetRandomSampler(list(range(40, 60)))):
+        loader = DataLoader(ds, batch_size=8, sampler=sampler)
+        with pytest.raises(ValueError, match="custom sampler.*pass val="):
+            caltrain.fit(_model(), loader, epochs=1, out=tmp_path / "a", **{**SETTINGS, "data": {}})
+        assert not (tmp_path / "a").exists()
+    xv, yv = _data(30, seed=3)
+    result = caltrain.fit(_model(), DataLoader(ds, batch_size=8, sampler=SubsetRandomSampler(list(range(40, 60)))),
+                          val=(xv, yv), epochs=1, out=tmp_path / "b", **{**SETTINGS, "data": {}})
+    assert result.summary["val"]["accuracy"] >= 0
+
+
+def test_empty_dataloader_and_unbatched_inputs_get_their_own_message():
+    """An empty DataLoader was blamed on val_fraction; 1-D inputs said 'must have the same N, got [3] and [3]'."""
+    empty = DataLoader(PairDataset(torch.zeros(0, D), torch.zeros(0, dtype=torch.long)), batch_size=4)
+    with pytest.raises(ValueError, match="train: the DataLoader's dataset is empty"):
+        as_input(empty, "train")
+    with pytest.raises(ValueError, match=r"at least 2-D.*x\[:, None\].*\[3\]"):
+        as_input((torch.zeros(3), torch.zeros(3, dtype=torch.long)), "train")
