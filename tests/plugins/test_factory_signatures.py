@@ -74,3 +74,22 @@ def test_a_type_error_inside_a_fitting_factory_is_not_rewritten(monkeypatch):
     _add(monkeypatch, models.MODELS, "raises_inside", model)
     with pytest.raises(TypeError, match="^inside$"):
         models.create("raises_inside", num_classes=2)
+
+
+def forgot_return(*, num_classes, in_channels, input_shape):
+    pass  # builds nothing: returns None
+
+
+def test_model_factory_returning_none_is_a_one_line_error_not_a_traceback(monkeypatch, tmp_path, capsys):
+    """A plugin model factory that returned None crashed the trainer ('NoneType' object has no attribute 'to',
+    exit status 1, "please report it"); it is a TypeError naming the factory (exit status 2)."""
+    from caltrain.cli.main import main
+
+    _add(monkeypatch, models.MODELS, "forgot_return", forgot_return)
+    with pytest.raises(TypeError, match=rf"model 'forgot_return': its factory {__name__}.forgot_return returned "
+                                        "NoneType, expected a torch.nn.Module"):
+        models.create("forgot_return", num_classes=3, input_shape=(4,))
+    code = main(["train", "--model", "forgot_return", "--epochs", "1", "--quiet", "--set", "device=cpu",
+                 "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "returned NoneType" in err and "Traceback" not in err
