@@ -69,17 +69,10 @@ def create(
     kwargs = dict(num_classes=num_classes, in_channels=in_channels, input_shape=shape, **options)
     MODELS.check_call(name, kwargs, passed=passed)  # a plugin written for another signature: say what is passed
     if seed is None:
-        model = MODELS.call(name, passed=passed, **kwargs)
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = MODELS.call(name, passed=passed, **kwargs)
-    if not isinstance(model, nn.Module):  # a plugin factory that forgot its return: say which, not a traceback
-        from caltrain.utils.registry import _describe
-
-        raise TypeError(f"model {name!r}: its factory {_describe(MODELS.get(name))} returned "
-                        f"{type(model).__name__}, expected a torch.nn.Module")
-    return model
+        return MODELS.call(name, passed=passed, returns=nn.Module, **kwargs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return MODELS.call(name, passed=passed, returns=nn.Module, **kwargs)
 
 
 def image_shape(name: str, input_shape: tuple[int, ...] | None, default: tuple[int, int]) -> tuple[int, int]:
