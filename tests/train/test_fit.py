@@ -305,3 +305,34 @@ def test_empty_dataloader_and_unbatched_inputs_get_their_own_message():
         as_input(empty, "train")
     with pytest.raises(ValueError, match=r"at least 2-D.*x\[:, None\].*\[3\]"):
         as_input((torch.zeros(3), torch.zeros(3, dtype=torch.long)), "train")
+
+
+def test_dataset_labels_that_are_not_class_indices_are_refused_not_truncated(tmp_path):
+    """A Dataset yielding fractional labels (1.5) was trained on ``.long()``-truncated ones, silently; one-hot
+    labels failed with 'got 16 and 48 samples'. Both are refused, naming the labels; whole floats still work."""
+    x, y = _data(64)
+
+    class Labels(Dataset):
+        def __init__(self, make):
+            self.make = make
+
+        def __len__(self):
+            return len(y)
+
+        def __getitem__(self, i):
+            return x[i], self.make(y[i])
+
+    def loader(make):
+        data = as_input(Labels(make), "train")
+        return data.make_loader(batch_size=16, shuffle=True, seed=0, device=torch.device("cpu"), train=True)
+
+    with pytest.raises(TypeError, match=r"integer class indices, got torch.float64 values such as \d\.5"):
+        next(iter(loader(lambda c: float(c) + 0.5)))
+    with pytest.raises(TypeError, match=r"one class index per sample .*got shape \[16, 3\]"):
+        next(iter(loader(lambda c: nn.functional.one_hot(c, K).float())))
+    for make in (float, lambda c: c.view(1)):  # whole-number floats and [1]-shaped labels are class indices
+        _, yb, ib = next(iter(loader(make)))
+        assert yb.dtype == torch.int64 and torch.equal(yb, y[ib])
+    with pytest.raises(TypeError, match=r"such as \d\.5"):
+        caltrain.fit(_model(), Labels(lambda c: float(c) + 0.5), val=_data(30, seed=2), epochs=1, out=tmp_path / "r",
+                     **SETTINGS)

@@ -278,9 +278,21 @@ class DatasetLoader:
         for x, y, index in self.loader:
             if not isinstance(x, torch.Tensor):
                 raise TypeError(f"the collated inputs must be a tensor, got {type(x).__name__}")
-            y = torch.as_tensor(y)
-            yield (x.to(self.device, non_blocking=not blocking), y.to(self.device).long().flatten(),
+            yield (x.to(self.device, non_blocking=not blocking), _class_indices(y, len(index)).to(self.device),
                    index.to(self.device))
+
+
+def _class_indices(y: Any, n: int) -> torch.Tensor:
+    """A collated batch of labels as int64 ``[n]``: class indices (``[n]`` or ``[n, 1]``), whole numbers; one-hot or
+    soft labels and fractional values are refused (``.long()`` would truncate them silently)."""
+    y = torch.as_tensor(y)
+    if (y.ndim > 1 and not (y.ndim == 2 and y.shape[1] == 1)) or y.numel() != n:
+        raise TypeError(f"labels: expected one class index per sample (a batch of {n}: [{n}]), got shape "
+                        f"{list(y.shape)}; one-hot or soft labels are not supported: yield the class index")
+    if y.dtype == torch.bool or y.is_complex() or (y.is_floating_point() and not torch.equal(y, y.round())):
+        raise TypeError(f"labels: expected integer class indices, got {y.dtype} values"
+                        + (f" such as {y[y != y.round()][0].item()}" if y.is_floating_point() else ""))
+    return y.long().flatten()
 
 
 # ------------------------------------------------------------------------------------------------ entry
