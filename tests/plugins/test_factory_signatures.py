@@ -74,3 +74,44 @@ def test_a_type_error_inside_a_fitting_factory_is_not_rewritten(monkeypatch):
     _add(monkeypatch, models.MODELS, "raises_inside", model)
     with pytest.raises(TypeError, match="^inside$"):
         models.create("raises_inside", num_classes=2)
+
+
+
+def forgot_return(*, num_classes, in_channels, input_shape):
+    pass  # builds nothing: returns None
+
+
+def forgot_return_loss(*, num_classes):
+    pass
+
+
+def forgot_return_dataset(*, root=None, seed=0):
+    pass
+
+
+@pytest.mark.parametrize("flag,registry,factory", [
+    ("--model", models.MODELS, forgot_return),
+    ("--loss", losses.LOSSES, forgot_return_loss),
+    ("--data", data.DATASETS, forgot_return_dataset),
+])
+def test_factory_returning_none_is_a_one_line_error_not_a_traceback(flag, registry, factory, monkeypatch, tmp_path,
+                                                                     capsys):
+    """A plugin factory that returned None crashed the trainer ('NoneType' object has no attribute 'to' /
+    'options', exit status 1, "please report it"); it is a TypeError naming the factory (exit status 2)."""
+    from caltrain.cli.main import main
+
+    _add(monkeypatch, registry, factory.__name__, factory)
+    expected = "caltrain.data.splits.DatasetSplits" if registry is data.DATASETS else "torch.nn.Module"
+    message = rf"{registry.kind} '{factory.__name__}': its factory {__name__}.{factory.__name__} returned NoneType, " \
+              rf"expected a {expected}"
+    with pytest.raises(TypeError, match=message):
+        if registry is models.MODELS:
+            models.create(factory.__name__, num_classes=3, input_shape=(4,))
+        elif registry is losses.LOSSES:
+            losses.create(factory.__name__, num_classes=3)
+        else:
+            data.create(factory.__name__)
+    code = main(["train", flag, factory.__name__, "--epochs", "1", "--quiet", "--set", "device=cpu",
+                 "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "returned NoneType" in err and "Traceback" not in err

@@ -278,3 +278,61 @@ def test_docstring_examples(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_custom_sampler_without_val_is_refused_not_an_index_error(tmp_path):
+    """A custom sampler draws indices of the whole dataset: holding validation out of it crashed with IndexError
+    (or trained on other samples than the sampler chose); it is refused, and works with val= given."""
+    from torch.utils.data import SubsetRandomSampler, WeightedRandomSampler
+
+    x, y = _data(60)
+    ds = PairDataset(x, y)
+    for sampler in (WeightedRandomSampler(torch.ones(60), 60), SubsetRandomSampler(list(range(40, 60)))):
+        loader = DataLoader(ds, batch_size=8, sampler=sampler)
+        with pytest.raises(ValueError, match="custom sampler.*pass val="):
+            caltrain.fit(_model(), loader, epochs=1, out=tmp_path / "a", **{**SETTINGS, "data": {}})
+        assert not (tmp_path / "a").exists()
+    xv, yv = _data(30, seed=3)
+    result = caltrain.fit(_model(), DataLoader(ds, batch_size=8, sampler=SubsetRandomSampler(list(range(40, 60)))),
+                          val=(xv, yv), epochs=1, out=tmp_path / "b", **{**SETTINGS, "data": {}})
+    assert result.summary["val"]["accuracy"] >= 0
+
+
+def test_empty_dataloader_and_unbatched_inputs_get_their_own_message():
+    """An empty DataLoader was blamed on val_fraction; 1-D inputs said 'must have the same N, got [3] and [3]'."""
+    empty = DataLoader(PairDataset(torch.zeros(0, D), torch.zeros(0, dtype=torch.long)), batch_size=4)
+    with pytest.raises(ValueError, match="train: the DataLoader's dataset is empty"):
+        as_input(empty, "train")
+    with pytest.raises(ValueError, match=r"at least 2-D.*x\[:, None\].*\[3\]"):
+        as_input((torch.zeros(3), torch.zeros(3, dtype=torch.long)), "train")
+
+
+def test_dataset_labels_that_are_not_class_indices_are_refused_not_truncated(tmp_path):
+    """A Dataset yielding fractional labels (1.5) was trained on ``.long()``-truncated ones, silently; one-hot
+    labels failed with 'got 16 and 48 samples'. Both are refused, naming the labels; whole floats still work."""
+    x, y = _data(64)
+
+    class Labels(Dataset):
+        def __init__(self, make):
+            self.make = make
+
+        def __len__(self):
+            return len(y)
+
+        def __getitem__(self, i):
+            return x[i], self.make(y[i])
+
+    def loader(make):
+        data = as_input(Labels(make), "train")
+        return data.make_loader(batch_size=16, shuffle=True, seed=0, device=torch.device("cpu"), train=True)
+
+    with pytest.raises(TypeError, match=r"integer class indices, got torch.float64 values such as \d\.5"):
+        next(iter(loader(lambda c: float(c) + 0.5)))
+    with pytest.raises(TypeError, match=r"one class index per sample .*got shape \[16, 3\]"):
+        next(iter(loader(lambda c: nn.functional.one_hot(c, K).float())))
+    for make in (float, lambda c: c.view(1)):  # whole-number floats and [1]-shaped labels are class indices
+        _, yb, ib = next(iter(loader(make)))
+        assert yb.dtype == torch.int64 and torch.equal(yb, y[ib])
+    with pytest.raises(TypeError, match=r"such as \d\.5"):
+        caltrain.fit(_model(), Labels(lambda c: float(c) + 0.5), val=_data(30, seed=2), epochs=1, out=tmp_path / "r",
+                     **SETTINGS)

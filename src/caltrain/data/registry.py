@@ -110,7 +110,7 @@ def create(
         FileNotFoundError: a real dataset's files are missing (the message says where to put them).
     """
     DATASETS.check_kwargs(name, options, reserved=("root", "seed"))
-    ds = DATASETS.call(name, passed=("root", "seed"),
+    ds = DATASETS.call(name, passed=("root", "seed"), returns=DatasetSplits,
                        root=Path(root).expanduser() if root is not None else default_root(), seed=seed, **options)
     defaults = {k: v for k, v in DATASETS.defaults(name).items() if k not in ("root", "seed")}
     resolved = {"name": name, "root": str(root) if root is not None else None, "seed": seed, **defaults, **options}

@@ -18,6 +18,8 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable
 
+from torch import nn
+
 from caltrain.losses.base import Objective
 from caltrain.utils.registry import Registry
 
@@ -72,4 +74,5 @@ def create(name: str, *, num_classes: int, num_samples: int | None = None, **hyp
         if num_samples is None:
             raise ValueError(f"num_samples: loss {name!r} keeps per-sample state and needs the training-set size")
         kwargs["num_samples"] = num_samples
-    return LOSSES.call(name, passed=("num_classes", "num_samples"), num_classes=num_classes, **kwargs)
+    return LOSSES.call(name, passed=("num_classes", "num_samples"), returns=nn.Module, num_classes=num_classes,
+                       **kwargs)

@@ -69,10 +69,10 @@ def create(
     kwargs = dict(num_classes=num_classes, in_channels=in_channels, input_shape=shape, **options)
     MODELS.check_call(name, kwargs, passed=passed)  # a plugin written for another signature: say what is passed
     if seed is None:
-        return MODELS.call(name, passed=passed, **kwargs)
+        return MODELS.call(name, passed=passed, returns=nn.Module, **kwargs)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return MODELS.call(name, passed=passed, **kwargs)
+        return MODELS.call(name, passed=passed, returns=nn.Module, **kwargs)
 
 
 def image_shape(name: str, input_shape: tuple[int, ...] | None, default: tuple[int, int]) -> tuple[int, int]:

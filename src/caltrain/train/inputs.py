@@ -23,7 +23,7 @@ batches, and the same numbers, on both paths; a resumed run sees the batches of 
 memory, collate function, worker initialisation and prefetching; its ``shuffle=True`` (a plain ``RandomSampler``)
 becomes the seeded order above, ``shuffle=False`` stays in order, and a custom ``sampler`` or ``batch_sampler`` is
 kept as it is (``set_epoch(e)`` is called on it when it has one; its own randomness decides whether a resume is
-exact). The loader's ``generator`` (worker seeds) is re-seeded from ``(seed, e)`` each epoch. What cannot be
+exact; it draws indices of the whole dataset, so :func:`holdout` refuses it: pass ``val``). The loader's ``generator`` (worker seeds) is re-seeded from ``(seed, e)`` each epoch. What cannot be
 rebuilt is refused: an ``IterableDataset`` (no index, no length), a ``RandomSampler`` with replacement or
 ``num_samples``.
 """
@@ -278,9 +278,21 @@ class DatasetLoader:
         for x, y, index in self.loader:
             if not isinstance(x, torch.Tensor):
                 raise TypeError(f"the collated inputs must be a tensor, got {type(x).__name__}")
-            y = torch.as_tensor(y)
-            yield (x.to(self.device, non_blocking=not blocking), y.to(self.device).long().flatten(),
+            yield (x.to(self.device, non_blocking=not blocking), _class_indices(y, len(index)).to(self.device),
                    index.to(self.device))
+
+
+def _class_indices(y: Any, n: int) -> torch.Tensor:
+    """A collated batch of labels as int64 ``[n]``: class indices (``[n]`` or ``[n, 1]``), whole numbers; one-hot or
+    soft labels and fractional values are refused (``.long()`` would truncate them silently)."""
+    y = torch.as_tensor(y)
+    if (y.ndim > 1 and not (y.ndim == 2 and y.shape[1] == 1)) or y.numel() != n:
+        raise TypeError(f"labels: expected one class index per sample (a batch of {n}: [{n}]), got shape "
+                        f"{list(y.shape)}; one-hot or soft labels are not supported: yield the class index")
+    if y.dtype == torch.bool or y.is_complex() or (y.is_floating_point() and not torch.equal(y, y.round())):
+        raise TypeError(f"labels: expected integer class indices, got {y.dtype} values"
+                        + (f" such as {y[y != y.round()][0].item()}" if y.is_floating_point() else ""))
+    return y.long().flatten()
 
 
 # ------------------------------------------------------------------------------------------------ entry
@@ -305,6 +317,8 @@ def _from_loader(loader: DataLoader, name: str) -> DatasetInput:
             raise ValueError(f"{name}: a DataLoader with batch_size=None (no batching) cannot be trained on; "
                              "give it a batch size")
     settings["shuffle"] = isinstance(loader.sampler, RandomSampler)
+    if len(loader.dataset) == 0:
+        raise ValueError(f"{name}: the DataLoader's dataset is empty")
     return DatasetInput(loader.dataset, name, loader, settings)
 
 
@@ -323,7 +337,10 @@ def as_input(value: Any, name: str) -> TensorInput | DatasetInput:
         x, y = _as_tensor(value[0], f"{name}[0] (inputs)"), _as_tensor(value[1], f"{name}[1] (labels)")
         if y.ndim != 1 or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
             raise TypeError(f"{name}: labels must be integers of shape [N], got {y.dtype} {list(y.shape)}")
-        if x.ndim < 2 or x.shape[0] != y.shape[0]:
+        if x.ndim < 2:
+            raise ValueError(f"{name}: inputs must be batched as [N, ...] (at least 2-D; one feature per sample: "
+                             f"x[:, None]), got shape {list(x.shape)}")
+        if x.shape[0] != y.shape[0]:
             raise ValueError(f"{name}: inputs [N, ...] and labels [N] must have the same N, got {list(x.shape)} "
                              f"and {list(y.shape)}")
         if y.shape[0] == 0:
@@ -339,6 +356,9 @@ def holdout(data: TensorInput | DatasetInput, fraction: float, seed: int) -> tup
     The permutation is a pure function of ``(seed, "fit-val")``; validation takes its first
     ``max(1, round(fraction * N))`` positions, sorted (so validation keeps the data's order).
     """
+    if isinstance(data, DatasetInput) and data.settings.get("sampler") is not None:
+        raise ValueError(f"{data.name}: the DataLoader's custom sampler draws indices of the whole dataset, so a "
+                         "validation split cannot be held out of it; pass val= (the sampler is then kept as it is)")
     n = len(data)
     n_val = max(1, int(round(fraction * n)))
     if n_val >= n:

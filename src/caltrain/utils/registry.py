@@ -183,10 +183,20 @@ class Registry(Generic[F]):
                 f"{self.signature}"
             ) from None
 
-    def call(self, name: str, /, *, passed: tuple[str, ...] = (), **kwargs: Any) -> Any:
-        """Call ``name``'s factory with ``kwargs`` after :meth:`check_call` (``passed``: caltrain's own keywords)."""
+    def call(self, name: str, /, *, passed: tuple[str, ...] = (), returns: type | None = None, **kwargs: Any) -> Any:
+        """Call ``name``'s factory with ``kwargs`` after :meth:`check_call` (``passed``: caltrain's own keywords).
+
+        With ``returns``, a result of another type (a plugin factory that forgot its ``return``) raises
+        ``TypeError`` naming the factory, instead of failing later in the trainer."""
         self.check_call(name, kwargs, passed=passed)
-        return self.get(name)(**kwargs)
+        factory = self.get(name)
+        out = factory(**kwargs)
+        if returns is not None and not isinstance(out, returns):
+            expected = ("torch.nn.Module" if returns.__module__.startswith("torch.nn.")
+                        else f"{returns.__module__}.{returns.__qualname__}")
+            raise TypeError(f"{self.kind} {name!r}: its factory {_describe(factory)} returned {type(out).__name__}, "
+                            f"expected a {expected}")
+        return out
 
     def create(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
         """Look up ``name`` and call its factory, after checking ``kwargs`` against its signature."""
