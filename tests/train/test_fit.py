@@ -336,3 +336,17 @@ def test_dataset_labels_that_are_not_class_indices_are_refused_not_truncated(tmp
     with pytest.raises(TypeError, match=r"such as \d\.5"):
         caltrain.fit(_model(), Labels(lambda c: float(c) + 0.5), val=_data(30, seed=2), epochs=1, out=tmp_path / "r",
                      **SETTINGS)
+
+
+def test_a_refused_user_folder_is_left_exactly_as_it_was(tmp_path):
+    # regression: a refused fit left a .caltrain-lock file in the user's folder
+    import caltrain
+
+    folder = tmp_path / "thesis"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    x, y = torch.randn(40, 4), torch.randint(0, 3, (40,))
+    for options in ({}, {"overwrite": True}, {"resume": True}):
+        with pytest.raises(ValueError):
+            caltrain.fit(torch.nn.Linear(4, 3), (x, y), epochs=1, out=folder, quiet=True, **options)
+        assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]

@@ -330,6 +330,7 @@ def fit(
     meta = {"source": "python", "model": model_name, "model_class": _class_name(model), "data": data_info}
 
     run = RunDir(Path(out) if out is not None else _default_out(cfg.loss.name, cfg.seed))
+    _check_out(run, resume=resume, overwrite=overwrite)  # before the lock file is created in a user's folder
     with run.lock():
         start = _prepare_run_dir(run, config_dict, resume=resume, overwrite=overwrite)
         if start == "complete":
@@ -346,8 +347,7 @@ def _prepare_run_dir(run: RunDir, config_dict: dict[str, Any], *, resume: bool, 
     """``"fresh"``, ``"resume"`` or ``"complete"``; checks ``out`` as ``caltrain train`` does (under the lock)."""
     from caltrain.train.config import load_yaml
 
-    if run.root.exists() and not run.root.is_dir():
-        raise ValueError(f"out: {run.root} is a file, not a directory")
+    _check_out(run, resume=resume, overwrite=overwrite)
     if resume and run.config.is_file():
         stored = load_yaml(run.config)
         if stored.get("source") != "python":
@@ -362,12 +362,23 @@ def _prepare_run_dir(run: RunDir, config_dict: dict[str, Any], *, resume: bool, 
             return "complete"
         return "resume" if run.checkpoint.is_file() else "fresh"
     if not run.is_empty():
-        if not overwrite:
-            hint = " (pass resume=True to continue it)" if run.config.is_file() and not run.is_complete() else ""
-            raise ValueError(f"out: {run.root} is not empty{hint}; pass overwrite=True to replace it")
-        run.check_replaceable("out")
-        run.clear("out")
+        run.clear("out")  # _check_out allowed it: overwrite=True on a folder caltrain wrote
     return "fresh"
+
+
+def _check_out(run: RunDir, *, resume: bool, overwrite: bool) -> None:
+    """Refuse an ``out`` that is a file, or a non-empty folder that is neither resumed nor caltrain's to replace.
+
+    Writes nothing, so a refused folder (a user's own) is left exactly as it was, without a lock file.
+    """
+    if run.root.exists() and not run.root.is_dir():
+        raise ValueError(f"out: {run.root} is a file, not a directory")
+    if run.is_empty() or (resume and run.config.is_file()):
+        return
+    if not overwrite:
+        hint = " (pass resume=True to continue it)" if run.config.is_file() and not run.is_complete() else ""
+        raise ValueError(f"out: {run.root} is not empty{hint}; pass overwrite=True to replace it")
+    run.check_replaceable("out")
 
 
 def _plain(tree: dict[str, Any]) -> dict[str, Any]:
