@@ -6,6 +6,8 @@ Functional API (tensors on any device, or NumPy arrays; float64 scalar tensors o
   uniform/quantile = ECE/AdaECE), :func:`adaptive_calibration_error`, :func:`classwise_calibration_error`,
   :func:`binary_calibration_error`, :func:`debiased_calibration_error`, :func:`reliability_curve`;
 - bin-free: :func:`smooth_calibration_error` (smooth ECE), :func:`mmce`, :func:`true_calibration_error`;
+- dense binary (pixel maps, pooled over a dataset): :func:`dense_calibration_error` (ECE, OE, UE, accuracy, NLL,
+  Brier), streaming :class:`DenseCalibration`; SOD metrics in :mod:`caltrain.metrics.sod`;
 - proper scores: :func:`negative_log_likelihood`, :func:`brier_score`, :func:`accuracy`, :func:`top_k_accuracy`;
 - selective prediction: :func:`aurc`, :func:`eaurc`, :func:`risk_at_coverage`, :func:`risk_coverage_curve`;
 - OOD detection: :func:`ood_score`, :func:`auroc`, :func:`aupr`, :func:`fpr_at_tpr`, :func:`ood_detection`;
@@ -24,6 +26,7 @@ from caltrain.abstention import ABSTENTION_CONVENTIONS, apply_abstention
 from caltrain.metrics.binning import BINNINGS, BinStats, bin_statistics, binned_statistics
 from caltrain.metrics.bootstrap import BOOTSTRAP_METRICS, bootstrap
 from caltrain.metrics.classwise import classwise_bin_statistics, classwise_calibration_error
+from caltrain.metrics.dense import DENSE_KEYS, DenseCalibration, dense_calibration_error
 from caltrain.metrics.ece import (
     NORMS,
     adaptive_calibration_error,
@@ -58,6 +61,8 @@ __all__ = [
     "BinStats",
     "BrierScore",
     "COVERAGES",
+    "DENSE_KEYS",
+    "DenseCalibration",
     "CalibrationError",
     "ClasswiseCalibrationError",
     "NORMS",
@@ -82,6 +87,7 @@ __all__ = [
     "classwise_bin_statistics",
     "classwise_calibration_error",
     "debiased_calibration_error",
+    "dense_calibration_error",
     "eaurc",
     "expected_calibration_error",
     "fpr_at_tpr",
