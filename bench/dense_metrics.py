@@ -1,0 +1,168 @@
+"""Benchmark: pooled pixel ECE of a dense binary split, caltrain streaming vs the authors' loop vs torchmetrics.
+
+    python bench/dense_metrics.py                         # 100 and 25 images of 1024 x 1024 (BENCHMARKS.md)
+    python bench/dense_metrics.py --images 4 --size 256   # seconds, to check that it runs
+
+Every image is an 8-bit saliency map and its mask (what a SOD evaluation reads from PNG files), generated
+seeded, one at a time, outside the timers. Three ways to get the pooled pixel ECE (10 equal-width bins,
+predicted foreground ``s >= 0.5``, confidence ``max(s, 1 - s)``):
+
+- ``caltrain``: :class:`caltrain.metrics.DenseCalibration`, ``update`` image by image (default input checks
+  on), ``compute()`` at the end (ECE, OE, UE, accuracy, NLL, Brier from O(n_bins) float64 sums);
+- ``authors``: the per-image evaluation loop of Carlisle-Liu/ASLP ``ECE.py`` (``ECE_EW``), reimplemented in
+  NumPy here: per image, a Python loop over the bins, each selecting its pixels by mask (float64 sums);
+- ``torchmetrics``: ``BinaryCalibrationError(n_bins=10, norm="l1")`` fed the flattened pixels image by image
+  as ``(confidence, correct)`` (its binary metric bins the score it is given, so this gives the same
+  top-label quantity); it keeps every pixel in its state until ``compute()``.
+
+Each (method, number of images) runs in a fresh subprocess with one torch thread; time is the sum of the
+metric calls only; memory is the subprocess's peak resident set (``resource.getrusage``) minus that of a
+subprocess that generates the same images and runs no metric (``--``), so it is the metric's own peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+sys.path.insert(0, SRC)
+
+
+def image(i: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded 8-bit map and 0/255 mask of one image (a disc, a blurred over-confident map plus noise)."""
+    g = torch.Generator().manual_seed(i)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    c = torch.rand(3, generator=g)
+    d = ((yy - c[0] * size) ** 2 + (xx - c[1] * size) ** 2).float().sqrt() - (0.1 + 0.3 * c[2]) * size
+    gt = (d < 0).to(torch.uint8) * 255
+    logit = -d / (0.02 * size) + 1.5 * torch.randn(size, size, generator=g)
+    pred = (torch.sigmoid(logit) * 255).round().to(torch.uint8)
+    return pred.numpy(), gt.numpy()
+
+
+def run_one(method: str, n_images: int, size: int) -> dict:
+    torch.set_num_threads(1)
+    seconds = 0.0
+    stream = (image(i, size) for i in range(n_images))
+    if method == "none":
+        for _ in stream:
+            pass
+        out: dict = {}
+    elif method == "authors":
+        state: list = []
+        for pred, gt in stream:
+            t0 = time.perf_counter()
+            _authors_state(pred, gt, state)
+            seconds += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        out = _authors_finish(state)
+        seconds += time.perf_counter() - t0
+    elif method == "caltrain":
+        from caltrain.metrics import DenseCalibration
+
+        metric = DenseCalibration(n_bins=10)
+        for pred, gt in stream:
+            t0 = time.perf_counter()
+            metric.update(torch.from_numpy(pred)[None].float().div_(255), torch.from_numpy(gt)[None] > 127)
+            seconds += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        out = metric.compute()
+        seconds += time.perf_counter() - t0
+    elif method == "torchmetrics":
+        from torchmetrics.classification import BinaryCalibrationError
+
+        metric = BinaryCalibrationError(n_bins=10, norm="l1")
+        for pred, gt in stream:
+            t0 = time.perf_counter()
+            s = torch.from_numpy(pred).reshape(-1).float().div_(255)
+            fg = s >= 0.5
+            metric.update(torch.where(fg, s, 1 - s), (fg == torch.from_numpy(gt).reshape(-1).gt(127)).long())
+            seconds += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        out = {"ece": float(metric.compute())}
+        seconds += time.perf_counter() - t0
+    else:
+        raise ValueError(method)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"method": method, "images": n_images, "size": size, "seconds": seconds, "peak_rss_mb": peak_mb, **out}
+
+
+_EDGES = np.linspace(0, 1, 11)
+
+
+def _authors_state(pred_u8: np.ndarray, gt: np.ndarray, acc_list: list) -> None:
+    """One image of Carlisle-Liu/ASLP ECE.py (ECE_EW) in NumPy: per bin, a mask and sums; running sums in acc_list[0]."""
+    if not acc_list:
+        acc_list.append(np.zeros((3, 10)))
+    state = acc_list[0]
+    pred = pred_u8.reshape(-1) / 255.0
+    pred_bi = np.where(pred_u8.reshape(-1) > 127, 255, 0)
+    g = gt.reshape(-1)
+    confidences = np.maximum(pred, 1.0 - pred)
+    for j in range(10):
+        in_bin = (confidences > _EDGES[j]) & (confidences <= _EDGES[j + 1])
+        if in_bin.any():
+            state[1, j] += confidences[in_bin].sum()
+            state[0, j] += np.count_nonzero(pred_bi[in_bin] == g[in_bin])
+            state[2, j] += np.count_nonzero(in_bin)
+
+
+def _authors_finish(acc_list: list) -> dict:
+    acc, conf, bins = acc_list[0]
+    n = bins.sum()
+    a, c = acc / (bins + 1e-6), conf / (bins + 1e-6)
+    return {
+        "ece": float((np.abs(c - a) * bins / n).sum()),
+        "oe": float((np.where(c > a, np.abs(c - a) * c, 0) * bins / n).sum()),
+        "accuracy": float(acc.sum() / n),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, nargs="+", default=[25, 100])
+    ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--methods", nargs="+", default=["caltrain", "authors", "torchmetrics"])
+    ap.add_argument("--child", nargs=3, metavar=("METHOD", "IMAGES", "SIZE"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(run_one(args.child[0], int(args.child[1]), int(args.child[2]))))
+        return
+    print(f"load: {os.getloadavg()}  cpus: {os.cpu_count()}  torch {torch.__version__}", flush=True)
+    rows = []
+    for n in args.images:
+        base = None
+        for method in ["none", *args.methods]:
+            res = subprocess.run(
+                [sys.executable, __file__, "--child", method, str(n), str(args.size)],
+                capture_output=True, text=True, check=True,
+            )
+            row = json.loads(res.stdout.strip().splitlines()[-1])
+            if method == "none":
+                base = row["peak_rss_mb"]
+                continue
+            row["extra_peak_mb"] = row["peak_rss_mb"] - base
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    print(f"load after: {os.getloadavg()}")
+    print("\n| images | method | seconds | extra peak RSS (MB) | ECE | x slower than caltrain |")
+    print("|---|---|---|---|---|---|")
+    for n in args.images:
+        ref = next(r["seconds"] for r in rows if r["images"] == n and r["method"] == "caltrain")
+        for r in (r for r in rows if r["images"] == n):
+            print(f"| {n} x {r['size']}^2 | {r['method']} | {r['seconds']:.2f} | {r['extra_peak_mb']:.0f} | "
+                  f"{r['ece']:.6f} | {r['seconds'] / ref:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
