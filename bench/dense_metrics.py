@@ -9,6 +9,8 @@ predicted foreground ``s >= 0.5``, confidence ``max(s, 1 - s)``):
 
 - ``caltrain``: :class:`caltrain.metrics.DenseCalibration`, ``update`` image by image (default input checks
   on), ``compute()`` at the end (ECE, OE, UE, accuracy, NLL, Brier from O(n_bins) float64 sums);
+- ``caltrain-uint8``: the same class fed the 8-bit maps themselves (``uint8``, read as ``k / 255``, as the
+  authors read their PNGs): one ``bincount`` of (level, mask) per image, the same result;
 - ``authors``: the per-image evaluation loop of Carlisle-Liu/ASLP ``ECE.py`` (``ECE_EW``), reimplemented in
   NumPy here: per image, a Python loop over the bins, each selecting its pixels by mask (float64 sums);
 - ``torchmetrics``: ``BinaryCalibrationError(n_bins=10, norm="l1")`` fed the flattened pixels image by image
@@ -78,6 +80,17 @@ def run_one(method: str, n_images: int, size: int) -> dict:
         t0 = time.perf_counter()
         out = metric.compute()
         seconds += time.perf_counter() - t0
+    elif method == "caltrain-uint8":
+        from caltrain.metrics import DenseCalibration
+
+        metric = DenseCalibration(n_bins=10)
+        for pred, gt in stream:
+            t0 = time.perf_counter()
+            metric.update(torch.from_numpy(pred)[None], torch.from_numpy(gt)[None] > 127)
+            seconds += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        out = metric.compute()
+        seconds += time.perf_counter() - t0
     elif method == "torchmetrics":
         from torchmetrics.classification import BinaryCalibrationError
 
@@ -132,7 +145,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, nargs="+", default=[25, 100])
     ap.add_argument("--size", type=int, default=1024)
-    ap.add_argument("--methods", nargs="+", default=["caltrain", "authors", "torchmetrics"])
+    ap.add_argument("--methods", nargs="+", default=["caltrain", "caltrain-uint8", "authors", "torchmetrics"])
     ap.add_argument("--child", nargs=3, metavar=("METHOD", "IMAGES", "SIZE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:

@@ -189,3 +189,22 @@ def test_bad_inputs():
         dense_calibration_error(s, y, valid_mask=y)
     with pytest.raises(ValueError, match="valid_mask"):
         dense_calibration_error(s, y, valid_mask=torch.ones(3, dtype=torch.bool))
+
+
+def test_uint8_maps_are_k_over_255():
+    """8-bit maps (PNG predictions) take the histogram shortcut and equal the float64 path on k / 255."""
+    g = torch.Generator().manual_seed(9)
+    k = torch.randint(0, 256, (3, 1, 20, 17), generator=g, dtype=torch.uint8)
+    k[0, 0, :3] = 255; k[1, 0, :3] = 0; k[2, 0, 0, :5] = 128; k[2, 0, 1, :5] = 127  # saturated and threshold
+    y = (torch.rand(3, 20, 17, generator=g) < 0.4).long()
+    s = k.double() / 255
+    for n_bins in (1, 10, 15):
+        assert dense_calibration_error(k, y, n_bins) == pytest.approx(dense_calibration_error(s, y, n_bins), abs=1e-12)
+        assert dense_calibration_error(k, y, n_bins) == pytest.approx(reference(s.numpy(), y.numpy(), n_bins), abs=1e-12)
+    metric = DenseCalibration(n_bins=10)
+    metric.update(k[:1], y[:1]); metric.update(k[1:], y[1:], valid_mask=y[1:] >= 0)
+    assert metric.compute() == pytest.approx(dense_calibration_error(s, y), abs=1e-12)
+    assert dense_calibration_error(k, y, binning="quantile") == pytest.approx(
+        dense_calibration_error(s, y, binning="quantile"), abs=1e-12)
+    with pytest.raises(TypeError, match="uint8"):
+        dense_calibration_error(k, y, from_logits=True)
