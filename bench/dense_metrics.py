@@ -17,9 +17,11 @@ predicted foreground ``s >= 0.5``, confidence ``max(s, 1 - s)``):
   as ``(confidence, correct)`` (its binary metric bins the score it is given, so this gives the same
   top-label quantity); it keeps every pixel in its state until ``compute()``.
 
-Each (method, number of images) runs in a fresh subprocess with one torch thread; time is the sum of the
-metric calls only; memory is the subprocess's peak resident set (``resource.getrusage``) minus that of a
-subprocess that generates the same images and runs no metric (``--``), so it is the metric's own peak.
+Each (method, number of images) runs in a fresh subprocess with one torch thread, on a pool of 8 distinct
+images generated first and cycled (so the data in memory does not grow with the number of images); time is
+the sum of the metric calls (mask binarisation ``gt > 127`` included for every method) and the final
+``compute``; memory is the peak resident set above its level before the first call, sampled every 1 ms from
+/proc/self/statm (as ``bench/metrics.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
+import threading
 import subprocess
 import sys
 import time
@@ -36,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+PAGE = os.sysconf("SC_PAGE_SIZE")
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 sys.path.insert(0, SRC)
 
@@ -52,62 +55,67 @@ def image(i: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     return pred.numpy(), gt.numpy()
 
 
+def rss() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * PAGE
+
+
 def run_one(method: str, n_images: int, size: int) -> dict:
+    """Feed ``n_images`` images (a pool of 8 distinct ones, cycled) to one method; time and peak extra RSS."""
     torch.set_num_threads(1)
-    seconds = 0.0
-    stream = (image(i, size) for i in range(n_images))
-    if method == "none":
-        for _ in stream:
-            pass
-        out: dict = {}
+    pool = [image(i, size) for i in range(min(n_images, 8))]
+    stream = (pool[i % len(pool)] for i in range(n_images))
+    if method in ("caltrain", "caltrain-uint8"):
+        from caltrain.metrics import DenseCalibration
+
+        metric = DenseCalibration(n_bins=10)
+        if method == "caltrain":
+            def feed(pred, gt):
+                metric.update(torch.from_numpy(pred)[None].float().div_(255), torch.from_numpy(gt > 127)[None])
+        else:
+            def feed(pred, gt):
+                metric.update(torch.from_numpy(pred)[None], torch.from_numpy(gt > 127)[None])
+        finish = metric.compute
     elif method == "authors":
         state: list = []
-        for pred, gt in stream:
-            t0 = time.perf_counter()
-            _authors_state(pred, gt, state)
-            seconds += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        out = _authors_finish(state)
-        seconds += time.perf_counter() - t0
-    elif method == "caltrain":
-        from caltrain.metrics import DenseCalibration
-
-        metric = DenseCalibration(n_bins=10)
-        for pred, gt in stream:
-            t0 = time.perf_counter()
-            metric.update(torch.from_numpy(pred)[None].float().div_(255), torch.from_numpy(gt)[None] > 127)
-            seconds += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        out = metric.compute()
-        seconds += time.perf_counter() - t0
-    elif method == "caltrain-uint8":
-        from caltrain.metrics import DenseCalibration
-
-        metric = DenseCalibration(n_bins=10)
-        for pred, gt in stream:
-            t0 = time.perf_counter()
-            metric.update(torch.from_numpy(pred)[None], torch.from_numpy(gt)[None] > 127)
-            seconds += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        out = metric.compute()
-        seconds += time.perf_counter() - t0
+        feed = lambda pred, gt: _authors_state(pred, gt, state)  # noqa: E731
+        finish = lambda: _authors_finish(state)  # noqa: E731
     elif method == "torchmetrics":
         from torchmetrics.classification import BinaryCalibrationError
 
         metric = BinaryCalibrationError(n_bins=10, norm="l1")
-        for pred, gt in stream:
-            t0 = time.perf_counter()
+
+        def feed(pred, gt):
             s = torch.from_numpy(pred).reshape(-1).float().div_(255)
             fg = s >= 0.5
-            metric.update(torch.where(fg, s, 1 - s), (fg == torch.from_numpy(gt).reshape(-1).gt(127)).long())
-            seconds += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        out = {"ece": float(metric.compute())}
-        seconds += time.perf_counter() - t0
+            metric.update(torch.where(fg, s, 1 - s), (fg == torch.from_numpy(gt > 127).reshape(-1)).long())
+
+        finish = lambda: {"ece": float(metric.compute())}  # noqa: E731
     else:
         raise ValueError(method)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"method": method, "images": n_images, "size": size, "seconds": seconds, "peak_rss_mb": peak_mb, **out}
+    base = rss()
+    peak = [base]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss())
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    seconds = 0.0
+    for pred, gt in stream:
+        t0 = time.perf_counter()
+        feed(pred, gt)
+        seconds += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out = finish()
+    seconds += time.perf_counter() - t0
+    stop.set()
+    thread.join()
+    extra = (max(peak[0], rss()) - base) / 2**20
+    return {"method": method, "images": n_images, "size": size, "seconds": seconds, "extra_peak_mb": extra, **out}
 
 
 _EDGES = np.linspace(0, 1, 11)
@@ -154,28 +162,23 @@ def main() -> None:
     print(f"load: {os.getloadavg()}  cpus: {os.cpu_count()}  torch {torch.__version__}", flush=True)
     rows = []
     for n in args.images:
-        base = None
-        for method in ["none", *args.methods]:
+        for method in args.methods:
             res = subprocess.run(
                 [sys.executable, __file__, "--child", method, str(n), str(args.size)],
                 capture_output=True, text=True, check=True,
             )
             row = json.loads(res.stdout.strip().splitlines()[-1])
-            if method == "none":
-                base = row["peak_rss_mb"]
-                continue
-            row["extra_peak_mb"] = row["peak_rss_mb"] - base
             rows.append(row)
             print(json.dumps(row), flush=True)
     print(f"load after: {os.getloadavg()}")
-    print("\n| images | method | seconds | extra peak RSS (MB) | ECE | x slower than caltrain |")
+    print("\n| images | method | seconds | peak extra RSS (MB) | ECE | authors' loop time / this time |")
     print("|---|---|---|---|---|---|")
     for n in args.images:
-        ref = next(r["seconds"] for r in rows if r["images"] == n and r["method"] == "caltrain")
-        for r in (r for r in rows if r["images"] == n):
+        here = [r for r in rows if r["images"] == n]
+        ref = next((r["seconds"] for r in here if r["method"] == "authors"), float("nan"))
+        for r in here:
             print(f"| {n} x {r['size']}^2 | {r['method']} | {r['seconds']:.2f} | {r['extra_peak_mb']:.0f} | "
-                  f"{r['ece']:.6f} | {r['seconds'] / ref:.1f} |")
-
+                  f"{r['ece']:.6f} | {ref / r['seconds']:.1f} |")
 
 if __name__ == "__main__":
     main()

@@ -203,7 +203,7 @@ def dense_bin_statistics(
     """
     dev = s.device
     if s.dtype == torch.uint8 and weights is None:
-        counts = torch.bincount(s.long().mul_(2).add_(y), minlength=512).to(torch.float64)
+        counts = torch.bincount(s.to(torch.int16).mul_(2).add_(y), minlength=512).to(torch.float64)
         levels = torch.arange(256, dtype=torch.float64, device=dev).div_(255).repeat_interleave(2)
         targets = torch.arange(2, device=dev).repeat(256).bool()
         return dense_bin_statistics(levels, targets, n_bins, weights=counts)
