@@ -122,7 +122,7 @@ _EDGES = np.linspace(0, 1, 11)
 
 
 def _authors_state(pred_u8: np.ndarray, gt: np.ndarray, acc_list: list) -> None:
-    """One image of Carlisle-Liu/ASLP ECE.py (ECE_EW) in NumPy: per bin, a mask and sums; running sums in acc_list[0]."""
+    """One image of Carlisle-Liu/ASLP ECE.py (ECE_EW) in NumPy: per bin a mask and sums (running, in acc_list[0])."""
     if not acc_list:
         acc_list.append(np.zeros((3, 10)))
     state = acc_list[0]

@@ -200,7 +200,8 @@ def test_uint8_maps_are_k_over_255():
     s = k.double() / 255
     for n_bins in (1, 10, 15):
         assert dense_calibration_error(k, y, n_bins) == pytest.approx(dense_calibration_error(s, y, n_bins), abs=1e-12)
-        assert dense_calibration_error(k, y, n_bins) == pytest.approx(reference(s.numpy(), y.numpy(), n_bins), abs=1e-12)
+        expected = reference(s.numpy(), y.numpy(), n_bins)
+        assert dense_calibration_error(k, y, n_bins) == pytest.approx(expected, abs=1e-12)
     metric = DenseCalibration(n_bins=10)
     metric.update(k[:1], y[:1]); metric.update(k[1:], y[1:], valid_mask=y[1:] >= 0)
     assert metric.compute() == pytest.approx(dense_calibration_error(s, y), abs=1e-12)

@@ -37,7 +37,6 @@ from typing import Any
 
 import torch
 
-from caltrain.metrics.dense import prepare_dense  # noqa: F401  (shared input conventions, see sod_metrics)
 from caltrain.metrics.streaming import StreamingMetric
 from caltrain.utils.checks import as_tensor, check_number
 
