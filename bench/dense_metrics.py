@@ -19,9 +19,9 @@ predicted foreground ``s >= 0.5``, confidence ``max(s, 1 - s)``):
 
 Each (method, number of images) runs in a fresh subprocess with one torch thread, on a pool of 8 distinct
 images generated first and cycled (so the data in memory does not grow with the number of images); time is
-the sum of the metric calls (mask binarisation ``gt > 127`` included for every method) and the final
-``compute``; memory is the peak resident set above its level before the first call, sampled every 1 ms from
-/proc/self/statm (as ``bench/metrics.py``).
+that of every update (mask binarisation ``gt > 127`` included for every method) and the final ``compute``; memory
+is the peak resident set above its level before the first update, sampled every 1 ms from /proc/self/statm
+(``measure`` of ``bench/metrics.py``).
 """
 
 from __future__ import annotations
@@ -29,18 +29,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import threading
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 sys.path.insert(0, SRC)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from metrics import measure  # noqa: E402  (bench/metrics.py: time and RSS sampled every 1 ms)
 
 
 def image(i: int, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -53,11 +53,6 @@ def image(i: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     logit = -d / (0.02 * size) + 1.5 * torch.randn(size, size, generator=g)
     pred = (torch.sigmoid(logit) * 255).round().to(torch.uint8)
     return pred.numpy(), gt.numpy()
-
-
-def rss() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * PAGE
 
 
 def run_one(method: str, n_images: int, size: int) -> dict:
@@ -93,29 +88,15 @@ def run_one(method: str, n_images: int, size: int) -> dict:
         finish = lambda: {"ece": float(metric.compute())}  # noqa: E731
     else:
         raise ValueError(method)
-    base = rss()
-    peak = [base]
-    stop = threading.Event()
 
-    def sample():
-        while not stop.is_set():
-            peak[0] = max(peak[0], rss())
-            time.sleep(0.001)
+    def run() -> dict:
+        for pred, gt in stream:
+            feed(pred, gt)
+        return finish()
 
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    seconds = 0.0
-    for pred, gt in stream:
-        t0 = time.perf_counter()
-        feed(pred, gt)
-        seconds += time.perf_counter() - t0
-    t0 = time.perf_counter()
-    out = finish()
-    seconds += time.perf_counter() - t0
-    stop.set()
-    thread.join()
-    extra = (max(peak[0], rss()) - base) / 2**20
-    return {"method": method, "images": n_images, "size": size, "seconds": seconds, "extra_peak_mb": extra, **out}
+    seconds, extra, out = measure(run, 1)
+    return {"method": method, "images": n_images, "size": size, "seconds": seconds, "extra_peak_mb": extra / 2**20,
+            **out}
 
 
 _EDGES = np.linspace(0, 1, 11)

@@ -28,7 +28,8 @@ tools and the authors read PNG predictions: a histogram shortcut, several times 
 ``k / 255`` is a different number and can fall in another bin when ``k / 255`` is an edge, e.g. ``153 / 255``),
 ``targets`` the same shape without (or with) the channel dim, values in {0, 1} (integer, bool or float; soft
 targets raise: binarise them first, e.g. ``gt >= 0.5`` as the SOD convention binarises masks at 128).
-``ignore_index`` drops pixels whose target equals it (e.g. 255 on object borders), ``valid_mask`` (bool, the shape of ``targets``) keeps only the ``True`` pixels; both may be combined.
+``ignore_index`` drops pixels whose target equals it (e.g. 255 on object borders), ``valid_mask`` (bool, the
+shape of ``targets``) keeps only the ``True`` pixels; both may be combined.
 
 Binning: ``"uniform"`` (default, the authors') is streamed by :class:`DenseCalibration` in O(B) float64 memory,
 independent of the number of images. ``"quantile"`` (equal mass) needs every confidence: the function keeps all
@@ -174,8 +175,9 @@ def _chunk_terms(sc: torch.Tensor, yf: torch.Tensor, n_bins: int) -> tuple[torch
     """``(cell, confidence, p_y)`` of float64 pixels ``sc`` and float64 {0, 1} targets ``yf``; cell = 2 bin + correct.
 
     Arithmetic only (comparisons to bool tensors and ``heaviside`` are several times slower on CPU).
-    Bin: with ``m = round(c B)`` the only edge within ``0.5 / B`` of ``c`` is ``e_m = m / B`` (the float64 ``uniform_edges`` value), so the ``(lo, hi]`` bin
-    is ``m - 1`` if ``c <= e_m`` else ``m``; ``c - e_m`` is exact (Sterbenz), hence the sign test is exact.
+    Bin: with ``m = round(c B)`` the only edge within ``0.5 / B`` of ``c`` is ``e_m = m / B`` (the float64
+    ``uniform_edges`` value), so the ``(lo, hi]`` bin is ``m - 1`` if ``c <= e_m`` else ``m``; ``c - e_m`` is
+    exact (Sterbenz), hence the sign test is exact.
     Correct: ``p_y = |s - (1 - y)|`` (``1 - s`` as the reference computes it) and the prediction is right
     iff ``p_y > 0.5``, or ``p_y = 0.5`` (``s = 0.5``, predicted foreground) and ``y = 1``.
     """
