@@ -6,6 +6,8 @@ Functional API (tensors on any device, or NumPy arrays; float64 scalar tensors o
   uniform/quantile = ECE/AdaECE), :func:`adaptive_calibration_error`, :func:`classwise_calibration_error`,
   :func:`binary_calibration_error`, :func:`debiased_calibration_error`, :func:`reliability_curve`;
 - bin-free: :func:`smooth_calibration_error` (smooth ECE), :func:`mmce`, :func:`true_calibration_error`;
+- dense binary (pixel maps, pooled over a dataset): :func:`dense_calibration_error` (ECE, OE, UE, accuracy, NLL,
+  Brier), streaming :class:`DenseCalibration`; SOD metrics :func:`sod_metrics` / :class:`SODMetrics`;
 - proper scores: :func:`negative_log_likelihood`, :func:`brier_score`, :func:`accuracy`, :func:`top_k_accuracy`;
 - selective prediction: :func:`aurc`, :func:`eaurc`, :func:`risk_at_coverage`, :func:`risk_coverage_curve`;
 - OOD detection: :func:`ood_score`, :func:`auroc`, :func:`aupr`, :func:`fpr_at_tpr`, :func:`ood_detection`;
@@ -24,6 +26,7 @@ from caltrain.abstention import ABSTENTION_CONVENTIONS, apply_abstention
 from caltrain.metrics.binning import BINNINGS, BinStats, bin_statistics, binned_statistics
 from caltrain.metrics.bootstrap import BOOTSTRAP_METRICS, bootstrap
 from caltrain.metrics.classwise import classwise_bin_statistics, classwise_calibration_error
+from caltrain.metrics.dense import DENSE_KEYS, DenseCalibration, dense_calibration_error
 from caltrain.metrics.ece import (
     NORMS,
     adaptive_calibration_error,
@@ -37,6 +40,7 @@ from caltrain.metrics.ood import OOD_SCORES, aupr, auroc, fpr_at_tpr, ood_detect
 from caltrain.metrics.proper_scores import accuracy, brier_score, negative_log_likelihood, top_k_accuracy
 from caltrain.metrics.reliability import ReliabilityCurve, reliability_curve
 from caltrain.metrics.selective import COVERAGES, aurc, eaurc, risk_at_coverage, risk_coverage_curve
+from caltrain.metrics.sod import SOD_KEYS, SODMetrics, sod_metrics
 from caltrain.metrics.smooth_ece import smooth_calibration_error
 from caltrain.metrics.streaming import (
     Accuracy,
@@ -58,12 +62,16 @@ __all__ = [
     "BinStats",
     "BrierScore",
     "COVERAGES",
+    "DENSE_KEYS",
+    "DenseCalibration",
     "CalibrationError",
     "ClasswiseCalibrationError",
     "NORMS",
     "NegativeLogLikelihood",
     "OOD_SCORES",
     "ReliabilityCurve",
+    "SOD_KEYS",
+    "SODMetrics",
     "SUMMARY_KEYS",
     "StreamingMetric",
     "StreamingSummary",
@@ -82,6 +90,7 @@ __all__ = [
     "classwise_bin_statistics",
     "classwise_calibration_error",
     "debiased_calibration_error",
+    "dense_calibration_error",
     "eaurc",
     "expected_calibration_error",
     "fpr_at_tpr",
@@ -93,6 +102,7 @@ __all__ = [
     "risk_at_coverage",
     "risk_coverage_curve",
     "smooth_calibration_error",
+    "sod_metrics",
     "summarize",
     "top_k_accuracy",
     "true_calibration_error",
