@@ -157,3 +157,16 @@ def test_every_run_is_validated_before_the_first_starts(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"suite tiny, run synthetic__typo__seed0: .*loss.options.*'gama'"):
         run_suite(replace(suite, objectives=objectives), tmp_path / "out", log=lambda s: None)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_ray_fails_before_the_suite_folder_is_written(tmp_path, monkeypatch):
+    # regression: without Ray, --executor ray printed the plan and wrote suite.json, then failed
+    import importlib.util
+
+    from caltrain.train.suite import load_suite, run_suite
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    with pytest.raises(ValueError, match="executor 'ray' needs Ray"):
+        run_suite(load_suite("quick"), tmp_path / "out", executor="ray")
+    assert not (tmp_path / "out").exists()

@@ -166,7 +166,7 @@ class _LinearCalibrator(Calibrator):
             warnings.warn(
                 f"{self.name}: {n_params} parameters fitted on {n} validation samples "
                 f"(fewer than {SAMPLES_PER_PARAMETER} per parameter){reg}: expect over-fitting unless the "
-                "off-diagonal regularisation is strong (reg_lambda of order K^2 for K = 100); prefer 'ts' or "
+                f"off-diagonal regularisation is strong (reg_lambda of order K^2 = {k * k}); prefer 'ts' or "
                 "'vector', or tune reg_lambda on held-out data",
                 RuntimeWarning,
                 stacklevel=3,

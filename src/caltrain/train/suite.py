@@ -8,6 +8,8 @@ The format (``description``, ``data_needed``, ``imports``, ``seeds``, ``base``, 
 
 from __future__ import annotations
 
+import importlib.util
+
 import itertools
 import sys
 import traceback
@@ -212,6 +214,10 @@ def run_suite(
 
     from caltrain.utils.plugins import import_modules, shipped
 
+    if executor not in ("local", "ray"):
+        raise ValueError(f"executor: expected 'local' or 'ray', got {executor!r}")
+    if executor == "ray" and importlib.util.find_spec("ray") is None:  # before anything is written or printed
+        raise ValueError("executor 'ray' needs Ray: pip install 'caltrain[ray]'")
     out = SuiteDir(out_dir)
     imports = list(dict.fromkeys([*import_modules(imports), *import_suite_modules(suite)]))
     specs = expand(suite, overrides, seeds)
@@ -242,10 +248,8 @@ def run_suite(
             _log_outcome(log, f"[waiting {k}/{len(busy)}]", Path(job[1]).name, outcome)
             if outcome["status"] == "failed":
                 failures.append(outcome["message"])
-    elif executor == "ray":
-        failures = _run_with_ray(jobs, address, log)
     else:
-        raise ValueError(f"executor: expected 'local' or 'ray', got {executor!r}")
+        failures = _run_with_ray(jobs, address, log)
     for err in failures:
         log(f"FAILED {err}")
     rows = aggregate(out.root, runs=[s.name for s in specs])
