@@ -350,3 +350,15 @@ def test_a_refused_user_folder_is_left_exactly_as_it_was(tmp_path):
         with pytest.raises(ValueError):
             caltrain.fit(torch.nn.Linear(4, 3), (x, y), epochs=1, out=folder, quiet=True, **options)
         assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+
+
+def test_resuming_with_a_model_of_another_width_is_a_value_error(tmp_path):
+    # regression: a complete run resumed with a same-class model of another width raised torch's RuntimeError
+    import caltrain
+
+    x, y = torch.randn(60, 4), torch.randint(0, 3, (60,))
+    small = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    caltrain.fit(small, (x, y), epochs=1, out=tmp_path / "run", quiet=True)
+    wide = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    with pytest.raises(ValueError, match="does not fit this model"):
+        caltrain.fit(wide, (x, y), epochs=1, out=tmp_path / "run", quiet=True, resume=True)

@@ -394,5 +394,11 @@ def _load_selected(run: RunDir, model: nn.Module, device: torch.device) -> None:
 
     path, keys = (run.best, BEST_KEYS) if run.best.is_file() else (run.checkpoint, ("model",))
     with contextlib.suppress(FileNotFoundError):
-        model.load_state_dict(load_checkpoint(path, device, required=keys)["model"])
+        state = load_checkpoint(path, device, required=keys)["model"]
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:  # another architecture under the same class name
+            first = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+            raise ValueError(f"resume: {path} does not fit this model ({first}); pass the model the run was "
+                             "trained with, or start a new run") from None
 
