@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 from caltrain import metrics as M
+from tests.metrics.gloo import run_two_processes
 
 
 def _data(seed=0, n=600, k=5):
@@ -98,33 +98,21 @@ def test_reset_merge_curve_and_errors():
     assert float(d.compute()) == pytest.approx(float(M.expected_calibration_error(p, y)), abs=1e-12)
 
 
-def _worker(rank, world, init, p, y, out):
-    torch.distributed.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
-    try:
-        metric = M.StreamingSummary()
-        half = p.shape[0] // world
-        metric.update(p[rank * half : (rank + 1) * half], y[rank * half : (rank + 1) * half])
-        cw = M.ClasswiseCalibrationError()
-        cw.update(p[rank * half : (rank + 1) * half], y[rank * half : (rank + 1) * half])
-        result = metric.compute()
-        result["cw"] = float(cw.compute())
-        out.put((rank, result))
-    finally:
-        torch.distributed.destroy_process_group()
+def _ranks(rank, p, y):
+    metric = M.StreamingSummary()
+    half = p.shape[0] // 2
+    metric.update(p[rank * half : (rank + 1) * half], y[rank * half : (rank + 1) * half])
+    cw = M.ClasswiseCalibrationError()
+    cw.update(p[rank * half : (rank + 1) * half], y[rank * half : (rank + 1) * half])
+    result = metric.compute()
+    result["cw"] = float(cw.compute())
+    return result
 
 
 def test_all_reduce_across_two_processes(tmp_path):
     # A real gloo process group (~10 s): the whole suite runs in about 2 minutes, so this stays in the default run.
     p, y = _data(5, n=400)
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    init = f"file://{tmp_path / 'rendezvous'}"
-    procs = [ctx.Process(target=_worker, args=(r, 2, init, p, y, queue)) for r in range(2)]
-    for proc in procs:
-        proc.start()
-    results = dict(queue.get(timeout=120) for _ in range(2))
-    for proc in procs:
-        proc.join(timeout=60)
+    results = run_two_processes(_ranks, tmp_path, p, y, timeout=120)
     ref = M.summarize(p, y)
     for rank in (0, 1):
         assert results[rank]["n"] == 400

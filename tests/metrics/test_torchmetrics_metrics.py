@@ -7,7 +7,6 @@ import warnings
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 pytest.importorskip("torchmetrics")
 
@@ -15,6 +14,7 @@ from torchmetrics import MetricCollection  # noqa: E402
 from torchmetrics.classification import BinaryCalibrationError, MulticlassCalibrationError  # noqa: E402
 
 from caltrain import metrics as M  # noqa: E402
+from tests.metrics.gloo import run_two_processes  # noqa: E402
 from caltrain.metrics import torchmetrics_metrics as T  # noqa: E402
 
 K = 5
@@ -188,42 +188,26 @@ def _collection():
     return MetricCollection({name: make() for name, (make, _) in _pairs().items()})
 
 
-def _worker(rank, world, init, p, y, out):
-    torch.distributed.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
-    try:
-        warnings.simplefilter("ignore")  # rank 1's "compute called before update" on the empty collection
-        empty_rank = _collection()  # rank 0 sees every batch, rank 1 none
-        split = _collection()  # an uneven split: rank 0 the first 100 samples, rank 1 the rest
-        if rank == 0:
-            for i in range(0, p.shape[0], 64):
-                empty_rank.update(p[i : i + 64], y[i : i + 64])
-            split.update(p[:100], y[:100])
-        else:
-            split.update(p[100:250], y[100:250])
-            split.update(p[250:], y[250:])
-        try:
-            result = {f"empty/{k}": float(v) for k, v in empty_rank.compute().items()}
-            result.update({f"split/{k}": float(v) for k, v in split.compute().items()})
-        except Exception as exc:  # reported to the test instead of leaving it waiting on the queue
-            result = repr(exc)
-        out.put((rank, result))
-    finally:
-        torch.distributed.destroy_process_group()
+def _ranks(rank, p, y):
+    warnings.simplefilter("ignore")  # rank 1's "compute called before update" on the empty collection
+    empty_rank = _collection()  # rank 0 sees every batch, rank 1 none
+    split = _collection()  # an uneven split: rank 0 the first 100 samples, rank 1 the rest
+    if rank == 0:
+        for i in range(0, p.shape[0], 64):
+            empty_rank.update(p[i : i + 64], y[i : i + 64])
+        split.update(p[:100], y[:100])
+    else:
+        split.update(p[100:250], y[100:250])
+        split.update(p[250:], y[250:])
+    result = {f"empty/{k}": float(v) for k, v in empty_rank.compute().items()}
+    result.update({f"split/{k}": float(v) for k, v in split.compute().items()})
+    return result
 
 
 def test_two_process_gloo_equals_one_process(tmp_path):
     # A real gloo process group, two processes, one of which never sees a batch.
     p, y = _data(5, n=400)
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    init = f"file://{tmp_path / 'rendezvous'}"
-    procs = [ctx.Process(target=_worker, args=(r, 2, init, p, y, queue)) for r in range(2)]
-    for proc in procs:
-        proc.start()
-    results = dict(queue.get(timeout=180) for _ in range(2))
-    for proc in procs:
-        proc.join(timeout=60)
-    assert all(proc.exitcode == 0 for proc in procs)
+    results = run_two_processes(_ranks, tmp_path, p, y, timeout=180)
     assert all(isinstance(r, dict) for r in results.values()), results
     for name, (_, fn) in _pairs().items():
         expected = float(fn(p, y))
