@@ -9,6 +9,7 @@ may be left in the run directory.
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 
@@ -34,8 +35,12 @@ def test_random_kills_resume_bit_identically(tmp_path, reference, seed):
     rng = random.Random(seed)
     run = tmp_path / "run"
     kills = 0
+    # The first kill lands at a random moment inside epoch 2 or 3 (a delay below one epoch of the reference run,
+    # after 1 or 2 records), so at least 4 epochs remain: a fixed delay let a fast, idle machine finish the run
+    # before any kill (a flaky "the run ended before any kill").
+    epoch_s = min(r["time_s"] for r in map(json.loads, (reference / "metrics.jsonl").read_text().splitlines()))
     proc = start([*TRAIN, *ARGS, "--out", str(run)])
-    kills += kill_after(proc, run, records=rng.randint(1, EPOCHS // 2), delay=rng.uniform(0.0, 0.5))
+    kills += kill_after(proc, run, records=rng.randint(1, EPOCHS // 3), delay=rng.uniform(0.0, 0.9 * epoch_s))
     proc = start([*TRAIN, "--resume", str(run)])
     kills += kill_after(proc, run, records=min(metrics_lines(run) + rng.randint(0, 2), EPOCHS),
                         delay=rng.uniform(0.0, 1.0))
