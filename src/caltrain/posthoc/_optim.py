@@ -30,8 +30,12 @@ def minimize_lbfgs(
     tol: float = 1e-7,
     history: int = 20,
     ftol: float = 1e-15,
+    with_grad: bool = False,
 ) -> tuple[list[torch.Tensor], int, float]:
     """Minimise ``loss_fn(*params)`` from ``init`` (float64 tensors), gradients by autograd.
+
+    With ``with_grad=True`` ``loss_fn(*params)`` returns ``(loss, [gradient of each param])`` itself (an analytic
+    gradient: no autograd graph is built).
 
     Stops when the largest gradient entry is at most ``tol``, a step lowers the loss by at most
     ``ftol * max(1, |loss|)``, or after ``max_iter`` iterations. Returns ``(params, function_evaluations,
@@ -44,6 +48,9 @@ def minimize_lbfgs(
         return [c.reshape(s) for c, s in zip(torch.split(x, sizes), shapes)]
 
     def value_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if with_grad:
+            loss, grads = loss_fn(*unpack(x))
+            return loss.detach(), torch.cat([g.reshape(-1) for g in grads])
         leaf = x.detach().requires_grad_(True)
         loss = loss_fn(*unpack(leaf))
         (grad,) = torch.autograd.grad(loss, leaf)

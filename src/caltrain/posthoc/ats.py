@@ -14,9 +14,15 @@ reading in docs/methods.md#gence-and-adaptive-temperature-scaling-ats, labelled 
    ``[t_min, t_max]``); smaller pieces use the global temperature T (``ts`` on all samples).
 4. At test time a sample's logits are divided by the ``T_m`` of the piece of its uncalibrated confidence.
 
-Every sample is scaled by a positive scalar, so the argmax is preserved. The confidence map is monotone
-within a piece but need not be across piece edges (a reading-level limitation, stated here rather than
-hidden). A piece whose samples are all correct drives its T_m to ``t_min``; the default bracket
+Every sample is scaled by a positive scalar, so the argmax is preserved. What is monotone is each sample's own
+confidence as a function of its temperature: ``c(T) = max_k softmax(z / T)_k = 1 / sum_k exp((z_k - z_max) / T)``
+is non-increasing in T (every exponent ``(z_k - z_max) / T <= 0`` rises towards 0 as T grows). The calibrated
+confidence is NOT a monotone function of the uncalibrated confidence, neither across piece edges (different
+T_m) nor within a piece: for K > 2 it depends on the whole logit vector, not on c alone, so temperature scaling
+itself, with one T for all samples, reorders the confidences of samples (two samples with equal c can get
+different calibrated confidences; on a K = 10 test about half of the adjacent pairs in confidence order swap,
+``tests/posthoc/test_ats.py``). Only for K = 2 is c(T) a monotone function of c. A piece whose samples are all
+correct drives its T_m to ``t_min``; the default bracket
 [0.05, 20] (narrower than ``ts``'s) bounds that sharpening, and ``min_piece_size`` keeps pieces from
 fitting noise.
 

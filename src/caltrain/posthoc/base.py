@@ -138,6 +138,7 @@ class Field:
             (the float64 round trip ``1 / (1 / t)``).
         nondecreasing: array rows (last dim) must be sorted (bin edges, isotonic knots).
         simplex: the array's entries must sum to 1 (within 1e-6).
+        optional: ``None`` (JSON ``null``) is a valid value, restored as ``None``.
     """
 
     def __init__(
@@ -152,15 +153,19 @@ class Field:
         integer: bool = False,
         nondecreasing: bool = False,
         simplex: bool = False,
+        optional: bool = False,
     ) -> None:
         assert kind in ("number", "array")
         self.kind, self.shape, self.low, self.high = kind, shape, low, high
         self.low_inclusive, self.high_inclusive = low_inclusive, high_inclusive
         self.integer, self.nondecreasing, self.simplex = integer, nondecreasing, simplex
+        self.optional = optional
 
     def check(self, value: Any, key: str, cal: "Calibrator", n_classes: int) -> Any:
         """``value`` converted (``int``/``float``/float64 tensor), or ``ValueError`` naming ``fitted[key]``."""
         where = f"fitted[{key!r}]"
+        if value is None and self.optional:
+            return None
         low = self.low(cal) if callable(self.low) else self.low
         high = self.high(cal) if callable(self.high) else self.high
         slack_low = 1e-9 * abs(low) if callable(self.low) and low is not None else 0.0
@@ -364,6 +369,14 @@ class Calibrator:
     def _check_fields(self, values: dict[str, Any]) -> None:
         """Checks across fitted fields on load (each field alone is checked by its :class:`Field`)."""
 
+    def _legacy_fitted(self, fitted: dict[str, Any]) -> dict[str, Any]:
+        """``fitted`` of a file saved by an older caltrain, completed with the fields added since (default: as is).
+
+        Called on load before the fields are checked; a subclass that added fitted fields fills them in here
+        from the hyperparameters, only when all of them are absent (a file with some is checked as it is).
+        """
+        return fitted
+
     # ------------------------------------------------------------------------------------------------ state
     @classmethod
     def _get_param_names(cls) -> list[str]:
@@ -443,6 +456,7 @@ class Calibrator:
         fitted = state.get("fitted")
         if not isinstance(fitted, dict):
             raise ValueError(f"{source}: fitted: expected a dict of fitted values, got {_describe(fitted)}")
+        fitted = self._legacy_fitted(fitted)
         missing = [k for k in ("n_classes_", *self._fitted) if k not in fitted]
         if missing:
             raise ValueError(f"{source}: fitted: missing fitted attribute(s) {', '.join(missing)}")

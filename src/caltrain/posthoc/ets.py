@@ -5,7 +5,7 @@ A convex mixture of the temperature-scaled, the uncalibrated and the uniform pre
     q = w_1 softmax(z / T) + w_2 softmax(z) + w_3 / K,      w on the simplex (w_j >= 0, sum w_j = 1).
 
 Fitting, in two stages as the authors' code: T first, then w with T fixed. ``loss="mse"`` (the authors'
-public code and our default) minimises the mean squared error over all N x K entries,
+public code) minimises the mean squared error over all N x K entries,
 ``(1/(N K)) sum_ik (q_ik - 1[y_i = k])^2``: T by bounded 1-D search over ``[t_min, t_max]`` (their bounds
 0.05..5, ``scipy.optimize.minimize_scalar``), then w exactly: the MSE is a quadratic ``w^T G w - 2 h^T w + c``
 in w, minimised on the simplex by solving the equality-constrained problem on every face (7 supports) and
@@ -13,6 +13,10 @@ keeping the best feasible one. ``loss="nll"``: T as ``ts`` (exact 1-D NLL fit), 
 likelihood ``(1/N) sum_i log(A_i w)``, ``A_i = (softmax(z_i/T)_y, softmax(z_i)_y, 1/K)``, by the EM fixed
 point ``w_j <- w_j * mean_i(A_ij / A_i w)`` for mixture proportions (monotone, converges to the global optimum
 of this concave problem).
+
+Default ``loss="nll"`` (Reading, since issue 17: the authors' ``"mse"`` raised the held-out NLL of real
+CIFAR-100 outputs, a WRN-16-4 fitted on 5,000 samples: 0.958 -> 0.971, where ``"nll"`` lowers it to 0.951;
+the likelihood fit contains the identity, w = (0, 1, 0), so on the fitting set it can only lower the NLL).
 
 The argmax is preserved (each component ranks classes as z does). Not a logit map: use ``predict_proba``.
 
@@ -84,8 +88,8 @@ class EnsembleTemperatureScaling(Calibrator):
     Mix-n-Match, arXiv 2003.07329, Sec. 3.1; the math and the fitting in the module docstring.
 
     Args:
-        loss: ``"mse"`` (default, the authors' code) or ``"nll"``: the fitting loss of both stages (module
-            docstring).
+        loss: ``"nll"`` (default since issue 17) or ``"mse"`` (the authors' code): the fitting loss of both
+            stages (module docstring).
         t_min, t_max: the bracket on T (default 0.05..5, the authors' bounds).
         abstention: see :mod:`caltrain.posthoc.base`.
 
@@ -103,7 +107,7 @@ class EnsembleTemperatureScaling(Calibrator):
     def __init__(
         self,
         *,
-        loss: str = "mse",
+        loss: str = "nll",
         t_min: float = 0.05,
         t_max: float = 5.0,
         abstention: str | None = None,

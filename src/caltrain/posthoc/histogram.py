@@ -11,6 +11,19 @@ a sample whose K scores are all 0 gets the uniform distribution 1/K (Reading: ne
 Counts are accumulated with one ``scatter_add`` over ``K * B`` cells (no per-class loop). Not a logit map, and
 the argmax can change (scores are piecewise constant, so ties are common).
 
+Zero probabilities and the NLL. A bin where class k never occurred gives ``theta_kb = 0``: the renormalised
+probability of a true class can be exactly 0 and its log-likelihood is -inf. The output is therefore mixed with
+the uniform distribution, :func:`smooth`:
+
+    q = (1 - eps) * q_binned + eps / K,      eps = ``smoothing`` (default 1e-3),
+
+a documented floor ``eps / K`` on every probability (K = 100: 1e-5, at most 11.5 nats per sample), so the NLL
+that :func:`caltrain.posthoc.compare` and the report show is that of these smoothed probabilities; the
+confidence moves by at most ``eps``, hence ECE by at most ``eps``. ``smoothing=0`` gives the raw binned
+probabilities (netcal's); their NLL is then bounded only by the metric's own clamp at the smallest float64
+(708 nats per zero-probability sample, :mod:`caltrain.metrics.proper_scores`), i.e. undefined in practice.
+Reading: the smoothing and its default are caltrain's choice (the papers report no NLL for binning).
+
 Example:
     >>> import torch
     >>> one_vs_rest_normalize(torch.tensor([[1.0, 3.0], [0.0, 0.0]])).tolist()
@@ -25,9 +38,24 @@ import torch
 
 from caltrain.posthoc.base import Calibrator, Field
 from caltrain.posthoc.registry import register
-from caltrain.utils.checks import check_n_bins
+from caltrain.utils.checks import check_n_bins, check_number
 
-__all__ = ["HistogramBinning", "one_vs_rest_normalize"]
+__all__ = ["DEFAULT_SMOOTHING", "HistogramBinning", "one_vs_rest_normalize", "smooth"]
+
+#: Default weight of the uniform distribution mixed into the binning calibrators' outputs.
+DEFAULT_SMOOTHING = 1e-3
+
+
+def smooth(probs: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """``(1 - eps) probs + eps / K`` with ``eps = smoothing``: rows stay on the simplex, every entry >= eps / K."""
+    if not smoothing:
+        return probs
+    return probs * (1.0 - smoothing) + smoothing / probs.shape[1]
+
+
+def check_smoothing(value: float) -> float:
+    """``smoothing`` as a float in [0, 1) (1 would discard the calibrator), or ``ValueError`` naming it."""
+    return check_number(value, "smoothing", low=0.0, high=1.0, high_inclusive=False)
 
 
 def one_vs_rest_normalize(scores: torch.Tensor) -> torch.Tensor:
@@ -48,6 +76,8 @@ class HistogramBinning(Calibrator):
 
     Args:
         n_bins: B equal-width bins per class (default 10, netcal's and Zadrozny & Elkan's).
+        smoothing: eps, the weight of the uniform distribution mixed in (default 1e-3: a floor eps / K on every
+            probability, so the NLL is finite; 0 gives netcal's raw outputs, with zero probabilities).
         abstention: see :mod:`caltrain.posthoc.base`.
 
     Fitted attributes: ``bin_values_`` ``[K, B]`` (theta), ``bin_counts_`` ``[K, B]`` (validation samples).
@@ -60,10 +90,12 @@ class HistogramBinning(Calibrator):
         "bin_counts_": Field("array", shape=lambda c, k: (k, c.n_bins), low=0.0),
     }
 
-    def __init__(self, *, n_bins: int = 10, abstention: str | None = None) -> None:
+    def __init__(self, *, n_bins: int = 10, smoothing: float = DEFAULT_SMOOTHING, abstention: str | None = None) -> None:
         super().__init__(abstention=abstention)
         check_n_bins(n_bins)
         self.n_bins = n_bins
+        check_smoothing(smoothing)
+        self.smoothing = smoothing
 
     def _fit(self, z: torch.Tensor, y: torch.Tensor) -> None:
         n, k = z.shape
@@ -84,7 +116,7 @@ class HistogramBinning(Calibrator):
         p = torch.softmax(z, dim=1)
         values = self.bin_values_.to(z.device)
         scores = values.gather(1, _bin_index(p, self.n_bins).T).T
-        return one_vs_rest_normalize(scores)
+        return smooth(one_vs_rest_normalize(scores), self.smoothing)
 
     def _params(self) -> dict[str, Any]:
-        return {"empty_bins": int((self.bin_counts_ == 0).sum())}
+        return {"empty_bins": int((self.bin_counts_ == 0).sum()), "smoothing": float(self.smoothing)}

@@ -8,6 +8,11 @@ For every class k, a non-decreasing map ``g_k: [0, 1] -> [0, 1]`` is fitted to t
 prediction needs neither scikit-learn nor a per-class loop (one batched ``searchsorted``); fitting loops over
 the K classes (one PAV each). Not a logit map; the argmax can change.
 
+A fitted ``g_k`` is 0 below the first validation sample of class k, so a true class can get probability 0: the
+output is smoothed as :func:`caltrain.posthoc.histogram.smooth`, ``q = (1 - eps) q + eps / K`` with
+``eps = smoothing`` (default 1e-3, a floor eps / K on every probability; the NLL reported is that of the
+smoothed probabilities; ``smoothing=0`` gives scikit-learn's raw maps, and zero probabilities).
+
 Example:
     >>> import torch
     >>> batched_interp(torch.tensor([[0.25, 2.0]]), torch.tensor([[0.0, 1.0]]), torch.tensor([[0.0, 2.0]])).tolist()
@@ -22,7 +27,7 @@ import numpy as np
 import torch
 
 from caltrain.posthoc.base import Calibrator, Field
-from caltrain.posthoc.histogram import one_vs_rest_normalize
+from caltrain.posthoc.histogram import DEFAULT_SMOOTHING, check_smoothing, one_vs_rest_normalize, smooth
 from caltrain.posthoc.registry import register
 
 __all__ = ["IsotonicCalibration", "batched_interp"]
@@ -55,6 +60,7 @@ class IsotonicCalibration(Calibrator):
     Needs scikit-learn to fit (the ``sklearn`` extra); prediction is pure torch.
 
     Args:
+        smoothing: eps, the weight of the uniform distribution mixed in (default 1e-3; 0: none, module docstring).
         abstention: see :mod:`caltrain.posthoc.base`.
 
     Fitted attributes: ``thresholds_x_``, ``thresholds_y_`` ``[K, L]`` (knots, padded by repeating the last).
@@ -68,8 +74,10 @@ class IsotonicCalibration(Calibrator):
         "thresholds_y_": Field("array", shape=lambda c, k: (k, None), low=0.0, high=1.0, nondecreasing=True),
     }
 
-    def __init__(self, *, abstention: str | None = None) -> None:
+    def __init__(self, *, smoothing: float = DEFAULT_SMOOTHING, abstention: str | None = None) -> None:
         super().__init__(abstention=abstention)
+        check_smoothing(smoothing)
+        self.smoothing = smoothing
 
     def _check_fields(self, values: dict[str, Any]) -> None:
         if values["thresholds_x_"].shape != values["thresholds_y_"].shape:
@@ -98,7 +106,7 @@ class IsotonicCalibration(Calibrator):
     def _predict_proba(self, z: torch.Tensor) -> torch.Tensor:
         p = torch.softmax(z, dim=1)
         scores = batched_interp(p.T, self.thresholds_x_.to(z.device), self.thresholds_y_.to(z.device)).T
-        return one_vs_rest_normalize(scores)
+        return smooth(one_vs_rest_normalize(scores), self.smoothing)
 
     def _params(self) -> dict[str, Any]:
-        return {"max_knots": int(self.thresholds_x_.shape[1])}
+        return {"max_knots": int(self.thresholds_x_.shape[1]), "smoothing": float(self.smoothing)}
