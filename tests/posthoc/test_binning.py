@@ -12,7 +12,7 @@ from caltrain import posthoc
 from caltrain.posthoc.histogram import one_vs_rest_normalize
 from caltrain.posthoc.isotonic import batched_interp
 
-from .references import np_softmax, sample_logits
+from .references import nll, np_softmax, sample_logits
 
 
 def np_histogram_binning(p_val, y_val, p_test, n_bins):
@@ -37,16 +37,19 @@ def np_histogram_binning(p_val, y_val, p_test, n_bins):
 def test_histogram_binning_matches_a_numpy_reference(n_bins):
     z, y = sample_logits(1500, 4, seed=n_bins)
     zt, _ = sample_logits(400, 4, seed=100 + n_bins)
-    cal = posthoc.create("histogram", n_bins=n_bins).fit(2 * z, y)
+    cal = posthoc.create("histogram", n_bins=n_bins, smoothing=0.0).fit(2 * z, y)
     ref = np_histogram_binning(np_softmax(2 * z.numpy()), y.numpy(), np_softmax(2 * zt.numpy()), n_bins)
     np.testing.assert_allclose(cal.predict_proba(2 * zt).numpy(), ref, atol=1e-12)
+    # the default mixes in the uniform distribution: (1 - eps) q + eps / K
+    smoothed = posthoc.create("histogram", n_bins=n_bins).fit(2 * z, y).predict_proba(2 * zt).numpy()
+    np.testing.assert_allclose(smoothed, (1 - 1e-3) * ref + 1e-3 / 4, atol=1e-12)
 
 
 def test_histogram_binning_matches_netcal():
     netcal_binning = pytest.importorskip("netcal.binning")
     z, y = sample_logits(2000, 3, seed=3)
     zt, _ = sample_logits(500, 3, seed=4)
-    ours = posthoc.create("histogram", n_bins=10).fit(z, y).predict_proba(zt).numpy()
+    ours = posthoc.create("histogram", n_bins=10, smoothing=0.0).fit(z, y).predict_proba(zt).numpy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = netcal_binning.HistogramBinning(bins=10)
@@ -60,7 +63,7 @@ def test_isotonic_matches_scikit_learn_one_vs_rest():
 
     z, y = sample_logits(1200, 4, seed=5)
     zt, _ = sample_logits(300, 4, seed=6)
-    cal = posthoc.create("isotonic").fit(1.7 * z, y)
+    cal = posthoc.create("isotonic", smoothing=0.0).fit(1.7 * z, y)
     p, pt = np_softmax(1.7 * z.numpy()), np_softmax(1.7 * zt.numpy())
     scores = np.stack(
         [IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip").fit(p[:, c], y.numpy() == c).predict(pt[:, c])
@@ -93,6 +96,30 @@ def test_outputs_are_distributions_even_when_every_score_is_zero(name):
     p = cal.predict_proba(torch.cat([zt, z]))
     assert bool((p >= 0).all())
     torch.testing.assert_close(p.sum(1), torch.ones(len(p), dtype=torch.float64), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["histogram", "isotonic"])
+def test_smoothing_floors_every_probability_and_bounds_the_nll(name):
+    """Regression (issue 17): binning calibrators gave a true class probability 0, an NLL of ~708 per sample."""
+    z, y = sample_logits(300, 6, seed=8)
+    y = torch.where(y == 0, torch.ones_like(y), y)  # class 0 never occurs in the fitting set
+    zt, _ = sample_logits(200, 6, seed=9)
+    yt = torch.zeros(200, dtype=torch.long)  # ... but it does at test time
+    raw = posthoc.create(name, smoothing=0.0).fit(z, y).predict_proba(zt)
+    assert bool((raw.gather(1, yt[:, None]) == 0).any())  # a zero probability on the true class
+    cal = posthoc.create(name).fit(z, y)
+    p = cal.predict_proba(zt)
+    assert float(p.min()) >= 1e-3 / 6 * (1 - 1e-12)
+    assert nll(p, yt) <= -np.log(1e-3 / 6) + 1e-9  # at most log(K / eps) nats per sample
+    assert cal.params_["smoothing"] == 1e-3
+    torch.testing.assert_close(p, (1 - 1e-3) * raw + 1e-3 / 6, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["histogram", "isotonic"])
+def test_bad_smoothing_raises(name):
+    for bad in (-0.1, 1.0, float("nan")):
+        with pytest.raises(ValueError, match="smoothing"):
+            posthoc.create(name, smoothing=bad)
 
 
 def test_one_vs_rest_normalize_all_zero_rows_are_uniform():

@@ -21,7 +21,8 @@ BINARY = [n for n in ALL if posthoc.CALIBRATORS.get(n).binary_only]
 POSITIVE = {"temperature_", "temperatures_"}
 NONNEGATIVE = {
     "n_iter_", "ece_", "edges_", "piece_sizes_", "weights_", "bin_values_", "bin_counts_",
-    "thresholds_x_", "thresholds_y_",
+    "thresholds_x_", "thresholds_y_", "reg_lambda_", "reg_mu_", "reg_nu_", "cv_folds_", "cv_nll_", "max_gain_",
+    "train_nll_",
 }
 NONNEGATIVE_BY_NAME = {("beta", "a_"), ("beta", "b_")}
 #: Fields bounded above by 1 (probabilities, bin values, mixture weights, knots, edges, an ECE).
@@ -97,8 +98,10 @@ def _corruptions(name: str, key: str, value) -> dict[str, object]:
         out["negative"] = _set_first(value, -1.0)
     if key in AT_MOST_ONE:
         out["above one"] = _set_first(value, 1.5)
-    if key == "n_iter_":
+    if key in ("n_iter_", "cv_folds_"):
         out["fraction"] = 2.5
+    if posthoc.CALIBRATORS.get(name)._fields[key].optional:
+        del out["null"]  # an optional field may be null (not applicable, or a file from before it existed)
     return out
 
 

@@ -139,6 +139,7 @@ class Field:
         nondecreasing: array rows (last dim) must be sorted (bin edges, isotonic knots).
         simplex: the array's entries must sum to 1 (within 1e-6).
         optional: ``None`` (JSON ``null``) is a valid value, restored as ``None``.
+        infinite: a number may be ``+inf`` (within the bounds; JSON ``Infinity``, which Python's json reads).
     """
 
     def __init__(
@@ -154,12 +155,14 @@ class Field:
         nondecreasing: bool = False,
         simplex: bool = False,
         optional: bool = False,
+        infinite: bool = False,
     ) -> None:
         assert kind in ("number", "array")
         self.kind, self.shape, self.low, self.high = kind, shape, low, high
         self.low_inclusive, self.high_inclusive = low_inclusive, high_inclusive
         self.integer, self.nondecreasing, self.simplex = integer, nondecreasing, simplex
         self.optional = optional
+        self.infinite = infinite
 
     def check(self, value: Any, key: str, cal: "Calibrator", n_classes: int) -> Any:
         """``value`` converted (``int``/``float``/float64 tensor), or ``ValueError`` naming ``fitted[key]``."""
@@ -180,7 +183,8 @@ class Field:
             if self.integer and not (isinstance(value, int) or float(value).is_integer()):
                 raise ValueError(f"{where}: expected a whole number, got {value!r}")
             v = float(value)
-            if not math.isfinite(v) or not _within(v, low, high, self, slack_low, slack_high):
+            finite = math.isfinite(v) or (self.infinite and v == math.inf)
+            if not finite or not _within(v, low, high, self, slack_low, slack_high):
                 raise ValueError(f"{where}: expected a finite number in {interval}, got {value!r}")
             return int(v) if self.integer else v
         if isinstance(value, (bool, int, float, str, dict)) or value is None:
