@@ -90,7 +90,9 @@ class HistogramBinning(Calibrator):
         "bin_counts_": Field("array", shape=lambda c, k: (k, c.n_bins), low=0.0),
     }
 
-    def __init__(self, *, n_bins: int = 10, smoothing: float = DEFAULT_SMOOTHING, abstention: str | None = None) -> None:
+    def __init__(
+        self, *, n_bins: int = 10, smoothing: float = DEFAULT_SMOOTHING, abstention: str | None = None
+    ) -> None:
         super().__init__(abstention=abstention)
         check_n_bins(n_bins)
         self.n_bins = n_bins
