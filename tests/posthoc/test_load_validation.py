@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import pickle
 import warnings
@@ -29,6 +30,7 @@ NONNEGATIVE_BY_NAME = {("beta", "a_"), ("beta", "b_")}
 AT_MOST_ONE = {"ece_", "edges_", "weights_", "bin_values_", "thresholds_x_", "thresholds_y_"}
 
 
+@functools.lru_cache(maxsize=None)  # one fit per calibrator for the whole module (the tests do not modify it)
 def _fitted(name: str):
     z, y = sample_logits(400, 2 if name in BINARY else 4, seed=11)
     z = 2.0 * z
