@@ -161,7 +161,8 @@ def test_the_cv_choice_is_recorded_seeded_and_reproducible():
     cal = posthoc.create("dirichlet").fit(z, y)
     params = cal.params_
     assert params["cv_folds"] == 5 and params["cv_nll"] > 0
-    assert {"reg_lambda", "reg_mu", "reg_nu", "max_gain", "train_nll"} <= set(params)
+    assert {"reg_mu", "reg_nu", "max_gain", "train_nll", "diagonal_only"} <= set(params)
+    assert ("reg_lambda" in params) == (params["diagonal_only"] == 0) == math.isfinite(cal.reg_lambda_)
     stages = [stage for stage, _, _ in cal.cv_path_]
     assert stages[0] == "diagonal" and stages[-1] == "lambda"
     # the path stops at the first value that does not improve on its stage's best, and the choice is the best
@@ -173,7 +174,7 @@ def test_the_cv_choice_is_recorded_seeded_and_reproducible():
     again = posthoc.create("dirichlet").fit(z, y)
     assert again.params_ == params  # seeded folds: the same choice and fit
     # passing the recorded values back reproduces the fit without cross-validation
-    fixed = posthoc.create("dirichlet", reg_lambda=params["reg_lambda"], reg_mu=params["reg_mu"],
+    fixed = posthoc.create("dirichlet", reg_lambda=cal.reg_lambda_, reg_mu=params["reg_mu"],
                            reg_nu=params["reg_nu"], tol=1e-9).fit(z, y)
     torch.testing.assert_close(fixed.predict_proba(z), cal.predict_proba(z), atol=1e-4, rtol=0)  # tol 1e-5 vs 1e-9
     assert fixed.params_["cv_folds"] == 0 and "cv_nll" not in fixed.params_
@@ -245,9 +246,24 @@ def test_files_saved_before_the_cv_default_still_load(tmp_path):
         posthoc.DirichletCalibration.from_state_dict(state)
 
 
+def test_off_diagonals_fixed_at_zero_round_trip(tmp_path):
+    """reg_lambda = inf: the diagonal map; params_ stays finite (diagonal_only), the file holds Infinity."""
+    z, y = sample_logits(500, 4, seed=17)
+    cal = posthoc.create("dirichlet", reg_lambda=math.inf).fit(2 * z, y)
+    assert bool((cal.weight_ == torch.diag(torch.diagonal(cal.weight_))).all())
+    assert cal.reg_mu_ == 0.0 and cal.params_["diagonal_only"] == 1 and "reg_lambda" not in cal.params_
+    vector = posthoc.create("vector", reg_mu=0.0).fit(torch.log_softmax(2 * z, 1), y)
+    torch.testing.assert_close(torch.diagonal(cal.weight_), vector.weight_, atol=1e-4, rtol=0)
+    cal.save(tmp_path / "d.json")
+    assert "Infinity" in (tmp_path / "d.json").read_text()
+    loaded = posthoc.load(tmp_path / "d.json")
+    assert loaded.reg_lambda_ == math.inf and torch.equal(loaded.predict_proba(z), cal.predict_proba(z))
+
+
 def test_bad_regularisation_raises():
-    with pytest.raises(ValueError, match="reg_lambda"):
-        posthoc.create("dirichlet", reg_lambda=-1.0)
+    for bad in (-1.0, -math.inf, float("nan"), "1"):
+        with pytest.raises(ValueError, match="reg_lambda"):
+            posthoc.create("dirichlet", reg_lambda=bad)
     with pytest.raises(ValueError, match="reg_nu"):
         posthoc.create("vector", reg_nu=float("nan"))
     with pytest.raises(ValueError, match="cv_folds"):

@@ -104,6 +104,8 @@ def _corruptions(name: str, key: str, value) -> dict[str, object]:
         out["fraction"] = 2.5
     if posthoc.CALIBRATORS.get(name)._fields[key].optional:
         del out["null"]  # an optional field may be null (not applicable, or a file from before it existed)
+    if posthoc.CALIBRATORS.get(name)._fields[key].infinite:
+        del out["inf"]  # +inf is a valid value there (linear maps: reg_lambda_ = inf, off-diagonals fixed at 0)
     return out
 
 

@@ -44,9 +44,10 @@ experiments' code, dirichletcal/experiments_dnn); caltrain walks a path instead 
    one CPU thread (BENCHMARKS.md).
 4. The final fit uses all samples at the chosen values, started from the mean of the folds' solutions.
    ``params_`` records the values (``reg_lambda``, ``reg_mu``, ``reg_nu``, in the units of the constructor
-   arguments, so passing them back reproduces the fit; ``reg_lambda`` may be ``inf``, written ``Infinity``
-   in JSON), ``cv_folds`` (0 when the values were given) and ``cv_nll``; ``cv_path_`` (not saved) lists
-   every ``(stage, g, cv_nll)`` scored.
+   arguments, so passing them back reproduces the fit; ``diagonal_only`` = 1 and no ``reg_lambda`` when
+   lambda = inf, as ``params_`` holds finite numbers; the fitted ``reg_lambda_`` is ``inf`` then, written
+   ``Infinity`` in the saved JSON file, which Python's json reads), ``cv_folds`` (0 when the values were
+   given) and ``cv_nll``; ``cv_path_`` (not saved) lists every ``(stage, g, cv_nll)`` scored.
 
 Giving any of ``reg_lambda``, ``reg_mu``, ``reg_nu`` turns the search off: the given values are used, a
 missing ``reg_mu`` equals a finite ``reg_lambda`` (the authors' dirichletcal package; 0 otherwise) and a
@@ -608,7 +609,10 @@ class _LinearCalibrator(Calibrator):
         if self.weight_.ndim == 2:
             off = self.weight_ - torch.diag(torch.diagonal(self.weight_))
             out["off_diagonal_l2"] = float(off.norm())
-            out["reg_lambda"] = self.reg_lambda_
+            # params_ holds finite JSON scalars: lambda = inf (off-diagonals fixed at 0) shows as diagonal_only
+            out["diagonal_only"] = int(math.isinf(self.reg_lambda_))
+            if math.isfinite(self.reg_lambda_):
+                out["reg_lambda"] = self.reg_lambda_
         out["reg_mu"] = self.reg_mu_
         out["reg_nu"] = self.reg_nu_
         out["cv_folds"] = self.cv_folds_
