@@ -168,7 +168,8 @@ def _synthetic_model(kind: str, seed: int) -> Model:
     if kind == "calibrated":
         return Model(kind, sample, {1: 0.0, 2: 0.0}, "exact (Bayes classifier of 16 coordinates)")
     conf, q = [], []
-    for i in range(0, _REFERENCE_N, 100_000):  # (module attribute read here: tests lower it)  # only (C, Q) are kept: 16 MB, whatever the dimension
+    # only (C, Q) are kept: 16 MB, whatever the dimension (_REFERENCE_N is read here: the tests lower it)
+    for i in range(0, _REFERENCE_N, 100_000):
         p, _, post = draw(100_000, "reference", i)
         c, pred = p.max(1)
         conf.append(c)
@@ -332,8 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         buffer = io.BytesIO()
         plot_convergence(rows).savefig(buffer, format="png", dpi=110)
         atomic_write_bytes(out / "figure.png", buffer.getvalue())
-    print(f"written: {out / 'table.md'}, {out / 'table.json'}" + (", figure.png" if "matplotlib" in sys.modules else ""),
-          file=sys.stderr)
+    figure = ", figure.png" if "matplotlib" in sys.modules else ""
+    print(f"written: {out / 'table.md'}, {out / 'table.json'}{figure}", file=sys.stderr)
     return 0
 
 

@@ -170,10 +170,10 @@ def gence_ema(
         ∂ log p̂(c) / ∂ p̄_B(c) = (1 − m) / ((1 − m^{t+1}) · p̂(c))     against 1 / p̄_B(c) for the batch form;
 
     at steady state (t large, p̂ ≈ p̄_B) the regulariser's gradient is about (1 − m) times the batch form's
-    (measured 0.47 / 0.086 / 0.008 of it at m = 0.5 / 0.9 / 0.99 along training; exactly (1 − m) / (1 − m^{t+1})
-    when the same batch repeats, which a test checks), while its value keeps its full weight λ. So m = 0.9 is a
-    tenfold weaker class-level term, not a smoother estimate of the same one; λ / (1 − m) restores the strength
-    (our reading: the paper is silent).
+    (measured 0.47 / 0.09 / 0.009 of it at m = 0.5 / 0.9 / 0.99 on random batches; exactly
+    (1 − m) / (1 − m^{t+1}) when the same batch repeats, which a test checks), while its value keeps its full
+    weight λ. So m = 0.9 is a tenfold weaker class-level term, not a smoother estimate of the same one;
+    λ / (1 − m) restores the strength (our reading: the paper is silent).
 
     Args:
         logits: z, [N, K]; labels: y, [N].

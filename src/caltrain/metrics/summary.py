@@ -81,9 +81,10 @@ def summarize(
         n_bins: bins of every binned metric (default 15).
         true_posterior: optional ``[N, K(, *spatial)]`` true class probabilities; adds ``true_ece``,
             ``pointwise_ce`` and ``grouping_loss`` (their estimator bins with its own rule, ``ceil(N^(1/3))``
-            equal-mass bins, not ``n_bins``). K is the number of real classes: ``probs.shape[1]``, or ``probs.shape[1] - 1`` with an ``abstention``
-            convention (the unknown output has no true probability; a prediction of unknown scores
-            ``q = 0``). Any other width raises ``ValueError`` naming ``true_posterior``.
+            equal-mass bins, not ``n_bins``). K is the number of real classes: ``probs.shape[1]``, or
+            ``probs.shape[1] - 1`` with an ``abstention`` convention (the unknown output has no true probability;
+            a prediction of unknown scores ``q = 0``). Any other width raises ``ValueError`` naming
+            ``true_posterior``.
         abstention: ``None`` or one of :data:`ABSTENTION_CONVENTIONS` (last column = unknown).
         ignore_index: label value of entries to leave out.
         from_logits: apply a float64 softmax to ``probs`` first.

@@ -2,20 +2,22 @@
 
 Symbols. A model gives each input x a predicted class yhat(x) = argmax_k p_k(x) and a confidence
 conf(x) = max_k p_k(x); the data (the synthetic sets) has the known posterior q(k | x) = P(observed label = k | x).
-Write Q = q(yhat(x) | x), the probability that the prediction is right given x (Q = 0 when the model
-predicts an "unknown" output that has no true probability), C = conf(x), and R(c) = E[Q | C = c] = P(correct | C = c),
-the model's true reliability curve. With r = ``norm`` (1 by default, or 2):
+Write Q = q(yhat(x) | x), the probability that the prediction is right given x (Q = 0 when the model predicts an
+"unknown" output that has no true probability), C = conf(x), and R(c) = E[Q | C = c] = P(correct | C = c), the
+model's true reliability curve. With r = ``norm`` (1 by default, or 2):
 
-    true calibration error      TCE_r = ( E |R(C) - C|^r )^(1/r)      :func:`true_calibration_error`, key ``true_ece``
-    pointwise calibration error PCE_r = ( E |Q - C|^r )^(1/r)         :func:`pointwise_calibration_error`, ``pointwise_ce``
-    grouping loss               GL_1  = PCE_1 - TCE_1                 (r = 1, key ``grouping_loss``)
-                                GL_2  = PCE_2^2 - TCE_2^2 = E (Q - R(C))^2   (r = 2)
+    true calibration error        TCE_r = ( E |R(C) - C|^r )^(1/r)       key ``true_ece``
+    pointwise calibration error   PCE_r = ( E |Q - C|^r )^(1/r)          key ``pointwise_ce``
+    grouping loss                 GL_1  = PCE_1 - TCE_1                  key ``grouping_loss`` (r = 1)
+                                  GL_2  = PCE_2^2 - TCE_2^2 = E (Q - R(C))^2                       (r = 2)
 
-TCE is what every binned ECE estimates (calibration is ``E[correct | conf] = conf``): known posteriors let it be
-estimated with ``Q`` in place of the 0/1 correctness, which removes the label noise. PCE compares each prediction
-with its own true probability; it adds to TCE the error of grouping different inputs under one confidence, and it
-stays large for a perfectly calibrated but coarse model (TCE = 0 < PCE). GL_2 is the grouping loss of the Brier
-score of Perez-Lebel, Le Morvan & Varoquaux 2023 (arXiv 2210.16315), for the event "correct" scored by C:
+(:func:`true_calibration_error`, :func:`pointwise_calibration_error`, :func:`true_calibration_decomposition`.)
+TCE is what every binned ECE estimates (calibration is ``E[correct | conf] = conf``): a known posterior lets it be
+estimated with ``Q`` in place of the 0/1 correctness, which removes the Bernoulli noise of the labels (the spread
+of Q at one confidence remains). PCE compares each prediction with its own true probability; it adds to TCE the
+error of grouping different inputs under one confidence, and it stays large for a perfectly calibrated but coarse
+model (TCE = 0 < PCE). GL_2 is the grouping loss of the Brier score of Perez-Lebel, Le Morvan & Varoquaux 2023
+(arXiv 2210.16315), for the event "correct" scored by C:
 ``E (C - Q)^2 = E (C - R(C))^2 + E (R(C) - Q)^2`` (calibration loss + grouping loss, the cross term vanishes
 because ``E[Q - R(C) | C] = 0``). GL_1 is its L1 analogue (our reading: the paper decomposes proper scores, and
 the L1 error is not one). Both are non-negative, in the population (Jensen's inequality given C) and for the
@@ -23,7 +25,7 @@ estimates below (the triangle inequality within each bin); GL_1 is 0 when Q - C 
 confidence level (e.g. a model over-confident on every input), even if Q varies there, while GL_2 is 0 only when Q
 is a function of C.
 
-Estimator of R (a reading: the issue asked for a documented one). Sort the N samples by C and cut them into
+Estimator of R (a reading: no paper fixes one). Sort the N samples by C and cut them into
 ``B`` equal-mass bins (rank ``i`` in bin ``floor(i B / N)``, :mod:`caltrain.metrics.binning`; tied confidences
 share their Q in proportion, so the order of ties does not matter). With ``g_i = Q_i - C_i`` and
 ``G_b = sum_{i in b} g_i``,
@@ -32,11 +34,11 @@ share their Q in proportion, so the order of ties does not matter). With ``g_i =
     PCE_1 = (1/N) sum_i |g_i|,      PCE_2^2 = (1/N) sum_i g_i^2     (exact sample means, no bins),
 
 so ``PCE_1 - TCE_1 >= 0`` (triangle inequality) and ``PCE_2^2 - TCE_2^2`` is the within-bin variance of ``g``
-(exact decomposition), for every sample. The bin count rule is ``B = ceil(N^(1/3))`` (:func:`true_calibration_bins`;
-22 bins at N = 10^4, 100 at 10^6): the estimate of R in a bin has standard error ``sigma sqrt(B / N)``, with sigma
-the spread of Q at one confidence, and a bin of width w misses the variation of R - C within it (it cancels
-only where R - C changes sign, where it is small), so B must grow with N but more slowly; N^(1/3) balances the
-two for a Lipschitz R (the histogram-regression rate). The estimate is consistent; its error is largest for a
+(exact decomposition), for every sample. The bin count rule is ``B = ceil(N^(1/3))``
+(:func:`true_calibration_bins`; 22 bins at N = 10^4, 100 at 10^6): the estimate of R in a bin has standard error
+``sigma sqrt(B / N)``, with sigma the spread of Q at one confidence, and a bin averages R - C over its width (which
+loses something only where R - C changes sign inside the bin), so B must grow with N but more slowly; N^(1/3)
+balances the two for a Lipschitz R (the histogram-regression rate). The estimate is consistent; its error is largest for a
 calibrated model, which it reads as slightly miscalibrated (about ``0.8 sigma N^(-1/3)``: 0.005 at N = 10^4 with
 sigma = 0.125); ``tests/metrics/test_true_calibration.py`` shows the convergence in N against a closed form.
 ``n_bins=`` overrides the rule.
