@@ -354,7 +354,7 @@ def dense_true_calibration_error(
         n_bins: bins of the estimator of E[Q | C]; default ``ceil(M^(1/3))`` for ``"quantile"`` (M valid pixels),
             :data:`DENSE_TRUE_BINS` (100) for ``"uniform"``.
         binning: ``"quantile"`` (default: equal-mass bins, the estimator of :func:`true_calibration_error`; keeps
-            and sorts every valid pixel, about 40 bytes a pixel) or ``"uniform"`` (equal-width bins of C over
+            and sorts every valid pixel, about 50 bytes a pixel) or ``"uniform"`` (equal-width bins of C over
             [0.5, 1], O(n_bins) memory; what :class:`DenseTrueCalibration` streams, same result).
         from_logits: ``probs`` are logits (float64 sigmoid).
         validate_args: check values (finite, in [0, 1]); shapes are always checked.
