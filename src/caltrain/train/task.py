@@ -34,7 +34,7 @@ def check_task(task: str, objective: Any, config: Any) -> None:
     if task not in objective.tasks:
         from caltrain import losses
 
-        fitting = [name for name in losses.names() if task in getattr(losses.LOSSES.get(name), "tasks", ())]
+        fitting = [name for name in losses.names() if task in losses.tasks(name)]
         raise ValueError(
             f"loss.name: {config.loss.name!r} trains {' and '.join(sorted(objective.tasks))} outputs, but data.name "
             f"{config.data.name!r} is a {task} task; objectives for it: {', '.join(fitting)}"
