@@ -244,3 +244,29 @@ def test_fit_refuses_soft_masks(tmp_path):
     with pytest.raises(TypeError, match=r"mask values in \{0, 1\}; binarise"):
         caltrain.fit(_TinySegmenter(), (ds.x, ds.y * 0.7), loss="bce", out=tmp_path / "run", quiet=True,
                      device="cpu")
+
+
+def test_sample_state_is_saved_and_alpha_is_correlated_with_tau(tmp_path):
+    from caltrain.analysis.aslp import alpha_and_tau, alpha_tau_correlation, main, rank_average
+
+    cfg = dense_config("loss.name=aslp", "loss.options.start_epoch=1", "loss.options.eta=0.05", "epochs=3")
+    trainer = Trainer(cfg, tmp_path / "run")
+    trainer.fit()
+    alpha, tau = alpha_and_tau(tmp_path / "run")
+    np.testing.assert_array_equal(alpha, trainer.objective.alpha.numpy())  # the final alpha, by dataset index
+    np.testing.assert_array_equal(tau, trainer.data.train.extra["tau"].double().numpy())
+    out = alpha_tau_correlation(tmp_path / "run")
+    ra, rt = rank_average(alpha), rank_average(tau)
+    assert out["spearman"] == pytest.approx(np.corrcoef(ra, rt)[0, 1], abs=1e-12)
+    assert out["pearson"] == pytest.approx(np.corrcoef(alpha, tau)[0, 1], abs=1e-12)
+    assert main([str(tmp_path / "run")]) == 0
+    # a run without per-sample state says so
+    train(dense_config("loss.name=bce", "epochs=1"), tmp_path / "bce")
+    with pytest.raises(ValueError, match="no sample_state.npz"):
+        alpha_and_tau(tmp_path / "bce")
+
+
+def test_rank_average_matches_the_definition_with_ties():
+    from caltrain.analysis.aslp import rank_average
+
+    np.testing.assert_array_equal(rank_average(np.array([0.0, 0.0, 0.3, 0.1, 0.0])), [2.0, 2.0, 5.0, 4.0, 2.0])

@@ -20,7 +20,7 @@ from caltrain.train.config import TrainConfig
 from caltrain.train.evaluation import Evaluator
 from caltrain.train.run_dir import RunDir
 from caltrain.train.selection import Selection
-from caltrain.utils.io import atomic_write_json
+from caltrain.utils.io import atomic_write_json, save_npz
 from caltrain.utils.modules import unwrap
 
 __all__ = ["finish_run"]
@@ -29,7 +29,7 @@ __all__ = ["finish_run"]
 def finish_run(
     *, cfg: TrainConfig, run: RunDir, model: nn.Module, evaluator: Evaluator, selection: Selection,
     steps: int, train_seconds: float, convention: str | None, device: torch.device, is_main: bool,
-    extra: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None, sample_state: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """Report the selected model of a finished run; returns the summary (also written to ``summary.json``).
 
@@ -38,6 +38,8 @@ def finish_run(
         device: where the selected weights are loaded.
         is_main: write the files (the main process only).
         extra: further summary entries (``caltrain.fit``: where the data came from, ``summary["data"]``).
+        sample_state: the objective's per-sample tables after the last epoch (merged across ranks), written to
+            ``sample_state.npz`` when not empty.
     """
     selected_epoch = cfg.epochs
     if selection.best_epoch is not None:
@@ -62,5 +64,7 @@ def finish_run(
         result.update(extra)
     if is_main:
         final.save(run)
+        if sample_state:
+            save_npz(run.sample_state, **sample_state)
         atomic_write_json(run.summary, result)
     return result

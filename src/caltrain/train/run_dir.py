@@ -19,6 +19,8 @@ This module is the one place that knows file names; every writer (trainer, suite
                          (:mod:`caltrain.train.dense`)
       reliability_test.json
                          dense tasks: the test split's pooled bin statistics, before and after each calibrator
+      sample_state.npz   the objective's per-sample state at the end (``sample_state``: ASLP's per-image alpha,
+                         SAT's and Socrates' target tables, GenCE's EMA), by dataset index of the training split
       calibrators/<name>.json
                          every post-hoc calibrator of ``eval.posthoc``, fitted on the validation logits
                          (``Calibrator.save``; reload with :func:`caltrain.posthoc.load`)
@@ -288,7 +290,7 @@ class RunDir(_Folder):
     #: Every name a run directory may hold (``calibrators`` holds ``*.json``, ``report_files`` ``*.png``).
     KNOWN = ("config.yaml", "meta.json", "labels.json", "metrics.jsonl", "checkpoint.pt", "best.pt", "summary.json",
              "calibrators", ".caltrain-run", ".caltrain-lock", "fingerprint.json", "logits_val.npz",
-             "logits_test.npz", "logits_ood.npz", "examples_test.npz", "reliability_test.json", "report.html", "report.md",
+             "logits_test.npz", "logits_ood.npz", "examples_test.npz", "reliability_test.json", "sample_state.npz", "report.html", "report.md",
              "report_files")
     _SUBFOLDERS = {"calibrators": ".json", "report_files": ".png"}
 
@@ -299,6 +301,11 @@ class RunDir(_Folder):
     def examples(self, split: str) -> Path:
         """``examples_<split>.npz``: a dense run's example images, masks and probability maps (``split``: "test")."""
         return self.root / f"examples_{split}.npz"
+
+    @property
+    def sample_state(self) -> Path:
+        """``sample_state.npz``: the objective's per-sample tables at the end of the run (when it has any)."""
+        return self.root / "sample_state.npz"
 
     def reliability(self, split: str) -> Path:
         """``reliability_<split>.json``: a dense run's pooled bin statistics (``split``: "test")."""

@@ -277,7 +277,7 @@ class Trainer:
             cfg=self.cfg, run=self.run, model=self.model, evaluator=self.evaluator, selection=self.selection,
             steps=self.step, train_seconds=time.perf_counter() - t_start,
             convention=posthoc.RUN_ABSTENTION if self.objective.has_abstention else None, device=self.device,
-            is_main=self.dist.is_main, extra=self._summary_extra(),
+            is_main=self.dist.is_main, extra=self._summary_extra(), sample_state=self._objective_sample_state(),
         )
         if self.dist.enabled:
             torch.distributed.barrier()
