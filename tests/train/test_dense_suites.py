@@ -25,6 +25,9 @@ def test_dense_quick_runs_shrunk(tmp_path, capsys):
     text = json.dumps(rows)
     for objective in ("bce", "bce_ls", "disturb_label", "focal", "aslp_mc", "aslp_mei"):
         assert objective in text
+    assert all(row["task"] == "dense_binary" for row in rows["rows"]) and "s_measure" in rows["metrics"]
+    table = (out / "results.md").read_text()
+    assert "| pixel acc % | ECE % | OE % | UE % | true ECE % |" in table and "AURC" not in table
     summaries = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/summary.json"))]
     assert len(summaries) == 6 and all(s["task"] == "dense_binary" for s in summaries)
     assert all("ts" in s["posthoc"] and "pointwise_ce" in s["test"] for s in summaries)
