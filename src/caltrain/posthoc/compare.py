@@ -141,7 +141,8 @@ def compare(
         eval_abstention: the metric convention of the calibrated K + 1 columns when ``abstention`` is
             ``"with_unknown"`` (default ``"with_unknown"``); otherwise the calibrated probabilities are ordinary
             class probabilities and this is ignored.
-        true_posterior: optional ``[N_test, K]`` true class probabilities of the test split (adds ``true_ece``).
+        true_posterior: optional ``[N_test, K]`` true class probabilities of the test split (adds ``true_ece``,
+            ``pointwise_ce``, ``grouping_loss``).
         options: name -> keyword options of that calibrator (its constructor's arguments), e.g.
             ``{"dirichlet": {"reg_lambda": 0.1}}``; every key must be in ``names``.
         on_error: ``"raise"`` (default): a calibrator failing to fit or predict raises; ``"record"``: its
