@@ -47,7 +47,8 @@ def test_every_dense_objective_trains_end_to_end(tmp_path, objective):
     assert run.examples("test").exists() and run.reliability("test").exists() and run.calibrator("ts").exists()
     assert not run.logits("test").exists()  # a dense split's logit maps are not kept
     record = run.read_metrics()[-1]
-    assert set(metrics.DENSE_KEYS) <= set(record["train"]) and "pointwise_ce" in record["val"]
+    assert set(metrics.DENSE_KEYS) <= set(record["train"]) and "true_ece" in record["val"]
+    assert "true_ece" not in record["train"]  # training batches are augmented: the posterior does not apply
 
 
 def _predicted(trainer: Trainer, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,6 +66,9 @@ def test_streamed_metrics_equal_the_gathered_maps(tmp_path):
     expected = metrics.dense_calibration_error(s, y, n_bins=15)
     for key in ("ece", "oe", "ue", "accuracy", "nll", "brier", "confidence"):
         assert summary["test"][key] == pytest.approx(expected[key], rel=1e-12, abs=1e-15)
+    true = metrics.dense_true_calibration_error(s, trainer.data.test.true_posterior)
+    for key in ("true_ece", "pointwise_ce", "grouping_loss"):
+        assert summary["test"][key] == pytest.approx(true[key], rel=1e-5)  # float32 pairs kept, float64 reference
     sod = metrics.sod_metrics(s, y)
     assert summary["test"]["s_measure"] == pytest.approx(sod["s_measure"], rel=1e-12)
     # each calibrator, fitted on every validation pixel (fewer than eval.posthoc_pixels), scored on every test pixel

@@ -30,7 +30,7 @@ def test_dense_quick_runs_shrunk(tmp_path, capsys):
     assert "| pixel acc % | ECE % | OE % | UE % | true ECE % |" in table and "AURC" not in table
     summaries = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/summary.json"))]
     assert len(summaries) == 6 and all(s["task"] == "dense_binary" for s in summaries)
-    assert all("ts" in s["posthoc"] and "pointwise_ce" in s["test"] for s in summaries)
+    assert all("ts" in s["posthoc"] and {"true_ece", "pointwise_ce", "grouping_loss"} <= set(s["test"]) for s in summaries)
 
 
 def test_aslp_duts_preset_on_a_tiny_duts_folder(tmp_path, capsys):

@@ -13,9 +13,11 @@ Evaluation streams every split batch by batch and never holds a split's logit ma
   accuracy, mean confidence, NLL, Brier; O(n_bins) memory) of ``s = sigmoid(z)`` (float64) against the mask, and
   the sums :meth:`~caltrain.losses.base.Objective.validation_statistics` returns when the objective asks for them
   (``needs_validation_statistics``: ASLP's pooled validation pixel accuracy), summed over batches and ranks;
-- where the dataset knows the per-pixel posterior (``synthetic_saliency``): the true calibration error
-  (:func:`caltrain.metrics.dense_true_calibration_error`). Its estimator needs every (confidence, posterior) pair,
-  so those two float32 values per pixel are kept for that split only: synthetic splits are small by construction;
+- where the dataset knows the per-pixel posterior (``synthetic_saliency``): the true calibration error ``true_ece``,
+  the pointwise error ``pointwise_ce`` and their difference ``grouping_loss``
+  (:func:`caltrain.metrics.dense_true_calibration_error`, its default equal-mass estimator, the one classification
+  uses). The estimator needs every (probability, posterior) pair, so those two float32 values per pixel are kept
+  for that split only: synthetic splits are small by construction;
 - at the end of the run (selected model): also the SOD metrics (:class:`caltrain.metrics.SODMetrics`: MAE,
   F-measure, S-measure, E-measure, per image as the SOD literature averages them), the post-hoc calibrators of
   ``eval.posthoc`` and the OOD sets.
@@ -264,7 +266,8 @@ class DenseEvaluator(Evaluator):
         if stream.conf_posterior:
             s = torch.cat([c for c, _ in stream.conf_posterior])
             q = torch.cat([p for _, p in stream.conf_posterior])
-            out.update(_TMP_true_ce(s.double(), q.double()))
+            true = metrics.dense_true_calibration_error(s, q, validate_args=False)
+            out.update({k: v for k, v in true.items() if k != "n"})
         if stream.sod is not None:
             out.update(stream.sod.compute())
         return out
@@ -299,9 +302,3 @@ def _bins(metric: Any) -> dict[str, list[float]]:
     state = metric.state()
     return {key: state[key].tolist() for key in ("count", "conf_sum", "acc_sum")}
 
-
-def _TMP_true_ce(s, q):  # TEMPORARY until metrics.dense_true_calibration_error lands (trueece branch)
-    pred = s >= 0.5
-    conf = torch.where(pred, s, 1 - s)
-    qy = torch.where(pred, q, 1 - q)
-    return {"pointwise_ce": float((conf - qy).abs().mean())}
