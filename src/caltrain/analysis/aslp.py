@@ -31,7 +31,12 @@ __all__ = ["alpha_and_tau", "alpha_tau_correlation", "main", "rank_average", "su
 
 
 def rank_average(x: np.ndarray) -> np.ndarray:
-    """Ranks 1..n of ``x`` with ties given their average rank (as ``scipy.stats.rankdata``)."""
+    """Ranks 1..n of ``x`` with ties given their average rank (as ``scipy.stats.rankdata``).
+
+    Example:
+        >>> rank_average(np.array([0.0, 0.0, 0.3, 0.1, 0.0])).tolist()
+        [2.0, 2.0, 5.0, 4.0, 2.0]
+    """
     x = np.asarray(x, dtype=np.float64)
     order = np.argsort(x, kind="mergesort")
     ranks = np.empty(len(x), dtype=np.float64)
