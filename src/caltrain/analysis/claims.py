@@ -1,7 +1,7 @@
 """Each seed paper's claim as a designed experiment: paired effects across seeds, 95% intervals, verdicts.
 
 A claim (:class:`Claim`) names the shipped suite that tests it (``caltrain/train/suites/claims-*.yaml``) and its
-parts (:class:`Test`): a metric, the arm of the claimed method and the arm it is compared with (a selection of the
+parts (:class:`Part`): a metric, the arm of the claimed method and the arm it is compared with (a selection of the
 suite's runs by their labels), the claimed direction and, for "at least as good as" claims, a non-inferiority
 margin. ``caltrain bench claims`` (:func:`run_claims`) runs the suites with the suite runner, reads the runs back
 through the aggregate (:func:`caltrain.train.aggregate.results`) and writes ``claims.json``, ``claims.md`` and
@@ -59,6 +59,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 import sys
@@ -70,10 +71,10 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 __all__ = [
-    "ALPHA", "CLAIMS", "HOLDS", "INCONCLUSIVE", "MARGINS", "NOT_HOLDS", "PENDING", "Arm", "Claim", "Test",
-    "bootstrap_interval", "combine", "evaluate_claim", "evaluate_folder", "evaluate_test", "hypervolume",
+    "ALPHA", "CLAIMS", "HOLDS", "INCONCLUSIVE", "MARGINS", "NOT_HOLDS", "PENDING", "Arm", "Claim", "Part",
+    "bootstrap_interval", "combine", "evaluate_claim", "evaluate_folder", "evaluate_part", "hypervolume",
     "metric_value", "paired_t_interval", "pareto_front", "run_claims", "select_claims", "t_quantile",
-    "to_html", "to_markdown", "verdict",
+    "to_html", "to_markdown", "verdict", "write_pages",
 ]
 
 HOLDS, NOT_HOLDS, INCONCLUSIVE, PENDING = "holds", "does not hold", "inconclusive", "pending"
@@ -119,6 +120,7 @@ def _t_central_mass(theta: float, df: int) -> float:
     return s * total
 
 
+@functools.lru_cache(maxsize=256)
 def t_quantile(p: float, df: int) -> float:
     """The ``p`` quantile of Student's t distribution with integer ``df`` >= 1 degrees of freedom.
 
@@ -279,7 +281,7 @@ class Arm:
 
 
 @dataclass(frozen=True)
-class Test:
+class Part:
     """One part of a claim: the paired effect of ``metric`` between ``method`` and ``baseline`` (module docstring).
 
     Attributes:
@@ -329,7 +331,7 @@ class Claim:
     paper: str
     claim: str
     suite: str
-    tests: tuple[Test, ...]
+    parts: tuple[Part, ...]
     notes: tuple[str, ...] = ()
     pending: str | None = None
 
@@ -343,16 +345,16 @@ def _socrates() -> list[Claim]:
     s = _obj("socrates")
     stability = []
     for base, name in (("sat", "SAT"), ("deep_gamblers", "Deep Gamblers")):
-        stability.append(Test(f"ECE along the last {LAST_EPOCHS} epochs: Socrates vs {name}", "last_epochs_ece_std",
+        stability.append(Part(f"ECE along the last {LAST_EPOCHS} epochs: Socrates vs {name}", "last_epochs_ece_std",
                               s, _obj(base), "less"))
-        stability.append(Test(f"final ECE across seeds: Socrates vs {name}", "test.ece", s, _obj(base), "less",
+        stability.append(Part(f"final ECE across seeds: Socrates vs {name}", "test.ece", s, _obj(base), "less",
                               statistic="seed_std"))
-    convergence = [Test(f"Socrates vs {name}", "epochs_to_95", s, _obj(base), "less")
+    convergence = [Part(f"Socrates vs {name}", "epochs_to_95", s, _obj(base), "less")
                    for base, name in (("sat", "SAT"), ("deep_gamblers", "Deep Gamblers"))]
     tradeoff = []
     for base, name in (("ce", "CE"), ("focal", "focal (gamma 2)")):
-        tradeoff.append(Test(f"ECE: Socrates vs {name}", "test.ece", s, _obj(base), "less"))
-        tradeoff.append(Test(f"accuracy: Socrates vs {name} (non-inferior)", "test.accuracy", s, _obj(base),
+        tradeoff.append(Part(f"ECE: Socrates vs {name}", "test.ece", s, _obj(base), "less"))
+        tradeoff.append(Part(f"accuracy: Socrates vs {name} (non-inferior)", "test.accuracy", s, _obj(base),
                              "greater", margin=MARGINS["accuracy"]))
     return [
         Claim("socrates-stability", paper, "more stable training than SAT and Deep Gamblers: a lower standard "
@@ -373,8 +375,8 @@ def _mbls() -> list[Claim]:
         "a better accuracy-ECE trade-off than label smoothing and focal loss: a larger hypervolume of the Pareto "
         "front in (test accuracy, test ECE), each method swept over four values of its hyperparameter",
         "claims-mbls",
-        (Test("MbLS (margin 2-20) vs LS (0.02-0.2)", "hypervolume", mbls, ls, "greater"),
-         Test("MbLS (margin 2-20) vs focal (gamma 1-5)", "hypervolume", mbls, focal, "greater")),
+        (Part("MbLS (margin 2-20) vs LS (0.02-0.2)", "hypervolume", mbls, ls, "greater"),
+         Part("MbLS (margin 2-20) vs focal (gamma 1-5)", "hypervolume", mbls, focal, "greater")),
         notes=("The fronts use the test split, as a hyperparameter sweep in a paper does; every method gets four "
                "settings.",),
     )]
@@ -385,10 +387,10 @@ def _calmo() -> list[Claim]:
     optimisers = (("sgd", "SGD"), ("adamw", "AdamW"), ("muon", "Muon"), ("sam", "SAM"))
     ece = []
     for v, name in optimisers:
-        ece.append(Test(f"ECE under {name}", "test.ece", _obj("calmo", variant=v), _obj("ce", variant=v), "less"))
-        ece.append(Test(f"accuracy under {name} (non-inferior)", "test.accuracy", _obj("calmo", variant=v),
+        ece.append(Part(f"ECE under {name}", "test.ece", _obj("calmo", variant=v), _obj("ce", variant=v), "less"))
+        ece.append(Part(f"accuracy under {name} (non-inferior)", "test.accuracy", _obj("calmo", variant=v),
                         _obj("ce", variant=v), "greater", margin=MARGINS["accuracy"]))
-    coupling = [Test(f"r(ECE, GN sharpness) of CE under {name}", "coupling_r", _obj("ce", variant=v), None, "greater")
+    coupling = [Part(f"r(ECE, GN sharpness) of CE under {name}", "coupling_r", _obj("ce", variant=v), None, "greater")
                 for v, name in optimisers]
     return [
         Claim("calmo-ece", paper, "lower test ECE than CE under each of SGD, AdamW, Muon and SAM, at an accuracy no "
@@ -407,16 +409,16 @@ def _gence() -> list[Claim]:
     datasets = (("balanced", "balanced"), ("long-tail-100", "long-tailed (imbalance 100)"))
     versus_ce = []
     for d, name in datasets:
-        versus_ce.append(Test(f"accuracy on {name} data (non-inferior)", "test.accuracy", _obj("gence", dataset=d),
+        versus_ce.append(Part(f"accuracy on {name} data (non-inferior)", "test.accuracy", _obj("gence", dataset=d),
                               _obj("ce", dataset=d), "greater", margin=MARGINS["accuracy"]))
-        versus_ce.append(Test(f"ECE on {name} data (non-inferior)", "test.ece", _obj("gence", dataset=d),
+        versus_ce.append(Part(f"ECE on {name} data (non-inferior)", "test.ece", _obj("gence", dataset=d),
                               _obj("ce", dataset=d), "less", margin=MARGINS["ece"]))
     lt, bal = "long-tail-100", "balanced"
     gain = [
-        Test("accuracy gain over CE: long-tailed minus balanced", "test.accuracy",
+        Part("accuracy gain over CE: long-tailed minus balanced", "test.accuracy",
              Arm({"objective": "gence", "dataset": lt}, _obj("ce", dataset=lt)),
              Arm({"objective": "gence", "dataset": bal}, _obj("ce", dataset=bal)), "greater"),
-        Test("ECE change from CE: long-tailed minus balanced", "test.ece",
+        Part("ECE change from CE: long-tailed minus balanced", "test.ece",
              Arm({"objective": "gence", "dataset": lt}, _obj("ce", dataset=lt)),
              Arm({"objective": "gence", "dataset": bal}, _obj("ce", dataset=bal)), "less"),
     ]
@@ -424,7 +426,7 @@ def _gence() -> list[Claim]:
     for d, name in datasets:
         for f, fname in (("focal-3", "focal (gamma 3)"), ("flsd53", "FLSD-53"), ("adafocal", "AdaFocal"),
                          ("dual_focal", "dual focal")):
-            focal.append(Test(f"ECE of GenCE + ATS vs {fname}, {name} (non-inferior)", "posthoc.ats.ece",
+            focal.append(Part(f"ECE of GenCE + ATS vs {fname}, {name} (non-inferior)", "posthoc.ats.ece",
                               _obj("gence", dataset=d), _obj(f, dataset=d), "less", margin=MARGINS["ece"],
                               baseline_metric="test.ece"))
     return [
@@ -441,16 +443,16 @@ def _gence() -> list[Claim]:
 
 
 def _ats() -> list[Claim]:
-    tests = []
+    parts = []
     for o, name in (("ce", "CE"), ("focal-3", "focal (gamma 3)"), ("ls-0.1", "LS 0.1")):
-        tests.append(Test(f"ECE after ATS vs after TS, {name} network (non-inferior)", "posthoc_ats_minus_ts.ece",
+        parts.append(Part(f"ECE after ATS vs after TS, {name} network (non-inferior)", "posthoc_ats_minus_ts.ece",
                           _obj(o), None, "less", margin=MARGINS["ece"]))
-        tests.append(Test(f"NLL after ATS vs after TS, {name} network (non-inferior)", "posthoc_ats_minus_ts.nll",
+        parts.append(Part(f"NLL after ATS vs after TS, {name} network (non-inferior)", "posthoc_ats_minus_ts.nll",
                           _obj(o), None, "less", margin=MARGINS["nll"]))
     return [Claim(
         "ats-vs-ts", "Adaptive piecewise temperature scaling, ATS (Zhan et al., arXiv 2604.06689; caltrain's "
         "reconstruction)", "no worse than temperature scaling in ECE and NLL on held-out data (within 0.5 point of "
-        "ECE and 0.01 nats of NLL)", "claims-ats", tuple(tests),
+        "ECE and 0.01 nats of NLL)", "claims-ats", tuple(parts),
         notes=("Both calibrators are fitted on the validation split and scored on the test split of the same run.",),
     )]
 
@@ -460,8 +462,8 @@ def _aslp() -> list[Claim]:
     return [Claim(
         "aslp-ece", "ASLP with SC-BCE (Liu et al., ICCV 2023, arXiv 2307.13539)",
         "lower pooled pixel ECE than BCE at equal pixel accuracy", "claims-aslp",
-        (Test("pooled pixel ECE: ASLP vs BCE", "test.ece", Arm(dense), _obj("bce"), "less"),
-         Test("pooled pixel accuracy: ASLP vs BCE (non-inferior)", "test.accuracy", Arm(dense), _obj("bce"),
+        (Part("pooled pixel ECE: ASLP vs BCE", "test.ece", Arm(dense), _obj("bce"), "less"),
+         Part("pooled pixel accuracy: ASLP vs BCE (non-inferior)", "test.accuracy", Arm(dense), _obj("bce"),
               "greater", margin=MARGINS["accuracy"])),
         pending="the trainer does not train the dense binary task yet (docs/architecture.md, 'Dense binary tasks'); "
                 "once it does, ship suites/claims-aslp.yaml (docs/claims.md has a draft) and drop this reason",
@@ -505,6 +507,8 @@ DERIVED_METRICS: dict[str, tuple[str, str, float]] = {
     "coupling_r": ("Pearson r of ECE and GN sharpness along training (same 256 training samples)", "r", 1.0),
     "hypervolume": ("hypervolume of the (test accuracy, test ECE) Pareto front", "points^2", 1e4),
 }
+_NAMES = {"ece": "ECE", "adaece": "AdaECE", "classwise_ece": "classwise ECE", "nll": "NLL", "brier": "Brier score",
+          "smooth_ece": "smooth ECE", "aurc": "AURC"}
 _SCALES = {"accuracy": 100.0, "ece": 100.0, "adaece": 100.0, "classwise_ece": 100.0, "brier": 1.0, "nll": 1.0}
 
 
@@ -519,7 +523,8 @@ def metric_info(metric: str) -> tuple[str, str, float]:
         return DERIVED_METRICS[metric]
     parts = metric.split(".")
     key = parts[-1]
-    unit, scale = ("points", 100.0) if _SCALES.get(key, 1.0) == 100.0 else ("", 1.0)
+    unit, scale = ("points", 100.0) if _SCALES.get(key, 1.0) == 100.0 else ("nats", 1.0) if key == "nll" else ("", 1.0)
+    key = _NAMES.get(key, key)
     if len(parts) == 2 and parts[0] in ("test", "val"):
         return f"{parts[0]} {key}", unit, scale
     if len(parts) == 3 and parts[0] == "posthoc":
@@ -619,7 +624,13 @@ def _reference(runs: Sequence[Mapping[str, Any]]) -> tuple[float, float]:
     return float(min(acc)), float(max(ece))
 
 
-def evaluate_test(test: Test, runs: Sequence[Mapping[str, Any]], *, alpha: float = ALPHA, n_boot: int = N_BOOT,
+def _arm_estimate(values: np.ndarray, statistic: str) -> float:
+    if statistic == "seed_std":
+        return float(values.std(ddof=1)) if values.size >= 2 else math.nan
+    return float(values.mean()) if values.size else math.nan
+
+
+def evaluate_part(test: Part, runs: Sequence[Mapping[str, Any]], *, alpha: float = ALPHA, n_boot: int = N_BOOT,
                   boot_seed: int = 0) -> dict[str, Any]:
     """One part of a claim on the run records of its suite: effect, interval, verdict and notes.
 
@@ -631,7 +642,8 @@ def evaluate_test(test: Test, runs: Sequence[Mapping[str, Any]], *, alpha: float
         A JSON-ready dict: ``label``, ``metric``, ``metric_description``, ``unit``, ``scale`` (multiply effects by it
         for display), ``method``, ``baseline``, ``direction``, ``margin``, ``threshold``, ``statistic``,
         ``interval`` (how it was computed), ``seeds`` (the paired seeds), ``method_values``,
-        ``baseline_values`` (per paired seed), ``method_mean``, ``baseline_mean``, ``effect``, ``lo``, ``hi``,
+        ``baseline_values`` (per paired seed), ``method_estimate``, ``baseline_estimate`` (each arm's mean over
+        the paired seeds, or its across-seed sd for ``seed_std``; None without baseline), ``effect``, ``lo``, ``hi``,
         ``verdict``, ``notes`` (why a verdict is weak or degenerate).
     """
     description, unit, scale = metric_info(test.metric)
@@ -681,24 +693,24 @@ def evaluate_test(test: Test, runs: Sequence[Mapping[str, Any]], *, alpha: float
         "direction": test.direction, "margin": test.margin, "threshold": test.threshold,
         "statistic": test.statistic, "interval": interval, "seeds": seeds,
         "method_values": m.tolist(), "baseline_values": b.tolist() if b is not None else None,
-        "method_mean": float(m.mean()) if m.size else math.nan,
-        "baseline_mean": float(b.mean()) if b is not None and b.size else None,
+        "method_estimate": _arm_estimate(m, test.statistic),
+        "baseline_estimate": _arm_estimate(b, test.statistic) if b is not None else None,
         "effect": effect, "lo": lo, "hi": hi, "verdict": result, "notes": notes,
     }
 
 
 def evaluate_claim(claim: Claim, runs: Sequence[Mapping[str, Any]], *, setting: Mapping[str, Any] | None = None,
                    alpha: float = ALPHA, n_boot: int = N_BOOT) -> dict[str, Any]:
-    """A claim's parts (:func:`evaluate_test`) and its verdict (:func:`combine`); ``pending`` claims are not
+    """A claim's parts (:func:`evaluate_part`) and its verdict (:func:`combine`); ``pending`` claims are not
     evaluated. ``setting`` (what the suite ran) is copied into the result."""
     base = {"id": claim.id, "paper": claim.paper, "claim": claim.claim, "suite": claim.suite,
             "setting": dict(setting or {}), "notes": list(claim.notes)}
     if claim.pending:
-        return {**base, "verdict": PENDING, "reason": claim.pending, "tests": []}
+        return {**base, "verdict": PENDING, "reason": claim.pending, "parts": []}
     if not runs:
-        return {**base, "verdict": INCONCLUSIVE, "reason": f"no complete run of suite {claim.suite}", "tests": []}
-    tests = [evaluate_test(t, runs, alpha=alpha, n_boot=n_boot) for t in claim.tests]
-    return {**base, "verdict": combine([t["verdict"] for t in tests]), "reason": None, "tests": tests}
+        return {**base, "verdict": INCONCLUSIVE, "reason": f"no complete run of suite {claim.suite}", "parts": []}
+    parts = [evaluate_part(t, runs, alpha=alpha, n_boot=n_boot) for t in claim.parts]
+    return {**base, "verdict": combine([t["verdict"] for t in parts]), "reason": None, "parts": parts}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -807,78 +819,123 @@ def evaluate_folder(out_dir: str | Path, claims: Sequence[Claim] | None = None, 
 # Pages
 # --------------------------------------------------------------------------------------------------------------
 
-def _number(x: Any, scale: float = 1.0) -> str:
+def _number(x: Any, scale: float = 1.0, *, sign: bool = False) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
     v = x * scale
-    return f"{v:+.2f}" if abs(v) >= 0.01 or v == 0 else f"{v:+.2g}"
+    text = f"{v:+.2f}" if sign else f"{v:.2f}"
+    return text if abs(v) >= 0.1 or v == 0 else (f"{v:+.2g}" if sign else f"{v:.2g}")
 
 
-def _effect_cells(t: Mapping[str, Any]) -> tuple[str, str, str]:
-    s = t["scale"]
-    what = t["metric_description"] + (" (across-seed std)" if t["statistic"] == "seed_std" else "")
-    if t["baseline"] is None:
-        comparison = f"{t['method']}, claimed {'<' if t['direction'] == 'less' else '>'} {_number(t['threshold'], s)}"
-    else:
-        sign = "<" if t["direction"] == "less" else ">"
-        comparison = f"{t['method']} − {t['baseline']}, claimed {sign} {_number(t['threshold'], s)}"
-    effect = f"{_number(t['effect'], s)} [{_number(t['lo'], s)}, {_number(t['hi'], s)}] {t['unit']}".rstrip()
-    return what, comparison, effect
+def part_cells(part: Mapping[str, Any]) -> dict[str, str]:
+    """The display cells of one evaluated part (values in the metric's display unit)."""
+    s, unit = part["scale"], part["unit"]
+    what = part["metric_description"] + (" (across-seed sd)" if part["statistic"] == "seed_std" else "")
+    op = "<" if part["direction"] == "less" else ">"
+    threshold = f"{round(part['threshold'] * s, 6):g}"
+    claimed = f"mean {op} {threshold}" if part["baseline"] is None else f"method − baseline {op} {threshold}"
+    return {
+        "part": part["label"], "metric": f"{what} [{unit}]" if unit else what, "claimed": claimed,
+        "method": f"{part['method']}: {_number(part['method_estimate'], s)}",
+        "baseline": "-" if part["baseline"] is None else f"{part['baseline']}: {_number(part['baseline_estimate'], s)}",
+        "effect": f"{_number(part['effect'], s, sign=True)} [{_number(part['lo'], s, sign=True)}, "
+                  f"{_number(part['hi'], s, sign=True)}]",
+        "n": str(len(part["seeds"])), "interval": part["interval"], "verdict": part["verdict"],
+        "notes": "; ".join(part["notes"]),
+    }
 
 
-def to_markdown(document: Mapping[str, Any]) -> str:
-    """The verdict table as Markdown: one line per claim, then one per part."""
+_PART_COLUMNS = ("part", "metric", "method", "baseline", "effect", "claimed", "n", "verdict", "notes")
+_HEADERS = {"effect": "effect [95% interval]", "claimed": "claimed", "n": "seeds"}
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(document: Mapping[str, Any], *, details: bool = True) -> str:
+    """The verdicts as Markdown: a summary table (one row per claim), then (``details``) each claim's parts."""
+    alpha = document["alpha"]
     lines = ["# Claims of the seed papers, tested", "",
-             f"Verdict rule: {document['rule']} Intervals: {100 * (1 - document['alpha']):g}%; effects in the "
+             f"Verdict rule: {document['rule']} Intervals: {100 * (1 - alpha):g}%. Effects and values in the "
              "metric's unit (points = percentage points).", "",
-             "| claim | part | metric | effect [95% interval] | verdict | setting / notes |",
-             "|---|---|---|---|---|---|"]
+             "| claim | verdict | setting |", "|---|---|---|"]
     for c in document["claims"]:
-        extra = c.get("reason") or c.get("setting_text", "")
-        lines.append(f"| **{c['id']}**: {c['claim']} | | | | **{c['verdict']}** | {extra} |")
-        for t in c["tests"]:
-            what, comparison, effect = _effect_cells(t)
-            lines.append(f"| | {t['label']} | {what}; {comparison} | {effect} (n={len(t['seeds'])}) | "
-                         f"{t['verdict']} | {'; '.join(t['notes'])} |")
+        lines.append(f"| {_md_cell(c['id'])}: {_md_cell(c['claim'])} | **{c['verdict']}** | "
+                     f"{_md_cell(c.get('reason') or c.get('setting_text', ''))} |")
+    for c in document["claims"] if details else ():
+        lines += ["", f"## {c['id']}: {c['verdict']}", "", f"{c['paper']}: {c['claim']}.", ""]
+        if c.get("reason"):
+            lines += [f"Not evaluated: {c['reason']}.", ""]
+        else:
+            lines += [f"Setting: {c.get('setting_text', '-')}.", ""]
+        if c["parts"]:
+            lines += ["| " + " | ".join(_HEADERS.get(k, k) for k in _PART_COLUMNS) + " |",
+                      "|" + "---|" * len(_PART_COLUMNS)]
+            for part in c["parts"]:
+                cells = part_cells(part)
+                lines.append("| " + " | ".join(_md_cell(cells[k]) for k in _PART_COLUMNS) + " |")
+            lines.append("")
+            intervals = sorted({p["interval"] for p in c["parts"]})
+            lines.append("Intervals: " + "; ".join(intervals) + ".")
         for note in c.get("notes", []):
-            lines.append(f"| | | | | | note: {note} |")
+            lines.append(f"Note: {note}")
     return "\n".join(lines) + "\n"
 
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1300px; color: #222; padding: 0 1rem; }
-table { border-collapse: collapse; font-size: .85rem; } th, td { border: 1px solid #ccc; padding: .3rem .5rem;
-vertical-align: top; text-align: left; } th { background: #f3f3f3; } tr.claim td { background: #f8f8f8; }
-.holds { color: #176b2c; font-weight: bold; } .does-not-hold { color: #a4161a; font-weight: bold; }
-.inconclusive { color: #8a6d00; font-weight: bold; } .pending { color: #666; font-weight: bold; }
-.note { color: #555; font-size: .8rem; } .num { white-space: nowrap; }
+table { border-collapse: collapse; font-size: .85rem; margin: .5rem 0 1rem; }
+th, td { border: 1px solid #ccc; padding: .3rem .5rem; vertical-align: top; text-align: left; }
+th { background: #f3f3f3; } .holds { color: #176b2c; font-weight: bold; }
+.does-not-hold { color: #a4161a; font-weight: bold; } .inconclusive { color: #8a6d00; font-weight: bold; }
+.pending { color: #666; font-weight: bold; } .note { color: #555; font-size: .85rem; } td.num { white-space: nowrap; }
+h2 { border-bottom: 1px solid #ddd; padding-bottom: .2rem; font-size: 1.15rem; }
 """
 
 
 def to_html(document: Mapping[str, Any]) -> str:
-    """The verdict table as one self-contained HTML page (no script, no external resource)."""
+    """The verdicts as one self-contained HTML page (no script, no external resource): the summary table, then
+    each claim's parts."""
     e = html.escape
-    rows = []
+
+    def cls(v: str) -> str:
+        return v.replace(" ", "-")
+
+    summary = "".join(
+        f"<tr><td><a href='#{e(c['id'])}'>{e(c['id'])}</a>: {e(c['claim'])}</td>"
+        f"<td class='{cls(c['verdict'])}'>{e(c['verdict'])}</td>"
+        f"<td class='note'>{e(c.get('reason') or c.get('setting_text', ''))}</td></tr>" for c in document["claims"])
+    sections = []
     for c in document["claims"]:
-        cls = c["verdict"].replace(" ", "-")
-        setting = c.get("reason") or c.get("setting_text", "")
-        notes = "".join(f"<div class='note'>note: {e(n)}</div>" for n in c.get("notes", []))
-        rows.append(f"<tr class='claim'><td><b>{e(c['id'])}</b><br>{e(c['paper'])}</td><td colspan='3'>{e(c['claim'])}"
-                    f"{notes}</td><td class='{cls}'>{e(c['verdict'])}</td><td class='note'>{e(setting)}</td></tr>")
-        for t in c["tests"]:
-            what, comparison, effect = _effect_cells(t)
-            tcls = t["verdict"].replace(" ", "-")
-            rows.append(f"<tr><td></td><td>{e(t['label'])}</td><td>{e(what)}<div class='note'>{e(comparison)}; "
-                        f"{e(t['interval'])}</div></td><td class='num'>{e(effect)}<div class='note'>n = "
-                        f"{len(t['seeds'])} seeds</div></td><td class='{tcls}'>{e(t['verdict'])}</td>"
-                        f"<td class='note'>{e('; '.join(t['notes']))}</td></tr>")
+        body = [f"<h2 id='{e(c['id'])}'>{e(c['id'])}: <span class='{cls(c['verdict'])}'>{e(c['verdict'])}</span></h2>",
+                f"<p>{e(c['paper'])}: {e(c['claim'])}.</p>"]
+        if c.get("reason"):
+            body.append(f"<p class='note'>Not evaluated: {e(c['reason'])}.</p>")
+        else:
+            body.append(f"<p class='note'>Setting: {e(c.get('setting_text', '-'))}.</p>")
+        if c["parts"]:
+            head = "".join(f"<th>{e(_HEADERS.get(k, k))}</th>" for k in _PART_COLUMNS)
+            rows = []
+            for part in c["parts"]:
+                cells = part_cells(part)
+                tds = []
+                for k in _PART_COLUMNS:
+                    klass = cls(cells[k]) if k == "verdict" else "num" if k in ("effect", "n") else "note" \
+                        if k == "notes" else ""
+                    tds.append(f"<td class='{klass}'>{e(cells[k])}</td>")
+                rows.append("<tr>" + "".join(tds) + "</tr>")
+            intervals = "; ".join(sorted({p["interval"] for p in c["parts"]}))
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+                        f"<p class='note'>Intervals: {e(intervals)}.</p>")
+        body += [f"<p class='note'>Note: {e(n)}</p>" for n in c.get("notes", [])]
+        sections.append("".join(body))
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>caltrain: claims tested</title>"
             f"<style>{_CSS}</style></head><body><h1>Claims of the seed papers, tested</h1>"
-            f"<p>{e(document['rule'])} Intervals: {100 * (1 - document['alpha']):g}%; effects in the metric's unit "
-            "(points = percentage points). caltrain " + e(str(document.get("caltrain_version"))) + "</p>"
-            "<table><thead><tr><th>claim</th><th>part</th><th>metric</th><th>effect [95% interval]</th>"
-            f"<th>verdict</th><th>setting / notes</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-            "</body></html>\n")
+            f"<p>{e(document['rule'])} Intervals: {100 * (1 - document['alpha']):g}%. Effects and values in the "
+            f"metric's unit (points = percentage points). caltrain {e(str(document.get('caltrain_version')))}.</p>"
+            f"<table><thead><tr><th>claim</th><th>verdict</th><th>setting</th></tr></thead><tbody>{summary}"
+            f"</tbody></table>{''.join(sections)}</body></html>\n")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -982,7 +1039,7 @@ def bench_claims(spec: str, *, out: str | Path | None, seeds: int | None, overri
     folder = Path(out) if out else Path("runs") / "bench-claims"
     result = run_claims(folder, claims=names or None, seeds=list(range(seeds)) if seeds else None,
                         overrides=overrides, executor=executor, address=address, imports=imports)
-    print(to_markdown(result["document"]))
+    print(to_markdown(result["document"], details=False))
     print("claims: " + ", ".join(str(p) for p in result["paths"]), file=sys.stderr)
     if result["failed"]:
         print(f"caltrain bench: {len(result['failed'])} run(s) failed (see messages above)", file=sys.stderr)
