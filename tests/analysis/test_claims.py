@@ -317,6 +317,7 @@ def test_hypervolume_test_compares_fronts_per_seed():
         assert out["method_values"][s] == pytest.approx(hypervolume([0.85, 0.80], [0.02, 0.01], ref))
         assert out["baseline_values"][s] == pytest.approx(hypervolume([0.84 - 0.001 * s, 0.78], [0.04, 0.03], ref))
     assert out["verdict"] == HOLDS
+    assert out["points"]["m-1"] == pytest.approx([0.85, 0.02]) and out["points"]["b-1"] == pytest.approx([0.839, 0.04])
     with pytest.raises(ValueError, match="one run per seed"):  # a per-run metric on a sweep is a definition error
         evaluate_part(Part("x", "test.ece", Arm({"objective": ("m-1", "m-2")}), None, "less"), runs)
 

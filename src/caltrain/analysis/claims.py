@@ -458,12 +458,11 @@ def _ats() -> list[Claim]:
 
 
 def _aslp() -> list[Claim]:
-    dense = {"objective": "aslp"}
     return [Claim(
         "aslp-ece", "ASLP with SC-BCE (Liu et al., ICCV 2023, arXiv 2307.13539)",
         "lower pooled pixel ECE than BCE at equal pixel accuracy", "claims-aslp",
-        (Part("pooled pixel ECE: ASLP vs BCE", "test.ece", Arm(dense), _obj("bce"), "less"),
-         Part("pooled pixel accuracy: ASLP vs BCE (non-inferior)", "test.accuracy", Arm(dense), _obj("bce"),
+        (Part("pooled pixel ECE: ASLP vs BCE", "test.ece", _obj("aslp"), _obj("bce"), "less"),
+         Part("pooled pixel accuracy: ASLP vs BCE (non-inferior)", "test.accuracy", _obj("aslp"), _obj("bce"),
               "greater", margin=MARGINS["accuracy"])),
         pending="the trainer does not train the dense binary task yet (docs/architecture.md, 'Dense binary tasks'); "
                 "once it does, ship suites/claims-aslp.yaml (docs/claims.md has a draft) and drop this reason",
@@ -696,7 +695,31 @@ def evaluate_part(test: Part, runs: Sequence[Mapping[str, Any]], *, alpha: float
         "method_estimate": _arm_estimate(m, test.statistic),
         "baseline_estimate": _arm_estimate(b, test.statistic) if b is not None else None,
         "effect": effect, "lo": lo, "hi": hi, "verdict": result, "notes": notes,
+        "points": _front_points(test, runs) if uses_front else None,
     }
+
+
+def _front_points(test: Part, runs: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
+    """For a hypervolume part: each swept setting's mean (test accuracy, test ECE) over seeds, by objective."""
+    points = {}
+    for arm in (test.method, test.baseline):
+        if arm is None:
+            continue
+        groups: dict[str, list[Mapping[str, Any]]] = {}
+        for r in runs:
+            if _matches(r, arm.select):
+                groups.setdefault(str(r["labels"]["objective"]), []).append(r)
+        wanted = arm.select.get("objective", ())
+        order = list(wanted) if isinstance(wanted, tuple) else []
+        for name, group in sorted(groups.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else
+                                                                  len(order), kv[0])):
+            points[name] = [float(np.mean([r["test"]["accuracy"] for r in group])),
+                            float(np.mean([r["test"]["ece"] for r in group]))]
+    return points
+
+
+def _points_text(part: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} ({100 * a:.1f}, {100 * e:.2f})" for k, (a, e) in (part.get("points") or {}).items())
 
 
 def evaluate_claim(claim: Claim, runs: Sequence[Mapping[str, Any]], *, setting: Mapping[str, Any] | None = None,
@@ -878,6 +901,10 @@ def to_markdown(document: Mapping[str, Any], *, details: bool = True) -> str:
             lines.append("")
             intervals = sorted({p["interval"] for p in c["parts"]})
             lines.append("Intervals: " + "; ".join(intervals) + ".")
+            for part in c["parts"]:
+                if part.get("points"):
+                    lines.append(f"Mean (test accuracy, test ECE) in points per setting, {part['label']}: "
+                                 f"{_points_text(part)}.")
         for note in c.get("notes", []):
             lines.append(f"Note: {note}")
     return "\n".join(lines) + "\n"
@@ -928,6 +955,8 @@ def to_html(document: Mapping[str, Any]) -> str:
             intervals = "; ".join(sorted({p["interval"] for p in c["parts"]}))
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
                         f"<p class='note'>Intervals: {e(intervals)}.</p>")
+        body += [f"<p class='note'>Mean (test accuracy, test ECE) in points per setting, {e(p['label'])}: "
+                 f"{e(_points_text(p))}.</p>" for p in c["parts"] if p.get("points")]
         body += [f"<p class='note'>Note: {e(n)}</p>" for n in c.get("notes", [])]
         sections.append("".join(body))
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>caltrain: claims tested</title>"
