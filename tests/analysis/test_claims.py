@@ -229,6 +229,14 @@ def test_non_inferiority_holds_within_the_margin_and_says_the_method_is_worse():
     assert any("worse than the baseline" in n for n in out["notes"])
 
 
+def test_a_non_inferiority_interval_wider_than_the_margin_is_flagged():
+    m = [0.03, 0.05, 0.02, 0.06, 0.04]
+    runs = [_run("new", s, ece=v) for s, v in enumerate(m)] + [_run("ce", s, ece=0.04) for s in range(5)]
+    t = Part("ECE", "test.ece", Arm({"objective": "new"}), Arm({"objective": "ce"}), "less", margin=0.005)
+    out = evaluate_part(t, runs)
+    assert out["verdict"] == INCONCLUSIVE and "wider than twice the margin" in out["notes"][0]
+
+
 def test_equal_differences_are_flagged():
     runs = [_run("new", s, ece=0.05) for s in range(3)] + [_run("ce", s, ece=0.05) for s in range(3)]
     out = evaluate_part(Part("ECE", "test.ece", Arm({"objective": "new"}), Arm({"objective": "ce"}), "less"), runs)
@@ -409,3 +417,42 @@ def test_pages_escape_and_list_every_claim():
     # method 0.01 (mean of 0, 1, 2 points), baseline 5 points, effect -4 points, t interval with 2 df
     half = 4.302653 * np.std([0.0, 1.0, 2.0], ddof=1) / np.sqrt(3)
     assert "new: 1.00" in row and "ce: 5.00" in row and f"-4.00 [{-4 - half:+.2f}, {-4 + half:+.2f}]" in row
+
+
+def test_evaluate_folder_without_runs(tmp_path):
+    document = C.evaluate_folder(tmp_path, select_claims(["ats", "aslp"]))
+    ats, aslp = document["claims"]
+    assert ats["verdict"] == INCONCLUSIVE and "no complete run of suite claims-ats" in ats["reason"]
+    assert aslp["verdict"] == PENDING and document["rule"] == C.VERDICT_RULE
+
+
+def test_load_run_records_reads_the_coupling_of_tracked_runs(tmp_path):
+    # two tiny runs through the suite runner: the records carry the aggregate's values and the coupling r
+    import textwrap
+
+    from caltrain.train.suite import run_suite
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(textwrap.dedent("""
+        description: tiny curvature-tracked suite
+        seeds: [0, 1]
+        base: {epochs: 2, quiet: true, threads: 1, data: {batch_size: 32},
+               eval: {posthoc: [ts], ood: false, splits: [val, test]},
+               curvature: {every_steps: 1, subset: 32, iters: 5}}
+        datasets:
+          main: {data: {name: synthetic, options: {train_size: 96, val_size: 48, test_size: 48, dim: 4}},
+                 model: {name: mlp, options: {hidden: [8]}}}
+        objectives:
+          ce: {loss: {name: ce}}
+    """))
+    out = tmp_path / "out"
+    assert run_suite(load_suite(str(path)), out, log=lambda s: None)["failed"] == []
+    records = C.load_run_records(out)
+    assert [r["labels"]["seed"] for r in records] == [0, 1]
+    for r in records:
+        assert -1.0 <= r["coupling"]["r_subset"] <= 1.0 and r["coupling"]["points"] == 6  # 3 steps x 2 epochs
+        assert len(r["curves"]["test_ece"]) == 2 and "ece" in r["posthoc"]["ts"]
+        assert C.metric_value("coupling_r", [r]) == r["coupling"]["r_subset"]
+    setting = C.suite_setting(out, records)
+    assert setting["epochs"] == 2 and setting["seeds"] == [0, 1] and setting["test_samples"] == 48
+    assert "2 epochs" in C.setting_text(setting)
