@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
         for name in builtin_suites():
             s = load_suite(name)
             print(f"{name:26s} {s.description}\n{'':26s} data: {s.data_needed}")
+        print(f"{'claims':26s} every seed paper's claim as a paired experiment over the claims-* suites, with "
+              "verdicts (claims:ID,... for some; docs/claims.md)")
         return 0
     if args.suite == "estimators":  # a study, not a suite (docs/metrics.md)
         from caltrain.analysis.estimator_convergence import bench_argv, main
@@ -51,6 +53,12 @@ def run(args: argparse.Namespace) -> int:
         return main(bench_argv(args))
     if args.seeds is not None:
         check_int_range(args.seeds, "--seeds", low=1)
+    if args.suite == "claims" or args.suite.startswith("claims:"):  # several suites + verdicts: docs/claims.md
+        from caltrain.analysis.claims import bench_claims
+
+        return bench_claims(args.suite, out=check_out_dir(args.out) if args.out else None, seeds=args.seeds,
+                            overrides=list(args.set) + list(args.extra_overrides), executor=args.executor,
+                            address=args.address, imports=imports)
     if Path(args.suite).suffix in (".yaml", ".yml"):  # a file: its YAML errors name it, with line and column
         if not Path(args.suite).exists():
             raise FileNotFoundError(f"suite {args.suite}: no such file")
