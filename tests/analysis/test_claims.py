@@ -375,7 +375,7 @@ def _fake_records(suite_name):
 def test_every_shipped_claim_evaluates_on_its_suite_grid():
     active = [c for c in CLAIMS if not c.pending]
     assert {c.suite for c in active} == {"claims-socrates", "claims-mbls", "claims-calmo", "claims-gence",
-                                         "claims-ats"}
+                                         "claims-ats", "claims-aslp"}
     cache = {}
     for claim in active:
         suite = load_suite(claim.suite)
@@ -387,9 +387,11 @@ def test_every_shipped_claim_evaluates_on_its_suite_grid():
             assert t["seeds"] == list(suite.seeds), (claim.id, t["label"])  # every part pairs all 5 seeds
 
 
-def test_aslp_is_pending_with_a_reason():
+def test_aslp_is_active_on_the_dense_task():
     (aslp,) = [c for c in CLAIMS if c.id.startswith("aslp")]
-    assert aslp.pending and "dense" in aslp.pending and aslp.parts
+    assert not aslp.pending and aslp.parts
+    suite = load_suite(aslp.suite)
+    assert {o["loss"]["name"] for o in suite.objectives.values()} == {"bce", "aslp"}
 
 
 @pytest.mark.parametrize("suite_name", ["claims-socrates", "claims-mbls", "claims-calmo", "claims-gence",
@@ -407,6 +409,7 @@ def test_pages_escape_and_list_every_claim():
     runs = [_run("new", s, ece=0.01 * s) for s in range(3)] + [_run("ce", s, ece=0.05) for s in range(3)]
     document = {"rule": C.VERDICT_RULE, "alpha": 0.05, "caltrain_version": "x",
                 "claims": [evaluate_claim(claim, runs), evaluate_claim(CLAIMS[-1], [])]}
+    document["claims"][-1] = {**document["claims"][-1], "verdict": PENDING, "reason": "waits"}
     page = C.to_html(document)
     assert "x-&lt;b&gt;" in page and "a &lt; b" in page and "<script" not in page and "http" not in page
     assert "pending" in page
@@ -423,7 +426,8 @@ def test_evaluate_folder_without_runs(tmp_path):
     document = C.evaluate_folder(tmp_path, select_claims(["ats", "aslp"]))
     ats, aslp = document["claims"]
     assert ats["verdict"] == INCONCLUSIVE and "no complete run of suite claims-ats" in ats["reason"]
-    assert aslp["verdict"] == PENDING and document["rule"] == C.VERDICT_RULE
+    assert aslp["verdict"] == INCONCLUSIVE and "no complete run of suite claims-aslp" in aslp["reason"]
+    assert document["rule"] == C.VERDICT_RULE
 
 
 def test_load_run_records_reads_the_coupling_of_tracked_runs(tmp_path):

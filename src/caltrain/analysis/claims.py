@@ -469,8 +469,6 @@ def _aslp() -> list[Claim]:
         (Part("pooled pixel ECE: ASLP vs BCE", "test.ece", _obj("aslp"), _obj("bce"), "less"),
          Part("pooled pixel accuracy: ASLP vs BCE (non-inferior)", "test.accuracy", _obj("aslp"), _obj("bce"),
               "greater", margin=MARGINS["accuracy"])),
-        pending="the trainer does not train the dense binary task yet (docs/architecture.md, 'Dense binary tasks'); "
-                "once it does, ship suites/claims-aslp.yaml (docs/claims.md has a draft) and drop this reason",
     )]
 
 
