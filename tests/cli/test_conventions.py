@@ -43,7 +43,8 @@ def test_every_option_and_argument_has_a_help_line(name):
     for action in parser._actions:
         if action.help is argparse.SUPPRESS:
             continue
-        assert action.help and action.help.strip(), f"caltrain {name}: {action.option_strings or action.dest} has no help"
+        what = action.option_strings or action.dest
+        assert action.help and action.help.strip(), f"caltrain {name}: {what} has no help"
 
 
 @pytest.mark.parametrize("name", sorted(PARSERS))

@@ -15,8 +15,8 @@ import re
 import sys
 from typing import Any
 
-__all__ = ["ABSTENTION_CONVENTIONS", "CALIBRATABLE", "LEGACY_CALIBRATABLE", "DeprecatedAlias", "add_device", "add_imports", "add_json", "add_quiet", "add_set", "listing",
-           "parse_settings", "print_listing"]
+__all__ = ["ABSTENTION_CONVENTIONS", "CALIBRATABLE", "LEGACY_CALIBRATABLE", "DeprecatedAlias", "add_device",
+           "add_imports", "add_json", "add_quiet", "add_set", "listing", "parse_settings", "print_listing"]
 
 
 #: The K+1 conventions of :mod:`caltrain.abstention` (its ``ABSTENTION_CONVENTIONS``, ``CALIBRATABLE`` and the old
@@ -70,9 +70,9 @@ def add_json(parser: argparse.ArgumentParser, help: str) -> None:
 def add_imports(parser: argparse.ArgumentParser, what: str) -> None:
     """``--import MODULE`` (repeatable, into ``args.imports``): a module whose ``@register`` calls add components."""
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                        help="import MODULE first (repeatable): a module name importable from the current directory or "
-                             "sys.path, or a path to a .py file, whose @register calls add datasets, models, objectives "
-                             f"or calibrators {what} (see docs/suites.md)")
+                        help="import MODULE first (repeatable): a module name importable from the current directory "
+                             "or sys.path, or a path to a .py file, whose @register calls add datasets, models, "
+                             f"objectives or calibrators {what} (see docs/suites.md)")
 
 
 #: A number in exponent notation without a dot ("1e-3"), which YAML 1.1 (PyYAML) reads as a string.

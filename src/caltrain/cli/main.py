@@ -161,8 +161,9 @@ def _find_command(argv: Sequence[str]) -> str | None:
     """The command ``argv`` names: its first positional word, or ``"WORD NAME"`` for a subcommand of WORD."""
     for i, arg in enumerate(argv):
         if not arg.startswith("-"):
-            if i + 1 < len(argv) and f"{arg} {argv[i + 1]}" in COMMANDS:
-                return f"{arg} {argv[i + 1]}"
+            nested = f"{arg} {argv[i + 1]}" if i + 1 < len(argv) else ""
+            if nested in COMMANDS and importlib.util.find_spec(COMMANDS[nested][0]) is not None:
+                return nested
             return arg
     return None
 
@@ -214,18 +215,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: list[str], command: str | None) -> int:
-    if command is not None and " " in command:  # "bench NAME": that parser, on the words after the two
+    if command is not None and " " in command:  # "bench NAME": its own parser, on the words around the two
         i = argv.index(command.split(" ")[0])
         parser, built = _build([command])
-        rest = argv[:i] + argv[i + 2:]
-    else:
-        parser, built = _build([command] if command in COMMANDS else [])
-        rest = argv
-    if command in built and " " in command:
-        args, unknown = built[command].parse_known_args(rest)
+        args, unknown = built[command].parse_known_args(argv[:i] + argv[i + 2:])
         args.command = command
     else:
-        args, unknown = parser.parse_known_args(rest)
+        parser, built = _build([command] if command in COMMANDS else [])
+        args, unknown = parser.parse_known_args(argv)
     if args.command is None:  # as argparse does for a missing required argument: the usage, then exit 2
         parser.error(f"a COMMAND is required, one of: {', '.join(n for n in _available() if ' ' not in n)} "
                      "('caltrain --help' says what each does)")
