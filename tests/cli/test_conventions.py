@@ -179,31 +179,24 @@ def test_the_package_root_is_lazy_and_still_exports_every_name():
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
 
 
-def test_a_subcommand_of_bench_is_one_entry_of_commands(tmp_path, monkeypatch, capsys):
-    # the extension point for `caltrain bench NAME` (an experiment that is not a suite grid): a module with
-    # add_arguments, run and EXAMPLES, and one entry "bench NAME" of COMMANDS
-    (tmp_path / "bench_hello.py").write_text(textwrap.dedent('''
-        EXAMPLES = (("caltrain bench hello --times 2", "say hello twice"), ("caltrain bench hello", "once"))
+def test_a_study_of_bench_is_one_entry_of_studies(monkeypatch, capsys):
+    # the extension point for `caltrain bench NAME` that is not a suite grid (claims, estimators): a function and
+    # one entry of STUDIES, listed by --list; the options it cannot honour are refused by name before it starts
+    from caltrain.cli import bench
 
-        def add_arguments(parser):
-            parser.add_argument("--times", type=int, default=1, help="how often")
-            parser.add_argument("--json", action="store_true", help="as JSON")
+    calls = []
+    study = bench.Study(lambda args, imports: calls.append((args.suite, args.seeds)) or 0, "say hello", ("json",))
+    monkeypatch.setitem(bench.STUDIES, "hello", study)
+    assert main(["bench", "hello", "--seeds", "3"]) == 0 and calls == [("hello", 3)]
+    assert main(["bench", "hello", "--json"]) == 2 and len(calls) == 1
+    assert "--json: does not apply to 'caltrain bench hello' (a study, not a suite)" in capsys.readouterr().err
+    assert main(["bench", "--list", "--json"]) == 0
+    entries = {e["name"]: e for e in json.loads(capsys.readouterr().out)["entries"]}
+    assert entries["hello"]["summary"] == "say hello" and {"claims", "estimators", "quick"} <= set(entries)
 
-        def run(args):
-            print(f"hello x{args.times} from {args.command}")
-            return 0
-    '''))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(COMMANDS, "bench hello", ("bench_hello", "say hello"))
-    assert main(["bench", "hello", "--times", "3"]) == 0
-    assert capsys.readouterr().out == "hello x3 from bench hello\n"
-    with pytest.raises(SystemExit):
-        main(["bench", "--help"])
-    assert "subcommands (caltrain bench NAME --help):\n  hello  say hello" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as exc:
-        main(["bench", "hello", "--nope"])
-    assert exc.value.code == 2
-    assert "usage: caltrain bench hello " in capsys.readouterr().err
-    assert "bench hello" in command_parsers()
-    assert main(["bench", "--list", "--quiet"]) == 0  # bench itself is unchanged
-    assert "quick" in capsys.readouterr().out.split()
+
+def test_the_shipped_studies_refuse_what_they_cannot_honour(capsys):
+    for argv, flag in ((["bench", "estimators", "--json"], "--json"), (["bench", "estimators", "--device", "cpu"],
+                       "--device"), (["bench", "claims:ats", "--quiet"], "--quiet")):
+        assert main(argv) == 2
+        assert f"{flag}: does not apply to 'caltrain bench {argv[1]}'" in capsys.readouterr().err

@@ -1,12 +1,15 @@
 """``caltrain bench SUITE``: run a benchmark suite's grid (skipping complete runs) and aggregate it.
 
-``caltrain bench --list`` lists the shipped suites (``--json``: the listing shape of docs/cli.md). A run of a
-suite prints its results table (``results.md``) on stdout and its progress on stderr; ``--json`` prints one
-object instead, ``{"suite", "out", "runs", "skipped", "stale", "failed", "files", "report", "results"}``
-(``results``: the content of ``results.json``); ``--quiet`` silences the progress (failures are still printed).
+``caltrain bench --list`` lists the shipped suites and the studies (``--json``: the listing shape of
+docs/cli.md). A run of a suite prints its results table (``results.md``) on stdout and its progress on stderr;
+``--json`` prints one object instead, ``{"suite", "out", "runs", "skipped", "stale", "failed", "files",
+"report", "results"}`` (``results``: the content of ``results.json``); ``--quiet`` silences the progress
+(failures are still printed).
 
-Subcommands of bench (``caltrain bench NAME``, e.g. an experiment that is not a suite grid) are entries
-``"bench NAME"`` of :data:`caltrain.cli.main.COMMANDS`, each a module like this one.
+A *study* is a named experiment that is not one suite grid (:data:`STUDIES`): ``caltrain bench claims``
+(``claims:ID,...`` for some; :mod:`caltrain.analysis.claims`) and ``caltrain bench estimators``
+(:mod:`caltrain.analysis.estimator_convergence`). A new one is a function ``(args, imports) -> exit status``
+and one entry in :data:`STUDIES`; the options it cannot honour are refused by name before it starts.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
-__all__ = ["ACCEPTS_OVERRIDES", "EXAMPLES", "add_arguments", "run"]
+__all__ = ["ACCEPTS_OVERRIDES", "EXAMPLES", "STUDIES", "Study", "add_arguments", "run"]
 
 #: ``--section.key=value`` arguments are configuration overrides applied to every run.
 ACCEPTS_OVERRIDES = True
@@ -31,7 +34,8 @@ EXAMPLES = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from caltrain.cli._options import add_device, add_imports, add_json, add_quiet, add_set
 
-    p.add_argument("suite", nargs="?", help="a shipped suite name (see --list) or a suite YAML file")
+    p.add_argument("suite", nargs="?", help="a shipped suite name (see --list), a suite YAML file, or a study: "
+                                            "'claims' ('claims:ID,...'), 'estimators'")
     p.add_argument("--out", metavar="DIR", help="output directory (default: ./runs/bench-<suite>)")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local: sequential in this process (default); ray: one Ray task per run")
@@ -49,17 +53,62 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_imports(p, "for the suite to name (recorded in suite.json; Ray workers import them too)")
 
 
+class Study(NamedTuple):
+    """A named experiment of ``caltrain bench`` that is not one suite grid."""
+
+    run: Callable[[argparse.Namespace, list[str]], int]  #: (args, imports) -> exit status
+    summary: str  #: its line in ``bench --list``
+    refuses: tuple[str, ...]  #: the options it does not take (each refused by name), as argparse dests
+
+
+def _claims(args: argparse.Namespace, imports: list[str]) -> int:
+    from caltrain.analysis.claims import bench_claims
+    from caltrain.cli._checks import check_out_dir
+
+    return bench_claims(args.suite, out=check_out_dir(args.out) if args.out else None, seeds=args.seeds,
+                        overrides=_overrides(args), executor=args.executor, address=args.address, imports=imports)
+
+
+def _estimators(args: argparse.Namespace, imports: list[str]) -> int:
+    from caltrain.analysis.estimator_convergence import bench_argv, main
+
+    return main(bench_argv(args))
+
+
+#: The studies by name (``claims`` also as ``claims:ID,...``).
+STUDIES: dict[str, Study] = {
+    "claims": Study(_claims, "every seed paper's claim as a paired experiment over the claims-* suites, with "
+                             "verdicts (claims:ID,... for some; docs/claims.md)", ("json", "quiet")),
+    "estimators": Study(_estimators, "binned, debiased and smooth ECE against the true calibration error as N "
+                                     "grows (docs/metrics.md)", ("json", "quiet", "device")),
+}
+
+
+def _study(name: str) -> Study | None:
+    return STUDIES.get(name.partition(":")[0] if name.startswith("claims:") else name)
+
+
 def run(args: argparse.Namespace) -> int:
     from caltrain.utils.plugins import import_modules
 
     imports = import_modules(args.imports)  # before the suite's configurations are built and validated
     if args.list or not args.suite:
         return _list(args)
+    if args.seeds is not None:
+        from caltrain.cli._checks import check_int_range
+
+        check_int_range(args.seeds, "--seeds", low=1)
+    study = _study(args.suite)
+    if study is not None:
+        given = [f"--{dest.replace('_', '-')}" for dest in study.refuses if getattr(args, dest, None)]
+        if given:
+            raise ValueError(f"{given[0]}: does not apply to 'caltrain bench {args.suite}' (a study, not a suite)")
+        return study.run(args, imports)
     return _run_suite(args, imports)
 
 
 def _list(args: argparse.Namespace) -> int:
-    """The shipped suites: name, description and the data each needs."""
+    """The shipped suites (name, description, the data each needs), then the studies."""
     from caltrain.cli._options import listing, print_listing
     from caltrain.train.suite import builtin_suites, load_suite
 
@@ -67,20 +116,20 @@ def _list(args: argparse.Namespace) -> int:
     for name in builtin_suites():
         s = load_suite(name)
         entries.append({"name": name, "summary": s.description, "data": s.data_needed})
+    entries += [{"name": name, "summary": study.summary, "data": "nothing (embedded data)", "study": True}
+                for name, study in STUDIES.items()]
     if not print_listing(listing(entries), as_json=args.json, quiet=args.quiet):
         for e in entries:
-            print(f"{e['name']:26s} {e['summary']}\n{'':26s} data: {e['data']}")
+            print(f"{e['name']:26s} {e['summary']}" + ("" if e.get("study") else f"\n{'':26s} data: {e['data']}"))
     return 0
 
 
 def _run_suite(args: argparse.Namespace, imports: list[str]) -> int:
-    from caltrain.cli._checks import check_int_range, check_out_dir
+    from caltrain.cli._checks import check_out_dir
     from caltrain.train.config import check_device, load_yaml
     from caltrain.train.run_dir import SuiteDir
     from caltrain.train.suite import expand, load_suite, run_suite
 
-    if args.seeds is not None:
-        check_int_range(args.seeds, "--seeds", low=1)
     if Path(args.suite).suffix in (".yaml", ".yml"):  # a file: its YAML errors name it, with line and column
         if not Path(args.suite).exists():
             raise FileNotFoundError(f"suite {args.suite}: no such file")

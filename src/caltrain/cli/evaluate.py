@@ -10,7 +10,7 @@ Examples::
 
 The file (``.npz``, or ``.pt`` holding a dict) must hold ``labels`` (``[N]`` or ``[N, *spatial]`` integers) and
 exactly one of ``probs`` (probabilities, ``[N, K(, *spatial)]``) or ``logits`` (softmax applied in float64);
-optionally ``true_posterior`` (``[N, K(, *spatial)]``, adds ``true_ece``). With ``--abstention`` the last
+optionally ``true_posterior`` (``[N, K(, *spatial)]``, adds ``true_ece``, ``pointwise_ce``, ``grouping_loss``). With ``--abstention`` the last
 column is the "unknown" output. Bad input exits with status 2 and the reason on stderr.
 
 Bounds of the options (each violation is one line naming the option): ``--n-bins`` 1 to 10,000
@@ -54,7 +54,9 @@ DESCRIPTIONS = {
     "smooth_ece": "smooth ECE (Blasiok & Nakkiran 2023)",
     "aurc": "area under the risk-coverage curve",
     "eaurc": "excess AURC",
-    "true_ece": "E|P(correct|x) - conf| (true posterior)",
+    "true_ece": "calibration error E|E[P(correct|x) | conf] - conf| (true posterior)",
+    "pointwise_ce": "E|P(correct|x) - conf| (true posterior; adds the grouping loss)",
+    "grouping_loss": "pointwise_ce - true_ece (true posterior)",
     "abstention_rate": "fraction predicted unknown",
 }
 

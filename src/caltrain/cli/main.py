@@ -5,10 +5,6 @@ and ``EXAMPLES`` (two ``(command line, what it does)`` pairs that end its ``--he
 imports only that module, and the modules import torch and the rest of caltrain inside ``run``: ``caltrain
 --help`` and ``caltrain --version`` import neither torch nor a subpackage (tests/cli/test_conventions.py).
 
-A command may have subcommands of its own (``caltrain bench NAME``): an entry ``"bench NAME"`` of
-:data:`COMMANDS` whose module has the same three names; ``caltrain bench NAME ...`` then parses with that
-module's parser (``prog`` ``caltrain bench NAME``), and ``caltrain bench --help`` lists it.
-
 Every failure is one line on stderr, ``caltrain COMMAND: error: ...``, and an exit status (:data:`EXIT_CODES`):
 errors caused by the user's input (``ValueError``, ``TypeError``, ``KeyError``, and the path errors
 ``FileNotFoundError``, ``NotADirectoryError``, ``IsADirectoryError``, ``FileExistsError``,
@@ -68,7 +64,7 @@ EXAMPLES = (
 
 EPILOG = _EXIT_AND_ENVIRONMENT + "\n\nRun 'caltrain COMMAND --help' for a command's options."
 
-# name -> (module, one-line help). Keep sorted by how often users need them. "bench NAME": a subcommand of bench.
+# name -> (module, one-line help). Keep sorted by how often users need them.
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("caltrain.cli.train", "train one model with one objective and save a run directory"),
     "bench": ("caltrain.cli.bench", "run a benchmark suite (objectives x seeds x datasets x models) and aggregate it"),
@@ -108,19 +104,13 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def _command_parser(name: str, help_: str, module: str, make=None) -> argparse.ArgumentParser:
+def _command_parser(name: str, help_: str, module: str, make) -> argparse.ArgumentParser:
     """The parser of command ``name``, filled by its module: options, then an epilog ending in its examples."""
     mod = importlib.import_module(module)
-    nested = {n.split(" ", 1)[1]: h for n, (_, h) in _available().items() if n.startswith(f"{name} ")}
-    description = help_
-    if nested:
-        width = max(map(len, nested))
-        description += f"\n\nsubcommands (caltrain {name} NAME --help):\n" + "\n".join(
-            f"  {n:<{width}}  {h}" for n, h in nested.items())
     examples = getattr(mod, "EXAMPLES", ())
     epilog = _EXIT_AND_ENVIRONMENT + (f"\n\n{format_examples(examples)}" if examples else "")
-    kwargs = dict(description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser = make(name, help=help_, **kwargs) if make else argparse.ArgumentParser(prog=f"caltrain {name}", **kwargs)
+    parser = make(name, help=help_, description=help_, epilog=epilog,
+                  formatter_class=argparse.RawDescriptionHelpFormatter)
     mod.add_arguments(parser)
     return parser
 
@@ -137,11 +127,8 @@ def _build(fill: Sequence[str]) -> tuple[argparse.ArgumentParser, dict[str, argp
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     built: dict[str, argparse.ArgumentParser] = {}
     for name, (module, help_) in _available().items():
-        if " " in name:  # a subcommand of a command: its own parser, when asked for
-            if name in fill:
-                built[name] = _command_parser(name, help_, module)
-        elif name in fill:
-            built[name] = _command_parser(name, help_, module, make=sub.add_parser)
+        if name in fill:
+            built[name] = _command_parser(name, help_, module, sub.add_parser)
         else:
             sub.add_parser(name, help=help_, description=help_)
     return parser, built
@@ -153,17 +140,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def command_parsers() -> dict[str, argparse.ArgumentParser]:
-    """The parser of every command (``"bench NAME"`` subcommands too), by name, each with all its options."""
+    """The parser of every command, by name, each with all its options."""
     return _build(list(_available()))[1]
 
 
 def _find_command(argv: Sequence[str]) -> str | None:
-    """The command ``argv`` names: its first positional word, or ``"WORD NAME"`` for a subcommand of WORD."""
-    for i, arg in enumerate(argv):
+    for arg in argv:
         if not arg.startswith("-"):
-            nested = f"{arg} {argv[i + 1]}" if i + 1 < len(argv) else ""
-            if nested in COMMANDS and importlib.util.find_spec(COMMANDS[nested][0]) is not None:
-                return nested
             return arg
     return None
 
@@ -215,16 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: list[str], command: str | None) -> int:
-    if command is not None and " " in command:  # "bench NAME": its own parser, on the words around the two
-        i = argv.index(command.split(" ")[0])
-        parser, built = _build([command])
-        args, unknown = built[command].parse_known_args(argv[:i] + argv[i + 2:])
-        args.command = command
-    else:
-        parser, built = _build([command] if command in COMMANDS else [])
-        args, unknown = parser.parse_known_args(argv)
+    parser, built = _build([command] if command in COMMANDS else [])
+    args, unknown = parser.parse_known_args(argv)
     if args.command is None:  # as argparse does for a missing required argument: the usage, then exit 2
-        parser.error(f"a COMMAND is required, one of: {', '.join(n for n in _available() if ' ' not in n)} "
+        parser.error(f"a COMMAND is required, one of: {', '.join(_available())} "
                      "('caltrain --help' says what each does)")
     own = built[args.command]  # errors from here on show this command's usage, not the top level's
     args.extra_overrides = []

@@ -188,14 +188,17 @@ class DataConfig(_RegisteredSection):
 
 
 #: What ``model.name=auto`` becomes, by the dataset's ``kind``: an MLP for feature vectors, a CNN for images.
-AUTO_MODELS = {"features": "mlp", "images": "cnn"}
+AUTO_MODELS = {"features": "mlp", "images": "cnn", "dense_binary": "unet"}
 _AUTO_MODELS = tuple(AUTO_MODELS.values())
 
 
-def resolve_model_name(name: str, data_kind: str) -> str:
-    """``name``, or for ``"auto"`` the model :data:`AUTO_MODELS` picks for a dataset of kind ``data_kind``."""
+def resolve_model_name(name: str, data_kind: str, task: str = "classification") -> str:
+    """``name``, or for ``"auto"`` the model :data:`AUTO_MODELS` picks for a dataset of kind ``data_kind`` and
+    task ``task`` (a dense binary task gets ``unet``)."""
     if name != "auto":
         return name
+    if task == "dense_binary":
+        return AUTO_MODELS["dense_binary"]
     return AUTO_MODELS["features"] if data_kind == "features" else AUTO_MODELS["images"]
 
 
@@ -306,6 +309,9 @@ class EvalConfig(_Section):
     abstention: str | None = None
     #: Post-hoc calibrators fitted on validation logits at the end (``caltrain.posthoc`` names).
     posthoc: tuple[str, ...] = ("ts", "ats")
+    #: Dense binary tasks: the calibrators are fitted on a seeded subsample of about this many validation pixels
+    #: (each pixel kept with probability min(1, posthoc_pixels / pixels); 0: every pixel). Classification ignores it.
+    posthoc_pixels: int = Field(1_000_000, ge=0)
     #: At the end, score the dataset's paired OOD sets (``caltrain data`` lists them) against the test split with the
     #: maximum softmax probability: ``summary["ood"][name]`` = AUROC, AUPR, FPR at 95% TPR; the first set's logits
     #: are saved as ``logits_ood.npz`` for the report's histograms.
