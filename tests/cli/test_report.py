@@ -85,3 +85,9 @@ def test_bench_writes_the_report_at_its_end(tmp_path, capsys):
     text = (out / "report.html").read_text()
     assert text.count("<tr>") >= 2 and "synthetic__ce__seed0" in text
     assert f"report: {out / 'report.html'}" in capsys.readouterr().err
+
+
+def test_report_command_json_names_the_report(run_dir, capsys):
+    assert main(["report", str(run_dir), "--quiet", "--json", "--dpi", "20", "--max-classes", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"report": str(run_dir / "report.html"), "format": "html"} and err == ""

@@ -20,7 +20,7 @@ def _fmt(record: dict[str, Any]) -> str:
     train = record.get("train", {})
     if "loss" in train:
         parts.append(f"loss {train['loss']:.4f}")
-    for split in ("train", "val", "test"):
+    for split in ("train", "val"):  # never test: a reader must not select on test numbers while training
         m = record.get(split)
         if m and "accuracy" in m:
             parts.append(f"{split} acc {m['accuracy']:.4f} ece {m.get('ece', float('nan')):.4f}")
