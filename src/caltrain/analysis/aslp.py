@@ -128,8 +128,14 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"n {int(row['n'])}  mean alpha {row['alpha_mean']:.4f}")
     for key in ("pearson", "spearman"):
         values = np.array([row[key] for row in table.values()])
-        std = values.std(ddof=1) if len(values) > 1 else float("nan")
-        print(f"mean {key}: {values.mean():+.3f} ± {std:.3f} over {len(values)} runs")
+        finite = values[np.isfinite(values)]
+        constant = len(values) - len(finite)
+        note = f" ({constant} runs left out: alpha constant, no correlation defined)" if constant else ""
+        if not len(finite):
+            print(f"mean {key}: undefined{note}")
+            continue
+        std = finite.std(ddof=1) if len(finite) > 1 else float("nan")
+        print(f"mean {key}: {finite.mean():+.3f} ± {std:.3f} over {len(finite)} runs{note}")
     return 0
 
 
