@@ -78,6 +78,9 @@ def test_streamed_metrics_equal_the_gathered_maps(tmp_path):
         p = cal.predict_proba(binary_logits(z))[:, 1].reshape(s.shape)
         assert summary["posthoc"][name]["ece"] == pytest.approx(
             metrics.dense_calibration_error(p, y, n_bins=15)["ece"], rel=1e-9)
+        assert summary["posthoc"][name]["mae"] == pytest.approx(metrics.sod_metrics(p, y)["mae"], rel=1e-9)
+        assert summary["posthoc"][name]["true_ece"] == pytest.approx(
+            metrics.dense_true_calibration_error(p, trainer.data.test.true_posterior)["true_ece"], rel=1e-4)
     assert summary["posthoc_pixels"] == 10 * 16 * 16
     # the saved bin statistics give the summary's ECE again (what the report draws)
     bins = json.loads(RunDir(tmp_path).reliability("test").read_text())

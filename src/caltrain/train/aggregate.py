@@ -39,7 +39,8 @@ POSTHOC_METRICS = ("ece", "adaece", "classwise_ece", "nll", "brier", "accuracy")
 TASK_METRICS = {
     "classification": (METRICS, POSTHOC_METRICS),
     "dense_binary": (("accuracy", "ece", "oe", "ue", "true_ece", "pointwise_ce", "nll", "brier", "mae", "max_f",
-                      "s_measure", "max_e"), ("ece", "oe", "ue", "nll", "brier", "accuracy")),
+                      "s_measure", "max_e"), ("ece", "oe", "ue", "true_ece", "nll", "brier", "accuracy", "mae", "max_f",
+                                        "s_measure")),
 }
 #: Curves kept per seed in results.json: (split, metric).
 CURVES = (("train", "loss"), ("train", "accuracy"), ("val", "accuracy"), ("val", "ece"), ("val", "nll"),

@@ -27,7 +27,8 @@ logits ``(0, z)`` (so ``ts`` is binary temperature scaling, ``sigmoid(z / T)``; 
 fitted on a seeded subsample of the validation pixels: every pixel is kept with probability
 ``min(1, eval.posthoc_pixels / pixels in the split)`` (``eval.posthoc_pixels``, default 10^6; 0 keeps all), drawn
 from a generator seeded by the run's seed. Each fitted calibrator is then scored on **every** test pixel in the
-same single streaming pass as the uncalibrated model.
+same single streaming pass as the uncalibrated model, with the same metrics (pooled pixel metrics, true
+calibration error, SOD metrics: a monotone map changes MAE and the thresholded F- and E-measures too).
 
 OOD (``eval.ood``): the paired sets of a dense dataset have empty masks (``synthetic_saliency``: texture-only
 images); ``summary["ood"][name]`` is the pooled pixel metrics on that set, of which ``confidence`` (mean
@@ -81,7 +82,7 @@ class _Stream:
     finite: bool = True
     statistics: dict[str, torch.Tensor] | None = None
     sod: Any = None
-    calibrated: dict[str, Any] = field(default_factory=dict)
+    calibrated: dict[str, "_Stream"] = field(default_factory=dict)
     conf_posterior: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
     subsample: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
     examples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=list)
@@ -148,8 +149,7 @@ class DenseEvaluator(Evaluator):
                             sod=True, calibrators=calibrated.calibrators, examples=N_EXAMPLES)
         if not test.finite:
             raise ValueError("the selected model's logits are not finite on the test split")
-        calibrated.metrics = {name: self._calibrated_metrics(metric, test)
-                              for name, metric in test.calibrated.items()}
+        calibrated.metrics = {name: self._metrics_of(sub) for name, sub in test.calibrated.items()}
         summary: dict[str, Any] = {
             "val": self._metrics_of(val),
             "test": self._metrics_of(test),
@@ -164,7 +164,7 @@ class DenseEvaluator(Evaluator):
                 summary["ood"][name] = stream.calibration.compute() if stream.finite else {}
         examples = self._examples(test.examples)
         reliability = {"uncalibrated": _bins(test.calibration),
-                       **{name: _bins(metric) for name, metric in test.calibrated.items()}}
+                       **{name: _bins(sub.calibration) for name, sub in test.calibrated.items()}}
 
         def save(run: Any) -> None:
             from caltrain.utils.io import atomic_write_json, save_npz
@@ -185,11 +185,12 @@ class DenseEvaluator(Evaluator):
         from caltrain import metrics
 
         self.model.eval()
-        out = _Stream(metrics.DenseCalibration(n_bins=self.n_bins, validate_args=False))
-        if sod:
-            out.sod = metrics.SODMetrics(validate_args=False)
-        out.calibrated = {name: metrics.DenseCalibration(n_bins=self.n_bins, validate_args=False)
-                          for name in (calibrators or {})}
+        def accumulators() -> _Stream:
+            return _Stream(metrics.DenseCalibration(n_bins=self.n_bins, validate_args=False),
+                           sod=metrics.SODMetrics(validate_args=False) if sod else None)
+
+        out = accumulators()
+        out.calibrated = {name: accumulators() for name in (calibrators or {})}
         generator = torch.Generator().manual_seed(self.seed + 104729 * self.dist.rank) if subsample else None
         seen = 0
         for x, y, idx in loader:
@@ -204,20 +205,16 @@ class DenseEvaluator(Evaluator):
                 return out
             y = _as_masks(y)
             s = torch.sigmoid(z.double())
-            out.calibration.update(s, y)
-            if out.sod is not None:
-                out.sod.update(s, y)
+            q = None if posterior is None else posterior.index_select(0, idx.cpu()).float()
+            _accumulate(out, s, y, q)
+            for name, calibrator in (calibrators or {}).items():
+                p = calibrator.predict_proba(binary_logits(z))[:, 1].reshape(s.shape)
+                _accumulate(out.calibrated[name], p, y, q)
             if statistics is not None:
                 for key, value in statistics(z, y).items():
                     value = value.to(torch.float64)
                     out.statistics = out.statistics or {}
                     out.statistics[key] = out.statistics[key] + value if key in out.statistics else value
-            if posterior is not None:
-                q = posterior.index_select(0, idx.cpu()).to(s.device)
-                out.conf_posterior.append((s.float().cpu(), q.float().cpu()))
-            for name, calibrator in (calibrators or {}).items():
-                p = calibrator.predict_proba(binary_logits(z))[:, 1].reshape(s.shape)
-                out.calibrated[name].update(p, y)
             if generator is not None:
                 pick = torch.rand(z.numel(), generator=generator).to(z.device) < subsample
                 out.subsample.append((z.reshape(-1)[pick].cpu(), y.reshape(-1)[pick].cpu()))
@@ -272,11 +269,6 @@ class DenseEvaluator(Evaluator):
             out.update(stream.sod.compute())
         return out
 
-    def _calibrated_metrics(self, metric: Any, test: _Stream) -> dict[str, float]:
-        """A calibrator's test metrics: its pooled pixel metrics (SOD metrics are ranking metrics of the map,
-        unchanged by a monotone calibrator, and not recomputed)."""
-        return dict(metric.compute())
-
     def _examples(self, rows: list[tuple[torch.Tensor, ...]]) -> dict[str, Any]:
         """``examples_test.npz``'s arrays: ``index`` [n], ``image`` (the dataset's uint8 images [n, C, H, W] where it
         holds them, else the inputs as the model saw them, float32), ``mask`` (uint8 [n, 1, H, W]), ``probability``
@@ -295,6 +287,15 @@ class DenseEvaluator(Evaluator):
         if split.true_posterior is not None:
             out["posterior"] = split.true_posterior[index].float()
         return out
+
+
+def _accumulate(stream: _Stream, s: torch.Tensor, y: torch.Tensor, q: torch.Tensor | None) -> None:
+    """Add one batch of foreground probabilities ``s`` (masks ``y``, true posterior ``q`` or None) to ``stream``."""
+    stream.calibration.update(s, y)
+    if stream.sod is not None:
+        stream.sod.update(s, y)
+    if q is not None:
+        stream.conf_posterior.append((s.float().cpu(), q))
 
 
 def _bins(metric: Any) -> dict[str, list[float]]:
