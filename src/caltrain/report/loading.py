@@ -184,7 +184,9 @@ def load_run(path: str | Path) -> RunRecord:
     if not run.is_complete():
         raise FileNotFoundError(f"path: {root} holds no summary.json (not a run directory, or the run is incomplete)")
     config_text = run.config.read_text() if run.config.is_file() else ""
-    config = (yaml.safe_load(config_text) or {}) if config_text else {}
+    # the C safe loader when PyYAML has it (same safe subset of YAML, about 10x faster over a suite's configs)
+    config = (yaml.load(config_text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}) \
+        if config_text else {}
     labels = run.read_labels()
     if labels is None:
         labels = {
