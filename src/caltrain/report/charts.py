@@ -64,7 +64,9 @@ def tradeoff(views: Sequence[tuple[str, Any]], *, dataset: str, colours: dict[st
             panel.line([ref_acc, ref_acc], list(ylim), colour="#2ca02c", width=1, dash="3 3")
             items.append((f"≥ {reference} − {100 * tolerance:.1f} pp acc", {"fill": "#2ca02c", "opacity": 0.15,
                                                                           "colour": "#2ca02c"}))
-        for i, obj in enumerate(scatter.objectives):
+        order = sorted(range(len(scatter.objectives)), key=lambda i: list(colours).index(scatter.objectives[i]))
+        for i in order:
+            obj = scatter.objectives[i]
             tip = (f"{obj} ({int(scatter.n_seeds[i])} seeds), {name}: accuracy {xs[vi][i]:.2f} ± {xe[vi][i]:.2f}%, "
                    f"{metric_label} {ys[vi][i]:.2f} ± {ye[vi][i]:.2f}%")
             panel.point(xs[vi][i], ys[vi][i], xerr=xe[vi][i], yerr=ye[vi][i], colour=colours[obj],
@@ -197,22 +199,24 @@ def reliability_row(diagrams: Sequence[tuple[str, Any]], *, title: str, objectiv
     green = under-confident), the diagonal, the ECE, and the fraction of samples per bin beneath.
     """
     n = len(diagrams)
-    left, top, hist_h, gap = 50, 66, 34, 26
+    left, top, hist_h, gap = 50, 84, 34, 26
     width = left + n * (panel + gap)
     height = top + panel + hist_h + 52
     canvas = Canvas(width, height, title=title, slug=slug, objective=objective)
-    canvas.legend([("accuracy per bin", {"fill": colour, "opacity": 0.85, "colour": "#333"}),
-                   ("gap to mean confidence: over-confident", {"fill": "#d62728", "opacity": 0.45,
-                                                               "colour": "#d62728"}),
-                   ("under-confident", {"fill": "#2ca02c", "opacity": 0.45, "colour": "#2ca02c"}),
+    bins = f"{diagrams[0][1].n_bins} {'equal-width' if diagrams[0][1].binning == 'uniform' else 'equal-mass'} bins"
+    canvas.legend([(f"accuracy per bin ({bins})", {"fill": colour, "opacity": 0.85, "colour": "#333"}),
+                   ("gap to mean confidence, hatched: red = over-confident", {"fill": "#d62728", "opacity": 0.3,
+                                                                            "colour": "#d62728"}),
+                   ("green = under-confident", {"fill": "#2ca02c", "opacity": 0.3, "colour": "#1a7f1a"}),
                    ("perfect calibration", {"colour": "#888", "dash": "4 3", "width": 1}),
                    ("fraction of samples per bin (beneath)", {"fill": "#888", "opacity": 0.8, "colour": "#333"})],
                   x=12, y=36, width=width - 24)
+    over, under = canvas.hatch("over", "#d62728"), canvas.hatch("under", "#1a7f1a")
     hmax = max((float(np.max(d.count / max(d.n, 1))) for _, d in diagrams), default=1.0)
     for i, (view, d) in enumerate(diagrams):
         x0 = left + i * (panel + gap)
         p = canvas.panel(x0, top, panel, panel, xlim=(0, 1), ylim=(0, 1), ylabel="accuracy" if i == 0 else None,
-                         title=view, xticks=False, yticks=i == 0, n_ticks=6)
+                         title=f"{view} · ECE {100 * d.ece:.2f}%", xticks=False, yticks=i == 0, n_ticks=6)
         edges = np.asarray(d.edges, dtype=np.float64).copy()
         if d.binning == "quantile":
             edges[0], edges[-1] = max(edges[0], d.data_range[0]), min(edges[-1], d.data_range[1])
@@ -225,12 +229,10 @@ def reliability_row(diagrams: Sequence[tuple[str, Any]], *, title: str, objectiv
                 f"{int(d.count[b])} samples" if filled[b] else None for b in range(len(acc))]
         p.bars(left_e, widths, np.where(filled, acc, np.nan), colour=colour, tips=tips, objective=objective)
         gap_h = np.where(filled, conf - acc, np.nan)
-        tint = ["#d62728" if (g >= 0) else "#2ca02c" for g in np.nan_to_num(gap_h)]
-        p.bars(left_e, widths, gap_h, bottom=np.nan_to_num(acc), colour="#d62728", colours=tint, opacity=0.45,
+        tint = [over if (g >= 0) else under for g in np.nan_to_num(gap_h)]
+        p.bars(left_e, widths, gap_h, bottom=np.nan_to_num(acc), colour=over, colours=tint, opacity=1.0,
                stroke=None, tips=tips)
         p.diagonal()
-        p.text(0.04, 0.09, f"ECE {100 * d.ece:.2f}% ({d.n_bins} {'equal-width' if d.binning == 'uniform' else 'equal-mass'} bins)",
-               size=9.5, colour="#111")
         h = canvas.panel(x0, top + panel + 6, panel, hist_h, xlim=(0, 1), ylim=(0, hmax * 1.05),
                          xlabel="confidence", ylabel="fraction" if i == 0 else None, yticks=False, n_ticks=6)
         frac = d.count / max(d.n, 1)
@@ -261,7 +263,7 @@ def ood_grid(panels: Sequence[tuple[str, str, Any, str]], *, title: str, in_name
         x0 = left + gx * (panel_w + gap_x)
         y0 = top + 14 + gy * (panel_h + gap_y)
         p = canvas.panel(x0, y0, panel_w, panel_h, xlim=xlim, ylim=(0, ymax * 1.05), title=f"{obj} {subtitle}",
-                         xlabel=score_label, ylabel="density" if gx == 0 else None, yticks=gx == 0, n_ticks=4)
+                         xlabel=score_label, ylabel="density" if gx == 0 else None, yticks=gx == 0, n_ticks=5)
         p.steps(hist.edges, hist.in_density, colour="#1f77b4", objective=obj, tip=f"{obj}: {in_name}")
         p.steps(hist.edges, hist.out_density, colour="#d62728", objective=obj, tip=f"{obj}: OOD {out_name}")
     return canvas.render()

@@ -13,7 +13,8 @@ Layout, for a reader who came for the answer:
 Interactions (inline script, no network): sort the table by a header; switch table columns on and off; hover a
 table row to highlight that objective in the trade-off plot; hover a mark or a cell for its values (``data-tip``
 and the per-seed values of a cell); pick the objectives whose reliability diagrams are shown. After ``load``
-the script checks that every ``<img>`` decoded and every ``<svg class="plot">`` has a non-empty box, and
+the script checks that every ``<img>`` decoded and every ``<svg class="plot">`` was parsed as SVG with a size
+and a title, and drawn with a non-empty box where it is displayed (a folded one is not laid out), and
 records it on ``<body data-images data-images-ok data-figures data-figures-ok data-js-errors>`` (uncaught
 errors are counted by a handler installed first), which the browser test reads back.
 """
@@ -57,7 +58,8 @@ table.results td.text, table.results th.text { text-align: left; }
 table.results th { background: #f3f3f3; cursor: pointer; user-select: none; font-weight: 600; font-size: .75rem;
                    vertical-align: bottom; }
 table.results td { white-space: nowrap; }
-table.results td small { color: #888; font-size: .72rem; }
+table.results td small { color: #888; font-size: .68rem; display: block; line-height: 1; }
+table.results td { line-height: 1.15; }
 table.results th.sorted-asc::after { content: " \\25B2"; } table.results th.sorted-desc::after { content: " \\25BC"; }
 table.results td.best { font-weight: 700; background: #e6f2e6; }
 table.results tr:hover td { background: #fff6d8; }
@@ -182,7 +184,9 @@ _JS = """
     var imgs = Array.prototype.slice.call(document.images);
     var ok = imgs.every(function (img) { return img.complete && img.naturalWidth > 0; });
     var svgs = all('svg.plot');
-    var svgOk = svgs.every(function (s) {
+    var svgOk = svgs.every(function (s) {  // parsed as SVG, sized; drawn with a non-empty box where displayed
+      if (!(s instanceof SVGSVGElement) || !(s.viewBox.baseVal.width > 0) || !s.querySelector('text.title')) return false;
+      if (s.getClientRects().length === 0) return true;  // in a folded section or not picked: not laid out
       try { var b = s.getBBox(); return b.width > 0 && b.height > 0; } catch (err) { return false; }
     });
     document.body.setAttribute('data-images', String(imgs.length));
@@ -225,7 +229,7 @@ def _table(ds: DatasetReport) -> str:
                 inner = f'<span class="swatch" style="background:{ds.colours.get(text, "#999")}"></span>{_e(text)}'
             elif " ± " in text:
                 mean, std = text.split(" ± ")
-                inner = f"{_e(mean)} <small>±{_e(std)}</small>"
+                inner = f"{_e(mean)}<small>±{_e(std)}</small>"
             else:
                 inner = _e(text)
             cells.append(f'<td class="{cls}" data-col="{_e(c.key)}" data-sort="{sort_attr}"{title}>{inner}</td>')

@@ -192,7 +192,10 @@ class Panel:
              bottom: Sequence[float] | None = None, opacity: float = 0.85, stroke: str | None = "#333",
              tips: Sequence[str | None] | None = None, objective: str | None = None,
              colours: Sequence[str] | None = None) -> None:
-        """Rectangles from ``bottom`` (0 when None) to ``bottom + height``; NaN or zero heights are skipped."""
+        """Rectangles from ``bottom`` (0 when None) to ``bottom + height``; NaN or zero heights are skipped.
+
+        ``stroke``: the outline colour, None for none, or "gap" for an outline in each bar's own fill colour
+        (a translucent bar that stays visible over another)."""
         for i, (a, w, hgt) in enumerate(zip(left, width, height)):
             b = 0.0 if bottom is None else bottom[i]
             if not all(v is not None and math.isfinite(v) for v in (a, w, hgt, b)) or hgt == 0:
@@ -201,7 +204,9 @@ class Panel:
             y0, y1 = self.sy(b), self.sy(b + hgt)
             top, bot = min(y0, y1), max(y0, y1)
             fill = colours[i] if colours is not None else colour
-            edge = f' stroke="{stroke}" stroke-width="0.5"' if stroke else ""
+            edge_colour = fill if stroke == "gap" else stroke
+            width_px = 1.2 if stroke == "gap" else 0.5
+            edge = f' stroke="{edge_colour}" stroke-width="{width_px}"' if stroke else ""
             tip = tips[i] if tips is not None else None
             self.marks.append(f'<rect x="{x0:.1f}" y="{top:.1f}" width="{max(x1 - x0, 0.5):.1f}" '
                               f'height="{max(bot - top, 0.5):.1f}" fill="{fill}" fill-opacity="{opacity}"{edge}'
@@ -282,6 +287,7 @@ class Canvas:
         self.width, self.height, self.title, self.slug, self.objective = width, height, title, slug, objective
         self.panels: list[Panel] = []
         self.extra: list[str] = []
+        self.defs: list[str] = []
         self.legend_items: list[tuple[str, dict[str, Any]]] = []
         self.legend_box: tuple[float, float, float] | None = None  # x, y, max width
         self.legend_vertical = False
@@ -300,6 +306,15 @@ class Canvas:
         self.legend_vertical = vertical
         self.legend_box = (x if x is not None else 12, y if y is not None else 34,
                            width if width is not None else self.width - 24)
+
+    def hatch(self, name: str, colour: str) -> str:
+        """A diagonal hatch pattern in ``colour`` (a fill that keeps what lies beneath visible); returns the
+        fill value ``url(#...)``."""
+        pid = f"{self.slug}-{name}"
+        self.defs.append(f'<pattern id="{pid}" patternUnits="userSpaceOnUse" width="5" height="5">'
+                         f'<rect width="5" height="5" fill="white" fill-opacity="0.35"/>'
+                         f'<path d="M0,5 l5,-5 M-1,1 l2,-2 M4,6 l2,-2" stroke="{colour}" stroke-width="1.3"/></pattern>')
+        return f"url(#{pid})"
 
     def add(self, markup: str) -> None:
         """Raw SVG markup drawn last (annotations)."""
@@ -343,4 +358,5 @@ class Canvas:
         title = (f'<text class="title" x="12" y="18" font-size="13" font-weight="600" fill="#111">'
                  f"{_esc(self.title)}</text>")
         body = "".join(p.render() for p in self.panels)
-        return head + title + self._legend() + body + "".join(self.extra) + "</svg>"
+        defs = f"<defs>{''.join(self.defs)}</defs>" if self.defs else ""
+        return head + defs + title + self._legend() + body + "".join(self.extra) + "</svg>"

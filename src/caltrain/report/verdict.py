@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["DEFAULT_TOLERANCE", "Verdict", "bootstrap_values", "choose_reference", "verdict"]
+__all__ = ["DEFAULT_TOLERANCE", "Verdict", "bootstrap_values", "choose_reference", "verdict", "weighted_top_label"]
 
 #: "No accuracy cost": mean test accuracy at most this far (absolute, as a fraction) below the reference's.
 DEFAULT_TOLERANCE = 0.005
@@ -118,11 +118,8 @@ def bootstrap_values(predictions: dict[str, dict[int, tuple[Any, Any]]], *, n_bi
     """Top-label ECE and accuracy on the full test set and on shared bootstrap resamples.
 
     A resample is a vector of counts w [N] (how often each test sample was drawn; multinomial(N, 1/N)), so its
-    per-bin statistics are weighted sums: n_b = sum_i w_i 1[i in b], S_b = sum_i w_i c_i 1[i in b],
-    A_b = sum_i w_i a_i 1[i in b] (c: top-label confidence, a: correctness, equal-width bins (lo, hi] of
-    :func:`caltrain.metrics.binning.uniform_bin_index`); ECE = sum_b |A_b - S_b| / N
-    (:func:`caltrain.metrics.ece.calibration_error_from_stats`) and accuracy = sum_b A_b / N. One matrix
-    product [resamples, N] x [N, 3B] per objective: the resamples are drawn once per seed and shared by every
+    per-bin statistics are weighted sums (:func:`weighted_top_label`, one matrix product per objective); the
+    resamples are drawn once per seed and shared by every
     objective (paired) when their test labels agree, so the cost of drawing does not grow with the objectives.
 
     Args:
@@ -130,7 +127,7 @@ def bootstrap_values(predictions: dict[str, dict[int, tuple[Any, Any]]], *, n_bi
             abstention convention already applied).
         n_bins: equal-width bins of the ECE (the runs' ``eval.n_bins``).
         n: resamples; seed: the resampling generator's seed (one generator per run seed s, seeded from both).
-        chunk_elements: bound on the temporary count matrix (resamples x N).
+        chunk_elements: bound on each temporary count matrix (resamples x N entries, float64).
 
     Returns:
         ``(values, paired, n_test)``: values["ece" | "accuracy"][objective] is ``[S, 1 + n]`` float64 (column
@@ -141,9 +138,6 @@ def bootstrap_values(predictions: dict[str, dict[int, tuple[Any, Any]]], *, n_bi
         ValueError: no seed shared by every objective.
     """
     import torch
-
-    from caltrain.metrics.binning import BinStats, uniform_bin_index
-    from caltrain.metrics.ece import calibration_error_from_stats, top_label
 
     objectives = list(predictions)
     seeds = sorted(set.intersection(*(set(predictions[o]) for o in objectives)))
@@ -173,17 +167,37 @@ def bootstrap_values(predictions: dict[str, dict[int, tuple[Any, Any]]], *, n_bi
         shared = counts(size) if paired else None
         for o in objectives:
             p, y = predictions[o][s]
-            p = torch.as_tensor(p, dtype=torch.float64)
-            y = torch.as_tensor(y, dtype=torch.int64)
-            conf, correct = top_label(p, y)
-            conf, correct = conf.to(torch.float64), correct.to(torch.float64)
-            onehot = torch.nn.functional.one_hot(uniform_bin_index(conf, n_bins), n_bins).to(torch.float64)
-            features = torch.cat([onehot, onehot * conf[:, None], onehot * correct[:, None]], dim=1)  # [N, 3B]
-            sums = torch.cat([w @ features for w in (shared if shared is not None else counts(len(y)))])
-            count, conf_sum, acc_sum = sums.split(n_bins, dim=1)
-            out["ece"][o][si] = calibration_error_from_stats(BinStats(count, conf_sum, acc_sum, None)).numpy()
-            out["accuracy"][o][si] = (acc_sum.sum(1) / len(y)).numpy()
+            parts = [weighted_top_label(p, y, w, n_bins=n_bins) for w in (shared or counts(len(y)))]
+            out["ece"][o][si] = torch.cat([e for e, _ in parts]).numpy()
+            out["accuracy"][o][si] = torch.cat([a for _, a in parts]).numpy()
     return out, paired_all, n_test
+
+
+def weighted_top_label(probs: Any, labels: Any, weights: Any, *, n_bins: int = 15):
+    """``(ece [R], accuracy [R])`` float64 of R weightings of the N samples (weights [R, N]: how often each
+    sample is counted; a row of ones is the plain test set, a row of bootstrap draw counts a resample).
+
+    With top-label confidence c_i, correctness a_i and equal-width bins (lo, hi]
+    (:func:`caltrain.metrics.binning.uniform_bin_index`): n_b = sum_i w_i 1[i in b], S_b = sum_i w_i c_i 1[i in b],
+    A_b = sum_i w_i a_i 1[i in b]; ECE = sum_b |A_b - S_b| / sum_b n_b
+    (:func:`caltrain.metrics.ece.calibration_error_from_stats`), accuracy = sum_b A_b / sum_b n_b. One matrix
+    product [R, N] x [N, 3B].
+    """
+    import torch
+
+    from caltrain.metrics.binning import BinStats, uniform_bin_index
+    from caltrain.metrics.ece import calibration_error_from_stats, top_label
+
+    p = torch.as_tensor(probs, dtype=torch.float64)
+    y = torch.as_tensor(labels, dtype=torch.int64)
+    w = torch.as_tensor(weights, dtype=torch.float64)
+    conf, correct = top_label(p, y)
+    conf, correct = conf.to(torch.float64), correct.to(torch.float64)
+    onehot = torch.nn.functional.one_hot(uniform_bin_index(conf, n_bins), n_bins).to(torch.float64)
+    features = torch.cat([onehot, onehot * conf[:, None], onehot * correct[:, None]], dim=1)  # [N, 3B]
+    count, conf_sum, acc_sum = (w @ features).split(n_bins, dim=1)
+    ece = calibration_error_from_stats(BinStats(count, conf_sum, acc_sum, None))
+    return ece, acc_sum.sum(1) / count.sum(1)
 
 
 def _interval(diff: np.ndarray) -> tuple[float, float, float]:
