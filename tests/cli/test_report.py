@@ -42,14 +42,14 @@ def test_report_command_writes_html(run_dir, capsys):
     out = capsys.readouterr().out.strip()
     assert out == str(run_dir / "report.html")
     text = (run_dir / "report.html").read_text()
-    assert "<table" in text and text.count("<img") >= 5 and "10 equal-width bins" in text
+    assert "<table" in text and text.count('<svg class="plot"') >= 3 and "10 equal-width bins" in text
 
 
 def test_report_command_markdown_to_a_chosen_file(run_dir, tmp_path, capsys):
     target = tmp_path / "out" / "r.md"
     assert main(["report", str(run_dir), "--format", "md", "--out", str(target), "--dpi", "40"]) == 0
     assert target.exists() and (target.parent / "r_files").is_dir()
-    assert "figure 1" in capsys.readouterr().err  # progress lines on stderr
+    assert "synthetic: table and verdict" in capsys.readouterr().err  # progress lines on stderr
 
 
 @pytest.mark.parametrize("argv, message", [
