@@ -93,7 +93,8 @@ document.querySelectorAll('details').forEach(function (d) { d.open = true; });  
 document.querySelectorAll('[hidden]').forEach(function (e) { e.hidden = false; });
 var empty = Array.prototype.filter.call(document.querySelectorAll('svg.plot'), function (s) {
   var r = s.getBoundingClientRect(), b = s.getBBox(); return !(r.width > 0 && r.height > 0 && b.width > 0); }).length;
-window.__probe = {vh: vh, vw: vw, empty: empty, table: [tr.top, tr.bottom, tr.right], plot: [pr.top, pr.bottom, pr.right],
+window.__probe = {vh: vh, vw: vw, empty: empty, table: [tr.top, tr.bottom, tr.right],
+                  plot: [pr.top, pr.bottom, pr.right],
                   scrollWidth: document.documentElement.scrollWidth, tables: tables, figures: figures};
 """
 

@@ -5,6 +5,16 @@ curves, :class:`~caltrain.report.ReliabilityDiagram` panels, :class:`~caltrain.r
 and returns one ``<svg class="plot">`` string with a title, axis labels and a legend naming what is drawn.
 Small multiples are one figure per grid: one panel per objective, shared axes, the reference objective drawn
 faintly in every panel so each is read against it (instead of many curves overlapping on one axis).
+
+Example:
+    >>> import numpy as np
+    >>> x = np.arange(1.0, 4.0)
+    >>> cards = [CurveCard("ce", "#1f77b4", {"ece": Curve(x, np.array([0.3, 0.2, 0.1]), end=0.12)}),
+    ...          CurveCard("ls", "#ff7f0e", {"ece": Curve(x, np.array([0.2, 0.1, 0.05]), end=0.06)})]
+    >>> svg = card_grid(cards, [("ece", "val ECE %", 100)], title="ECE per objective", xlabel="epoch",
+    ...                 reference=cards[0], legend=[("mean over seeds", {"colour": "#444"})])
+    >>> svg.count('class="panel"'), "ls, val ECE %, epoch 2: 10.000" in svg
+    (2, True)
 """
 
 from __future__ import annotations
@@ -226,18 +236,18 @@ def reliability_row(diagrams: Sequence[tuple[str, Any]], *, title: str, objectiv
         acc = np.where(filled, d.accuracy, np.nan)
         conf = np.where(filled, d.confidence, np.nan)
         tips = [f"bin ({edges[b]:.3f}, {edges[b + 1]:.3f}]: accuracy {acc[b]:.3f}, mean confidence {conf[b]:.3f}, "
-                f"{int(d.count[b])} samples" if filled[b] else None for b in range(len(acc))]
-        p.bars(left_e, widths, np.where(filled, acc, np.nan), colour=colour, tips=tips, objective=objective)
+                f"{int(d.count[b])} samples ({100 * d.count[b] / max(d.n, 1):.1f}%)" if filled[b] else None
+                for b in range(len(acc))]
+        p.bars(left_e, widths, np.where(filled, acc, np.nan), colour=colour, tips=tips)
         gap_h = np.where(filled, conf - acc, np.nan)
         tint = [over if (g >= 0) else under for g in np.nan_to_num(gap_h)]
         p.bars(left_e, widths, gap_h, bottom=np.nan_to_num(acc), colour=over, colours=tint, opacity=1.0,
-               stroke=None, tips=tips)
+               stroke=None)
         p.diagonal()
         h = canvas.panel(x0, top + panel + 6, panel, hist_h, xlim=(0, 1), ylim=(0, hmax * 1.05),
                          xlabel="confidence", ylabel="fraction" if i == 0 else None, yticks=False, n_ticks=6)
         frac = d.count / max(d.n, 1)
-        h.bars(left_e, widths, frac, colour="#888", opacity=0.8,
-               tips=[f"{100 * f:.1f}% of samples" for f in frac])
+        h.bars(left_e, widths, frac, colour="#888", opacity=0.8)
     return canvas.render()
 
 

@@ -123,7 +123,8 @@ _JS = """
   all('.tabs button').forEach(function (b) {
     b.addEventListener('click', function () {
       all('.tabs button').forEach(function (o) { o.classList.toggle('active', o === b); });
-      all('.lead').forEach(function (l) { l.hidden = l.getAttribute('data-dataset') !== b.getAttribute('data-dataset'); });
+      var name = b.getAttribute('data-dataset');
+      all('.lead').forEach(function (l) { l.hidden = l.getAttribute('data-dataset') !== name; });
     });
   });
   all('input.col').forEach(function (box) {
@@ -185,7 +186,8 @@ _JS = """
     var ok = imgs.every(function (img) { return img.complete && img.naturalWidth > 0; });
     var svgs = all('svg.plot');
     var svgOk = svgs.every(function (s) {  // parsed as SVG, sized; drawn with a non-empty box where displayed
-      if (!(s instanceof SVGSVGElement) || !(s.viewBox.baseVal.width > 0) || !s.querySelector('text.title')) return false;
+      if (!(s instanceof SVGSVGElement) || !(s.viewBox.baseVal.width > 0)) return false;
+      if (!s.querySelector('text.title')) return false;
       if (s.getClientRects().length === 0) return true;  // in a folded section or not picked: not laid out
       try { var b = s.getBBox(); return b.width > 0 && b.height > 0; } catch (err) { return false; }
     });

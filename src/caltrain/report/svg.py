@@ -99,7 +99,8 @@ def marker_path(kind: str, x: float, y: float, r: float) -> str:
         return f'<rect x="{x - r:.1f}" y="{y - r:.1f}" width="{2 * r:.1f}" height="{2 * r:.1f}"'
     if kind in ("^", "v"):
         s = -1 if kind == "^" else 1
-        pts = f"{x:.1f},{y + s * r * 1.2:.1f} {x - r * 1.1:.1f},{y - s * r * 0.8:.1f} {x + r * 1.1:.1f},{y - s * r * 0.8:.1f}"
+        tip_y, base_y = y + s * r * 1.2, y - s * r * 0.8
+        pts = f"{x:.1f},{tip_y:.1f} {x - r * 1.1:.1f},{base_y:.1f} {x + r * 1.1:.1f},{base_y:.1f}"
         return f'<polygon points="{pts}"'
     if kind == "D":
         pts = f"{x:.1f},{y - r * 1.3:.1f} {x + r:.1f},{y:.1f} {x:.1f},{y + r * 1.3:.1f} {x - r:.1f},{y:.1f}"
@@ -185,8 +186,12 @@ class Panel:
             parts.append(f'<path d="M{px:.1f},{a:.1f}V{b:.1f}M{px - 3:.1f},{a:.1f}h6M{px - 3:.1f},{b:.1f}h6" '
                          f'stroke="{colour}" stroke-width="1.2" fill="none"/>')
         fill = "white" if hollow else colour
-        parts.append(marker_path(marker, px, py, size) + f' fill="{fill}" stroke="{colour}" stroke-width="1.3"/>')
-        (self.overlay if overlay else self.marks).append(f"<g{_attrs(tip, objective, 'mark')}>{''.join(parts)}</g>")
+        shape = marker_path(marker, px, py, size) + f' fill="{fill}" stroke="{colour}" stroke-width="1.3"'
+        target = self.overlay if overlay else self.marks
+        if parts:
+            target.append(f"<g{_attrs(tip, objective, 'mark')}>{''.join(parts)}{shape}/></g>")
+        else:  # a lone marker carries its attributes itself (small multiples draw many)
+            target.append(f"{shape}{_attrs(tip, objective, 'mark')}/>")
 
     def bars(self, left: Sequence[float], width: Sequence[float], height: Sequence[float], *, colour: str,
              bottom: Sequence[float] | None = None, opacity: float = 0.85, stroke: str | None = "#333",
@@ -198,8 +203,9 @@ class Panel:
         (a translucent bar that stays visible over another)."""
         for i, (a, w, hgt) in enumerate(zip(left, width, height)):
             b = 0.0 if bottom is None else bottom[i]
-            if not all(v is not None and math.isfinite(v) for v in (a, w, hgt, b)) or hgt == 0:
-                continue
+            tip = tips[i] if tips is not None else None
+            if not all(v is not None and math.isfinite(v) for v in (a, w, hgt, b)) or (hgt == 0 and not tip):
+                continue  # a zero bar is drawn (as a hairline) only when it has something to say on hover
             x0, x1 = self.sx(a), self.sx(a + w)
             y0, y1 = self.sy(b), self.sy(b + hgt)
             top, bot = min(y0, y1), max(y0, y1)
@@ -207,7 +213,6 @@ class Panel:
             edge_colour = fill if stroke == "gap" else stroke
             width_px = 1.2 if stroke == "gap" else 0.5
             edge = f' stroke="{edge_colour}" stroke-width="{width_px}"' if stroke else ""
-            tip = tips[i] if tips is not None else None
             self.marks.append(f'<rect x="{x0:.1f}" y="{top:.1f}" width="{max(x1 - x0, 0.5):.1f}" '
                               f'height="{max(bot - top, 0.5):.1f}" fill="{fill}" fill-opacity="{opacity}"{edge}'
                               f'{_attrs(tip, objective)}/>')
@@ -239,7 +244,7 @@ class Panel:
 
     def render(self) -> str:
         x, y, w, h = self.x, self.y, self.w, self.h
-        out = [f'<g class="panel">']
+        out = ['<g class="panel">']
         xt, xstep = nice_ticks(*self.xlim, n=self.n_ticks)
         yt, ystep = nice_ticks(*self.ylim, n=self.n_ticks)
         grid = "".join(f"M{self.sx(t):.1f},{y:.1f}v{h:.1f}" for t in xt)
@@ -313,7 +318,8 @@ class Canvas:
         pid = f"{self.slug}-{name}"
         self.defs.append(f'<pattern id="{pid}" patternUnits="userSpaceOnUse" width="5" height="5">'
                          f'<rect width="5" height="5" fill="white" fill-opacity="0.35"/>'
-                         f'<path d="M0,5 l5,-5 M-1,1 l2,-2 M4,6 l2,-2" stroke="{colour}" stroke-width="1.3"/></pattern>')
+                         f'<path d="M0,5 l5,-5 M-1,1 l2,-2 M4,6 l2,-2" stroke="{colour}" stroke-width="1.3"/>'
+                         "</pattern>")
         return f"url(#{pid})"
 
     def add(self, markup: str) -> None:

@@ -20,6 +20,16 @@ The values come from :func:`bootstrap_values` (the bins and the ECE formula of :
 each resample as a vector of draw counts); on the full test set they equal the runs' summaries (the tests
 check it, and check the interval of one run against :func:`caltrain.metrics.bootstrap`'s).
 Efron and Tibshirani, "An Introduction to the Bootstrap", 1993, ch. 13 (percentile interval).
+
+Example:
+    >>> import torch
+    >>> g = torch.Generator().manual_seed(0)
+    >>> probs = torch.softmax(torch.randn(2000, 3, generator=g), 1)
+    >>> labels = torch.multinomial(probs, 1, generator=g).squeeze(1)        # calibrated by construction
+    >>> hot = torch.softmax(3 * torch.log(probs), 1)                        # same predictions, over-confident
+    >>> v = verdict("toy", {"ce": {0: (hot, labels)}, "good": {0: (probs, labels)}}, n=200)
+    >>> v.best, v.lo < v.delta < v.hi < 0
+    ('good', True)
 """
 
 from __future__ import annotations

@@ -28,6 +28,13 @@ Adding a task is one file in this folder (every module here is imported when the
 
 A run's task is ``summary["task"]`` (or ``config["task"]``) when it names one, else the first registered
 task whose :meth:`TaskSections.matches` accepts the run, else ``classification``.
+
+Example:
+    >>> sections = task_sections("classification")
+    >>> sections.name, sections.primary_metrics[:2], sections.reference_candidates
+    ('classification', ('accuracy', 'ece'), ('ce',))
+    >>> task_sections("not_registered").name  # the lead only
+    'generic'
 """
 
 from __future__ import annotations
