@@ -25,7 +25,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from caltrain.report.svg import Canvas, fmt, padded
+from caltrain.report.svg import Canvas, fmt, legend_lines, padded
+
+#: The narrowest figure (room for its title and legend, however few panels it has).
+MIN_WIDTH = 640
 
 __all__ = ["Curve", "CurveCard", "card_grid", "ood_grid", "reliability_row", "tradeoff"]
 
@@ -126,9 +129,10 @@ def card_grid(cards: Sequence[CurveCard], rows: Sequence[tuple[str, str, float]]
     """
     columns = max(1, min(columns, len(cards)))
     lines = math.ceil(len(cards) / columns)
-    left, top, gap_x, card_title = 58, 54 + 16 * math.ceil(len(legend) / 4), 22, 18
+    width = max(58 + columns * (panel_w + 22), MIN_WIDTH)
+    left, gap_x, card_title = 58, 22, 18
+    top = 40 + 16 * legend_lines([label for label, _ in legend], width - 24) + 14
     card_h = card_title + len(rows) * (panel_h + 8) + 18
-    width = left + columns * (panel_w + gap_x)
     height = top + lines * card_h + 22
     canvas = Canvas(width, height, title=title, slug=slug)
     canvas.legend(legend, x=12, y=36, width=width - 24)
@@ -210,7 +214,7 @@ def reliability_row(diagrams: Sequence[tuple[str, Any]], *, title: str, objectiv
     """
     n = len(diagrams)
     left, top, hist_h, gap = 50, 84, 34, 26
-    width = left + n * (panel + gap)
+    width = max(left + n * (panel + gap), MIN_WIDTH)
     height = top + panel + hist_h + 52
     canvas = Canvas(width, height, title=title, slug=slug, objective=objective)
     bins = f"{diagrams[0][1].n_bins} {'equal-width' if diagrams[0][1].binning == 'uniform' else 'equal-mass'} bins"
@@ -259,7 +263,7 @@ def ood_grid(panels: Sequence[tuple[str, str, Any, str]], *, title: str, in_name
     columns = max(1, min(columns, len(panels)))
     lines = math.ceil(len(panels) / columns)
     left, top, gap_x, gap_y = 50, 60, 22, 58
-    width = left + columns * (panel_w + gap_x)
+    width = max(left + columns * (panel_w + gap_x), MIN_WIDTH)
     height = top + lines * (panel_h + gap_y) + 8
     canvas = Canvas(width, height, title=title, slug=slug)
     canvas.legend([(f"in-distribution: {in_name}", {"fill": "#1f77b4", "opacity": 0.35, "colour": "#1f77b4"}),

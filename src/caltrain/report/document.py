@@ -437,8 +437,9 @@ def _tradeoff(ctx: DatasetContext, sections: Any, skipped: list[str]) -> list[Bl
                     slug=f"{ctx.slug}-to")
     return [Block(slug=f"{ctx.slug}-tradeoff-{i}", title=f"{ctx.dataset}: accuracy vs {label}, {name}", body=svg,
                   caption=f"Test accuracy against test {label}, {name}: one point per objective (mean over seeds), "
-                          "bars = sample std across seeds; down and to the right is better; the shaded region is "
-                          f"no accuracy cost (accuracy ≥ {ctx.reference}'s − {100 * DEFAULT_TOLERANCE:.1f} pp).")
+                          "bars = sample std across seeds; down and to the right is better"
+                          + (f"; the shaded region is no accuracy cost (accuracy ≥ {ctx.reference}'s − "
+                             f"{100 * DEFAULT_TOLERANCE:.1f} pp)." if len(ctx.objectives) > 1 else "."))
             for i, ((name, _), svg) in enumerate(zip(views, svgs))]
 
 

@@ -28,7 +28,7 @@ import html
 import math
 from typing import Any, Iterable, Sequence
 
-__all__ = ["Canvas", "Panel", "as_file", "fmt", "nice_ticks", "padded"]
+__all__ = ["Canvas", "Panel", "as_file", "fmt", "legend_lines", "nice_ticks", "padded"]
 
 #: The page's font, as attributes of the root (a stand-alone .svg file has no page CSS).
 FONT = 'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif" font-size="11"'
@@ -280,6 +280,17 @@ class Panel:
         return "".join(out)
 
 
+def legend_lines(labels: Sequence[str], width: float) -> int:
+    """How many lines :meth:`Canvas.legend` takes for these labels within ``width`` pixels (left to right)."""
+    lines, x = 1, 0.0
+    for label in labels:
+        w = 26 + 6.2 * len(label)
+        if x > 0 and x + w > width:
+            lines, x = lines + 1, 0.0
+        x += w
+    return lines
+
+
 class Canvas:
     """One figure: a title at the top, panels, a legend, rendered as one ``<svg class="plot">`` element.
 
@@ -332,7 +343,7 @@ class Canvas:
         x0, y0, maxw = self.legend_box
         out, x, y = ['<g class="legend">'], x0, y0
         for label, style in self.legend_items:
-            w = 26 + 6.2 * len(label)
+            w = 26 + 6.2 * len(label)  # the same estimate as legend_lines
             if x > x0 and (self.legend_vertical or x + w > x0 + maxw):
                 x, y = x0, y + 16
             colour = style.get("colour", "#333")

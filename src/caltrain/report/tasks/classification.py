@@ -106,7 +106,8 @@ class ClassificationSections(TaskSections):
         reference = cards.get(ctx.reference)
         legend = [("mean over seeds (validation)", {"colour": "#444", "width": 1.7}),
                   ("min–max over seeds", {"fill": "#444", "opacity": 0.2, "colour": "#aaa"}),
-                  (f"{ctx.reference} (reference, validation)", {"colour": "#9a9a9a", "dash": "4 2", "width": 1.2}),
+                  *([(f"{ctx.reference} (reference, validation)", {"colour": "#9a9a9a", "dash": "4 2", "width": 1.2})]
+                    if len(ordered) > 1 else []),
                   ("test, selected model (once, at the end)", {"colour": "#444", "marker": "D", "hollow": True,
                                                                 "line": False})]
         svg = card_grid(ordered, [("accuracy", "val acc %", 100), ("ece", "val ECE %", 100), ("nll", "val NLL", 1)],
