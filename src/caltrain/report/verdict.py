@@ -92,7 +92,8 @@ class Verdict:
         pp = lambda v: f"{100 * v:+.2f} pp"  # noqa: E731
         seeds = f"{len(self.seeds)} seed{'s' if len(self.seeds) != 1 else ''}"
         if best != ref:
-            text = (f"{best} is the best calibrated at no accuracy cost: test {metric_label} {pct(self.value[best])} "
+            text = (f"{best} is the best calibrated at no accuracy cost (mean accuracy ≥ {ref}'s − "
+                    f"{100 * self.tolerance:.1f} pp): test {metric_label} {pct(self.value[best])} "
                     f"vs {pct(self.value[ref])} for {ref}, Δ {pp(self.delta)} [95% CI {pp(self.lo)}, {pp(self.hi)}]; "
                     f"accuracy {pct(self.accuracy[best])} vs {pct(self.accuracy[ref])} "
                     f"({pp(self.accuracy[best] - self.accuracy[ref])}).")
