@@ -282,7 +282,7 @@ def test_cells_carry_their_per_seed_values(suite_dir, suite_reports):
     assert sum(v for _, v in ece) / 2 == pytest.approx(row["ece_mean"])
     ts = per_seed_values(row, Column("TS ECE %", "ts_ece", 100))
     assert sum(v for _, v in ts) / 2 == pytest.approx(row["ts_ece_mean"])
-    assert 'title="seed 0: ' in suite_reports["html"].read_text()
+    assert 'data-tip="ECE % per seed: seed 0: ' in suite_reports["html"].read_text()
 
 
 def test_per_seed_values_of_a_calibrator_name_with_an_underscore():

@@ -226,7 +226,7 @@ def _table(ds: DatasetReport) -> str:
             title = ""
             if seeds:
                 tip = ", ".join(f"seed {s}: {v * c.scale:.{c.digits + 1}f}" for s, v in seeds)
-                title = f' data-tip="{_e(c.header + " per seed: " + tip)}" title="{_e(tip)}"'
+                title = f' data-tip="{_e(c.header + " per seed: " + tip)}"'
             if c.key == "label":
                 inner = f'<span class="swatch" style="background:{ds.colours.get(text, "#999")}"></span>{_e(text)}'
             elif " ± " in text:
