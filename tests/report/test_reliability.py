@@ -109,7 +109,6 @@ def test_compare_reproduces_the_trainers_posthoc_summary(run_dir):
 
 def test_after_diagrams_load_the_saved_calibrators_and_never_refit(suite_dir, tmp_path, monkeypatch):
     from caltrain.report import document
-    from caltrain.report import reliability as reliability_mod
 
     copy = tmp_path / "suite"
     shutil.copytree(suite_dir, copy)

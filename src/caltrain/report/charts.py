@@ -55,7 +55,10 @@ def _limits(values: Sequence[Any], *, floor: float | None = None, ceil: float | 
 def tradeoff(views: Sequence[tuple[str, Any]], *, dataset: str, colours: dict[str, str], markers: dict[str, str],
              metric_label: str = "ECE", reference: str | None = None, tolerance: float | None = None,
              width: float = 470, height: float = 330, slug: str = "tradeoff") -> list[str]:
-    """One scatter per view (``(name, TradeoffScatter)``: "uncalibrated", "after ts", ...), on shared axes.
+    """One scatter per view (``(name, TradeoffScatter)``: "uncalibrated", "after ts", ...), sharing the x axis.
+
+    The y axis is each view's own: a calibrator often divides the ECE by several times, and on a shared axis the
+    calibrated points would sit in a sliver at the bottom.
 
     x: test accuracy (%), y: test ``metric_label`` (%), error bars: std across seeds; with ``reference`` and
     ``tolerance`` the region "no accuracy cost" (accuracy >= reference's - tolerance) is shaded.
@@ -65,11 +68,11 @@ def tradeoff(views: Sequence[tuple[str, Any]], *, dataset: str, colours: dict[st
     ys = [100 * np.asarray(s.ece_mean) for _, s in views]
     ye = [100 * np.nan_to_num(np.asarray(s.ece_std)) for _, s in views]
     xlim = _limits([np.concatenate([x - e, x + e]) for x, e in zip(xs, xe)])
-    ylim = _limits([np.concatenate([y - e, y + e]) for y, e in zip(ys, ye)], floor=0.0)
     out = []
     legend_x = width - 150
     for vi, (name, scatter) in enumerate(views):
         canvas = Canvas(width, height, title=f"{dataset}: accuracy vs {metric_label}, {name}", slug=f"{slug}-{vi}")
+        ylim = _limits([ys[vi] - ye[vi], ys[vi] + ye[vi]], floor=0.0)
         panel = canvas.panel(52, 30, legend_x - 70, height - 72, xlim=xlim, ylim=ylim,
                              xlabel="test accuracy (%)", ylabel=f"test {metric_label} (%), {name}")
         items = []

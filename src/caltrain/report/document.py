@@ -10,7 +10,7 @@ dataset (:class:`DatasetReport`) it holds:
    summaries hold (the task's primary metrics and the calibration error after each calibrator are shown, every
    other key is a column the reader can switch on); the best mean per column marked;
 3. the **trade-off**: test accuracy against test ECE, one point per objective, uncalibrated and after each
-   calibrator, on shared axes;
+   calibrator (shared x axis);
 4. the task's **sections** (:mod:`caltrain.report.tasks`: learning curves on validation as small multiples,
    reliability diagrams before/after calibration for picked objectives, per-class ECE, OOD histograms, ...).
 
@@ -109,7 +109,7 @@ class DatasetReport:
         subtitle: model(s), objectives, seeds and test-set size in one line.
         columns, rows: the results table (one row per objective; ``objective`` is the group label).
         verdict: the :class:`~caltrain.report.verdict.Verdict`, or None; verdict_text: its sentence (or why none).
-        tradeoff: one figure per view (uncalibrated, after each calibrator), shared axes.
+        tradeoff: one figure per view (uncalibrated, after each calibrator), sharing the x axis.
         sections: the task's sections; colours: objective -> colour.
     """
 
@@ -437,7 +437,8 @@ def _tradeoff(ctx: DatasetContext, sections: Any, skipped: list[str]) -> list[Bl
                     slug=f"{ctx.slug}-to")
     return [Block(slug=f"{ctx.slug}-tradeoff-{i}", title=f"{ctx.dataset}: accuracy vs {label}, {name}", body=svg,
                   caption=f"Test accuracy against test {label}, {name}: one point per objective (mean over seeds), "
-                          "bars = sample std across seeds; down and to the right is better"
+                          "bars = sample std across seeds; down and to the right is better; the views share the x "
+                          "axis, each has its own y axis"
                           + (f"; the shaded region is no accuracy cost (accuracy ≥ {ctx.reference}'s − "
                              f"{100 * DEFAULT_TOLERANCE:.1f} pp)." if len(ctx.objectives) > 1 else "."))
             for i, ((name, _), svg) in enumerate(zip(views, svgs))]

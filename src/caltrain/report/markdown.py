@@ -50,7 +50,7 @@ def render_markdown(report: Report, *, out: str | Path, files_dir: str | Path) -
 
     lines = [f"# {report.title}", "", f"_{report.subtitle}_", "", "## Verdicts", ""]
     lines += [f"- **{ds.name}**: {ds.verdict_text}" for ds in report.datasets] + [""]
-    lines += [f"> {d}" for d in report.definitions] + [""]
+    lines += [f"> - {d}" for d in report.definitions] + [""]
     for ds in report.datasets:
         lines += [f"## {ds.name}", "", f"_{ds.subtitle}; mean ± std over seeds, bold = best of the column_", ""]
         lines += _table(ds) + [""]
