@@ -207,10 +207,15 @@ def test_a_registered_task_builds_its_own_sections(run_dir, tmp_path, monkeypatc
     shutil.copytree(run_dir, dst)
     summary = json.loads((dst / "summary.json").read_text())
     summary["test"]["mae_test"] = 0.125
+    summary.pop("task", None)  # a run written before summaries named their task: matches() decides
     (dst / "summary.json").write_text(json.dumps(summary))
     (ds,) = build_report(dst).datasets
     assert ds.task == "dense_test" and [s.title for s in ds.sections] == ["Dense"]
     assert [(c.key, c.header) for c in ds.columns][1:3] == [("mae_test", "MAE*"), ("ece", "ECE %")]
+    summary["task"] = "dense_test"  # named by the run
+    del summary["test"]["mae_test"]
+    (dst / "summary.json").write_text(json.dumps(summary))
+    assert build_report(dst).datasets[0].task == "dense_test"
 
 
 def test_errors_name_the_argument(tmp_path, run_dir):
@@ -292,3 +297,24 @@ def test_per_seed_values_of_a_calibrator_name_with_an_underscore():
     assert per_seed_values(row, Column("VS ECE %", "vector_scaling_ece", 100)) == [(3, 0.04)]
     assert per_seed_values(row, Column("ECE %", "ece", 100)) == [(3, 0.1)]
     assert per_seed_values({"per_seed": []}, Column("ECE %", "ece", 100)) == []
+
+
+def test_a_dense_run_gets_a_report(tmp_path):
+    """A dense binary run (no logits files; summary["task"] = "dense_binary", pooled-pixel and SOD keys): the lead
+    is written with the task's own metrics and nothing assumes a classifier."""
+    from caltrain.train import train
+    from caltrain.train.config import build_config
+
+    base = {"data": {"name": "synthetic_saliency", "options": {"n_train": 16, "n_val": 8, "n_test": 8, "size": 16},
+                     "batch_size": 8, "eval_batch_size": 8},
+            "model": {"name": "unet", "options": {"width": 4, "depth": 2}}, "epochs": 1, "quiet": True,
+            "threads": 1, "eval": {"posthoc": ["ts"]}, "loss": {"name": "bce"}}
+    run = tmp_path / "dense"
+    summary = train(build_config(base=base, overrides=[]), run)
+    assert summary["task"] == "dense_binary"
+    out = write_report(run)
+    (ds,) = build_report(run).datasets
+    headers = {c.key: c.header for c in ds.columns}
+    assert headers["s_measure"] == "S-measure" and headers["ts_ece"] == "TS ECE %" and "n_images" not in headers
+    assert ds.tradeoff and not any("top-label" in c for c in build_report(run).caveats)
+    assert "S-measure" in out.read_text()

@@ -68,23 +68,31 @@ METRIC_INFO: dict[str, MetricInfo] = {
     "mce": MetricInfo("MCE %", 100, 2, "low", "maximum calibration error (largest bin gap)"),
     "rmsce": MetricInfo("RMSCE %", 100, 2, "low", "root-mean-square calibration error"),
     "smooth_ece": MetricInfo("smECE %", 100, 2, "low", "smooth ECE (Błasiok & Nakkiran 2023)"),
-    "true_ece": MetricInfo("true ECE %", 100, 2, "low", "calibration error against the known true posterior"),
-    "pointwise_ce": MetricInfo("pointwise CE %", 100, 2, "low", "pointwise calibration error"),
-    "grouping_loss": MetricInfo("grouping loss", 1, 4, "low", "grouping loss"),
+    "true_ece": MetricInfo("true ECE %", 100, 2, "low", "calibration error E|E[q(yhat|x) | conf] - conf| "
+                                                         "with the known true posterior"),
+    "pointwise_ce": MetricInfo("pointwise CE %", 100, 2, "low", "E|q(yhat|x) - conf| with the known true posterior "
+                                                                "(calibration error plus grouping loss)"),
+    "grouping_loss": MetricInfo("grouping loss %", 100, 2, "low", "pointwise CE - true ECE"),
     "abstention_rate": MetricInfo("abstain %", 100, 2, None, "fraction of test samples predicted unknown"),
-    "oe": MetricInfo("OE %", 100, 2, "low", "over-confidence error"),
-    "ue": MetricInfo("UE %", 100, 2, "low", "under-confidence error"),
-    "mae": MetricInfo("MAE", 1, 4, "low", "mean absolute error of the map"),
-    "fmeasure": MetricInfo("F-measure", 1, 3, "high", "F-measure"),
-    "smeasure": MetricInfo("S-measure", 1, 3, "high", "structure measure"),
-    "emeasure": MetricInfo("E-measure", 1, 3, "high", "enhanced-alignment measure"),
+    # the dense binary task (pooled pixels; caltrain.metrics.dense and caltrain.metrics.sod)
+    "oe": MetricInfo("OE %", 100, 2, "low", "over-confidence error (pooled pixels)"),
+    "ue": MetricInfo("UE %", 100, 2, "low", "under-confidence error (pooled pixels)"),
+    "confidence": MetricInfo("conf %", 100, 2, None, "mean confidence"),
+    "mae": MetricInfo("MAE", 1, 4, "low", "mean absolute error of the saliency map"),
+    "s_measure": MetricInfo("S-measure", 1, 3, "high", "structure measure"),
+    "max_f": MetricInfo("max F", 1, 3, "high", "maximum F-measure over thresholds"),
+    "mean_f": MetricInfo("mean F", 1, 3, "high", "mean F-measure over thresholds"),
+    "adp_f": MetricInfo("adaptive F", 1, 3, "high", "F-measure at the adaptive threshold"),
+    "max_e": MetricInfo("max E", 1, 3, "high", "maximum E-measure over thresholds"),
+    "mean_e": MetricInfo("mean E", 1, 3, "high", "mean E-measure over thresholds"),
+    "adp_e": MetricInfo("adaptive E", 1, 3, "high", "E-measure at the adaptive threshold"),
 }
 
 #: Marker shapes of the objectives (with the colours: a pair unique to each objective of a dataset).
 _MARKERS = ("o", "s", "^", "D", "v")
 
 #: Summary keys that are no metric (left out of the table).
-_NOT_METRICS = ("n",)
+_NOT_METRICS = ("n", "n_images")
 
 
 def _info(key: str, extra: dict[str, MetricInfo]) -> MetricInfo:
@@ -352,6 +360,7 @@ def _build(root: Path, *, max_classes: int, log: Callable[[str], None]) -> Repor
                 f"caltrain {caltrain.__version__} · generated {when}")
     report = Report(title=f"caltrain report: {suite.name}", subtitle=subtitle)
     skipped: list[str] = []
+    task_caveats: list[str] = []
     for di, dataset in enumerate(suite.datasets()):
         runs = suite.runs_of(dataset)
         tasks = list(dict.fromkeys(task_of(r) for r in runs))
@@ -396,6 +405,7 @@ def _build(root: Path, *, max_classes: int, log: Callable[[str], None]) -> Repor
         ds.tradeoff = _tradeoff(ctx, sections, skipped)
         log(f"{dataset}: trade-off")
         ds.sections = sections.sections(ctx)
+        task_caveats += sections.caveats(ctx)
         log(f"{dataset}: {len(ds.sections)} sections")
         report.datasets.append(ds)
     report.definitions = [
@@ -412,7 +422,7 @@ def _build(root: Path, *, max_classes: int, log: Callable[[str], None]) -> Repor
     for run in suite.runs:
         report.configs.append(RunConfig(run.name, run.config_text or "(no config.yaml)",
                                         json.dumps(run.summary, indent=2, default=str)))
-    report.caveats = _caveats(suite, kind, skipped)
+    report.caveats = _caveats(suite, kind, skipped, task_caveats)
     return report
 
 
@@ -444,34 +454,16 @@ def _tradeoff(ctx: DatasetContext, sections: Any, skipped: list[str]) -> list[Bl
             for i, ((name, _), svg) in enumerate(zip(views, svgs))]
 
 
-def _caveats(suite: SuiteRecord, kind: str, skipped: list[str]) -> list[str]:
-    n_bins = sorted({r.n_bins for r in suite.runs})
+def _caveats(suite: SuiteRecord, kind: str, skipped: list[str], task_caveats: list[str]) -> list[str]:
     select = sorted({str((r.config.get("eval") or {}).get("select", "last")) for r in suite.runs})
-    calibrators = list(dict.fromkeys(c for r in suite.runs for c in (r.summary.get("posthoc") or {})))
-    out = [
-        f"ECE: {', '.join(map(str, n_bins))} equal-width bins (lo, hi] on the top-label confidence (confidence 0 "
-        "falls in the first bin), ECE = sum_b (n_b/N)|acc_b - conf_b| (Guo et al. 2017); AdaECE: the same with "
-        "equal-mass bins (no sample dropped); classwise ECE (Kull et al. 2019): equal-width bins on every p_k, "
-        "averaged over classes. All accumulated in float64 (caltrain.metrics).",
-        "Table and trade-off numbers are on the test split, for the model chosen by eval.select = "
-        + ", ".join(select) + "; learning curves are on the validation split (the test value of the selected "
-        "model is shown once, after the last epoch).",
-    ]
+    out = list(dict.fromkeys(task_caveats))
+    out.append("Table and trade-off numbers are on the test split, for the model chosen by eval.select = "
+               + ", ".join(select) + "; learning curves are on the validation split (the test value of the "
+               "selected model is shown once, after the last epoch).")
     if kind == "suite":
         out.append("Table cells are mean ± sample standard deviation (ddof = 1) across seeds; a single seed has "
                    "no ± part. Bold: the best mean of a column within a dataset (highest accuracy, lowest "
                    "otherwise); check the ± before reading a difference; hover a cell for the per-seed values.")
-    if calibrators:
-        out.append(f"Post-hoc calibrators ({', '.join(calibrators)}) were fitted on the validation logits and "
-                   "evaluated on the test logits; the reliability diagrams 'after' draw the calibrators each run "
-                   "saved (calibrators/<name>.json), never refitted.")
-    abst = sorted({str(r.abstention) for r in suite.runs if r.abstention})
-    if abst:
-        out.append(f"Abstention runs (K+1 outputs): their metrics use the convention {', '.join(abst)} "
-                   "(docs/methods.md#socrates-loss) and so do their plots and verdicts (with_unknown: K+1 columns, "
-                   "predicting unknown counts as wrong; renormalized: p_k/(1 - p_idk)); without_unknown rows do "
-                   "not sum to 1, so its plots use the renormalised rows. Post-hoc calibrators and OOD scores "
-                   "see the K class logits.")
     if suite.incomplete:
         out.append(f"Incomplete runs (no summary.json) are left out: {', '.join(suite.incomplete)}.")
     out.extend(f"Left out: {s}" for s in skipped)

@@ -11,17 +11,17 @@ Adding a task is one file in this folder (every module here is imported when the
 
 .. code-block:: python
 
-    from caltrain.report.tasks import Block, Section, TaskSections, register_task
+    from caltrain.report.tasks import Block, MetricInfo, Section, TaskSections, register_task
 
     @register_task("dense_binary")
     class DenseSections(TaskSections):
-        primary_metrics = ("accuracy", "ece", "oe", "ue", "nll", "brier", "mae", "fmeasure", "smeasure")
+        primary_metrics = ("accuracy", "ece", "oe", "ue", "nll", "brier", "mae", "max_f", "s_measure", "max_e")
         reference_candidates = ("bce",)
-        metric_info = {"mae": MetricInfo("MAE", 1, 4, "low", "mean absolute error of the saliency map")}
+        metric_info = {"alpha": MetricInfo("α", 1, 3, None, "ASLP's smoothing strength")}
 
         @classmethod
         def matches(cls, run):               # runs that do not say summary["task"]
-            return "smeasure" in run.summary.get("test", {})
+            return "s_measure" in run.summary.get("test", {})
 
         def sections(self, ctx):             # ctx: DatasetContext (runs, objectives, colours, verdict, ...)
             return [Section("Dense reliability", [Block(slug=..., title=..., caption=..., body=svg_text)])]
@@ -174,6 +174,10 @@ class TaskSections:
 
     def sections(self, ctx: DatasetContext) -> list[Section]:
         """The dataset's sections after the lead (default: none)."""
+        return []
+
+    def caveats(self, ctx: DatasetContext) -> list[str]:
+        """The conventions behind the task's numbers and figures, for the caveats (repeated ones are shown once)."""
         return []
 
 

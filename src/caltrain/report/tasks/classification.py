@@ -72,6 +72,26 @@ class ClassificationSections(TaskSections):
                 out.append(section)
         return out
 
+    def caveats(self, ctx: DatasetContext) -> list[str]:
+        n_bins = sorted({r.n_bins for r in ctx.runs})
+        calibrators = list(dict.fromkeys(c for r in ctx.runs for c in (r.summary.get("posthoc") or {})))
+        out = [f"ECE: {', '.join(map(str, n_bins))} equal-width bins (lo, hi] on the top-label confidence (confidence "
+               "0 falls in the first bin), ECE = sum_b (n_b/N)|acc_b - conf_b| (Guo et al. 2017); AdaECE: the same "
+               "with equal-mass bins (no sample dropped); classwise ECE (Kull et al. 2019): equal-width bins on every "
+               "p_k, averaged over classes. All accumulated in float64 (caltrain.metrics)."]
+        if calibrators:
+            out.append(f"Post-hoc calibrators ({', '.join(calibrators)}) were fitted on the validation logits and "
+                       "evaluated on the test logits; the reliability diagrams 'after' draw the calibrators each run "
+                       "saved (calibrators/<name>.json), never refitted.")
+        abst = sorted({str(r.abstention) for r in ctx.runs if r.abstention})
+        if abst:
+            out.append(f"Abstention runs (K+1 outputs): their metrics use the convention {', '.join(abst)} "
+                       "(docs/methods.md#socrates-loss) and so do their plots and verdicts (with_unknown: K+1 "
+                       "columns, predicting unknown counts as wrong; renormalized: p_k/(1 - p_idk)); without_unknown "
+                       "rows do not sum to 1, so its plots use the renormalised rows. Post-hoc calibrators and OOD "
+                       "scores see the K class logits.")
+        return out
+
     # -- 1. learning curves -------------------------------------------------------------------------------------
     def _learning(self, ctx: DatasetContext) -> Section | None:
         from caltrain.report.charts import Curve, CurveCard, card_grid
