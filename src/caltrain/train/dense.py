@@ -200,6 +200,8 @@ class DenseEvaluator(Evaluator):
                 z = self.forward_model(self.prepare(x)).float()
             if keep is not None:
                 z, y, idx = z[keep], y[keep], idx[keep]
+                if idx.numel() == 0:  # a batch of padding only (the last one of a shard)
+                    continue
             if not bool(torch.isfinite(z).all()):
                 out.finite = False
                 return out
