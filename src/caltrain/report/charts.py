@@ -212,11 +212,12 @@ _text = _attr
 
 
 def reliability_row(diagrams: Sequence[tuple[str, Any]], *, title: str, objective: str, colour: str,
-                    panel: float = 200, slug: str = "rel") -> str:
+                    panel: float = 200, slug: str = "rel", xlim: tuple[float, float] = (0.0, 1.0)) -> str:
     """Reliability diagrams side by side (``(view, ReliabilityDiagram)``: before, after each calibrator).
 
     Each panel: accuracy per bin (bars), the gap to the mean confidence (red above the bar = over-confident,
-    green = under-confident), the diagonal, the ECE, and the fraction of samples per bin beneath.
+    green = under-confident), the diagonal, the ECE, and the fraction of samples per bin beneath. ``xlim``: the
+    confidence range drawn (a binary top-label confidence max(s, 1 - s) lies in [0.5, 1]).
     """
     n = len(diagrams)
     left, top, hist_h, gap = 50, 84, 34, 26
@@ -235,7 +236,7 @@ def reliability_row(diagrams: Sequence[tuple[str, Any]], *, title: str, objectiv
     hmax = max((float(np.max(d.count / max(d.n, 1))) for _, d in diagrams), default=1.0)
     for i, (view, d) in enumerate(diagrams):
         x0 = left + i * (panel + gap)
-        p = canvas.panel(x0, top, panel, panel, xlim=(0, 1), ylim=(0, 1), ylabel="accuracy" if i == 0 else None,
+        p = canvas.panel(x0, top, panel, panel, xlim=xlim, ylim=(0, 1), ylabel="accuracy" if i == 0 else None,
                          title=f"{view} · ECE {100 * d.ece:.2f}%", xticks=False, yticks=i == 0, n_ticks=6)
         edges = np.asarray(d.edges, dtype=np.float64).copy()
         if d.binning == "quantile":
@@ -254,7 +255,7 @@ def reliability_row(diagrams: Sequence[tuple[str, Any]], *, title: str, objectiv
         p.bars(left_e, widths, gap_h, bottom=np.nan_to_num(acc), colour=over, colours=tint, opacity=1.0,
                stroke=None)
         p.diagonal()
-        h = canvas.panel(x0, top + panel + 6, panel, hist_h, xlim=(0, 1), ylim=(0, hmax * 1.05),
+        h = canvas.panel(x0, top + panel + 6, panel, hist_h, xlim=xlim, ylim=(0, hmax * 1.05),
                          xlabel="confidence", ylabel="fraction" if i == 0 else None, yticks=False, n_ticks=6)
         frac = d.count / max(d.n, 1)
         h.bars(left_e, widths, frac, colour="#888", opacity=0.8)

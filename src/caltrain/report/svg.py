@@ -49,7 +49,9 @@ def fmt(value: float, step: float | None = None) -> str:
         return "-"
     if step is None or step <= 0:
         return f"{value:.3g}"
-    decimals = max(0, -int(math.floor(math.log10(step) + 1e-9)))
+    decimals = 0  # the fewest that write the step itself: 2.5 -> 1, 0.025 -> 3 (not 0 and 2: "2", "8" for 2.5, 7.5)
+    while decimals < 12 and abs(round(step, decimals) - step) > 1e-9 * step:
+        decimals += 1
     return f"{value:.{decimals}f}"
 
 

@@ -6,6 +6,9 @@ what follows it for each dataset comes from the :class:`TaskSections` registered
 - ``classification`` (:mod:`caltrain.report.tasks.classification`): learning curves on validation as small
   multiples, reliability diagrams before and after each calibrator for the objectives the reader picks,
   per-class ECE, OOD histograms, ECE and sharpness against steps.
+- ``dense_binary`` (:mod:`caltrain.report.tasks.dense_binary`): learning curves, pooled pixel reliability diagrams
+  before and after each calibrator, example maps (image, ground truth, posterior, probability, confidence),
+  ASLP's α histogram and α against epochs, confidence and ECE on the empty-mask OOD set.
 
 Adding a task is one file in this folder (every module here is imported when the registry is first asked):
 
