@@ -392,7 +392,8 @@ def _build(root: Path, *, max_classes: int, log: Callable[[str], None]) -> Repor
         n_test = next((r.summary.get("test", {}).get("n") for r in runs if r.summary.get("test", {}).get("n")), None)
         sub = (f"{', '.join(models)} · {len(objectives)} objective{'s' if len(objectives) != 1 else ''} × "
                f"{'/'.join(map(str, seeds))} seed{'s' if seeds != [1] else ''}"
-               + (f" · {n_test} test samples" if n_test else "") + f" · task {sections.name}")
+               + (f" · {int(n_test):,} test {'pixels' if sections.name == 'dense_binary' else 'samples'}"
+                  if n_test else "") + f" · task {sections.name}")
         if ctx.verdict is not None:
             text = ctx.verdict.sentence(_info(sections.calibration_metric, sections.metric_info).header.rstrip(" %"))
         elif len(objectives) < 2:
