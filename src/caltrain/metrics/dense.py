@@ -138,18 +138,40 @@ def prepare_dense(
                 raise ValueError(f"targets: expected values in {{0, 1}}, found {bad} other value(s){hint}")
         if from_logits:
             check_finite(s, "probs")
-        elif s.dtype != torch.uint8:
-            lo, hi = (float(v) for v in torch.aminmax(s))
-            if not (math.isfinite(lo) and math.isfinite(hi)):
-                check_finite(s, "probs")
-            if lo < 0 or hi > 1:
-                raise ValueError(
-                    f"probs: expected foreground probabilities in [0, 1], got values in [{lo:.4g}, {hi:.4g}] "
-                    "(if these are logits, pass from_logits=True)"
-                )
+        else:
+            _check_probabilities(s)
     if from_logits:
         s = torch.sigmoid(s.to(torch.float64))
     return s, y if y.dtype == torch.bool else y != 0
+
+
+#: float dtype -> (integer view, bits of 1.0): a non-negative float is at most 1 iff its bits are at most those
+#: of 1.0 (negative floats, -0.0 included, and NaN fail the test; the exact check below then decides)
+_ONE_BITS = {torch.float32: (torch.int32, 0x3F800000), torch.float16: (torch.int16, 0x3C00),
+             torch.bfloat16: (torch.int16, 0x3F80)}
+
+
+def _check_probabilities(s: torch.Tensor) -> None:
+    """``ValueError`` unless every value of ``s`` is in [0, 1] (``check_finite``'s error for NaN / inf).
+
+    For float32 / float16 / bfloat16 an integer ``aminmax`` of the bits decides first (about twice as fast as
+    the float one, which has to handle NaN).
+    """
+    if s.dtype == torch.uint8:
+        return
+    if s.dtype in _ONE_BITS:
+        view, one = _ONE_BITS[s.dtype]
+        lo_bits, hi_bits = torch.aminmax(s.view(view))
+        if bool((lo_bits >= 0) & (hi_bits <= one)):
+            return
+    lo, hi = (float(v) for v in torch.aminmax(s))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        check_finite(s, "probs")
+    if lo < 0 or hi > 1:
+        raise ValueError(
+            f"probs: expected foreground probabilities in [0, 1], got values in [{lo:.4g}, {hi:.4g}] "
+            "(if these are logits, pass from_logits=True)"
+        )
 
 
 def _float64(s: torch.Tensor) -> torch.Tensor:
@@ -379,7 +401,7 @@ def dense_bin_statistics(
       by their counts;
     - float64 (and weighted) pixels: :func:`_float64_statistics`.
 
-    All go through the pixels in chunks (2^16 on the CPU) so that the float64 temporaries stay in cache.
+    All go through the pixels in chunks (2^15 on the CPU) so that the float64 temporaries stay in cache.
     """
     if s.dtype == torch.uint8 and weights is None:
         counts = torch.bincount(s.to(torch.int16).mul_(2).add_(y), minlength=512).to(torch.float64)
