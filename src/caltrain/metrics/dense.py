@@ -53,6 +53,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -257,34 +258,33 @@ def _lowp_statistics(s: torch.Tensor, y: torch.Tensor, n_bins: int) -> dict[str,
     def views(c: int) -> tuple[torch.Tensor, ...]:
         """The buffers cut to ``c`` pixels (made once per size: each torch call costs microseconds)."""
         rc, qc, kc, r1c = r[:c], q[:c], k[:c], r1[:c]
-        lanes = c - c % _LANES
+        lanes, g = c - c % _LANES, c // _GROUP  # a chunk's start is a multiple of 16
+        rest = (rc[lanes:], qc[lanes:], offset[: c - lanes]) if lanes < c else None
         return (rc, qc, kc, qc.view(torch.int64), r1c[:, 0], torch.view_as_complex(r1c),
-                rc[:lanes].view(-1, _LANES), qc[:lanes].view(-1, _LANES), rc[lanes:], qc[lanes:],
-                offset[: c - lanes])
+                rc[:lanes].view(-1, _LANES), qc[:lanes].view(-1, _LANES), rest, rc[: g * _GROUP].view(_GROUP, g))
 
+    per = chunk // _GROUP  # products per full chunk; product P of chunk j is over pixels j chunk + P' + t g
+    parts = (s.split(chunk), not_y.split(chunk), dots.unbind(), prods.split(per) if head else ())
     full = views(chunk)
-    for j, i in enumerate(range(0, n, chunk)):
-        c = min(chunk, n - i)
-        rc, qc, kc, key, r_col, w1, r_lanes, q_lanes, r_rest, q_rest, off_rest = full if c == chunk else views(c)
-        rc.copy_(s[i : i + c]).sub_(not_y[i : i + c])
+    for j, (sc, nyc, dot, prod) in enumerate(itertools.zip_longest(*parts)):
+        rc, qc, kc, key, r_col, w1, r_lanes, q_lanes, rest, groups = full if sc.numel() == chunk else views(sc.numel())
+        rc.copy_(sc).sub_(nyc)
         torch.add(offset, r_lanes, alpha=2 * B, out=q_lanes)
-        if off_rest.numel():
-            torch.add(off_rest, r_rest, alpha=2 * B, out=q_rest)
+        if rest is not None:
+            torch.add(rest[2], rest[0], alpha=2 * B, out=rest[1])
         torch.floor(qc, out=kc)
         key.copy_(kc.add_(qc.ceil_()))  # q is dead once the key is formed: the int64 key lives in its memory
         r_col.copy_(rc)
         acc.scatter_add_(0, key, w1)
-        torch.dot(rc, rc, out=dots[j])
-        g = min(c, head - i) // _GROUP
-        if g > 0:
-            torch.prod(rc[: g * _GROUP].view(_GROUP, g), 0, out=prods[i // _GROUP : i // _GROUP + g])
+        torch.dot(rc, rc, out=dot)
+        if prod is not None:
+            torch.prod(groups, 0, out=prod)
     # the NLL: one log per product of 16 (:func:`_sum_log`); product P of chunk j is over the pixels
-    # j chunk + P' + t g (t < 16, P' = P - j chunk / 16, g the chunk's number of products); low ones are redone
+    # j chunk + P' + t g (t < 16, P' = P - j per, g = per or the last chunk's number); low ones are redone
     logp = (s[head:].to(f64) - not_y[head:]).abs_().clamp_(min=_TINY).log_().sum()
     prods.abs_()
     if head and bool(prods.min() < _NORMAL):
         low = (prods < _NORMAL).nonzero().squeeze(1)
-        per = chunk // _GROUP
         jc = low // per
         g = torch.where(jc == n_chunks - 1, (head - (n_chunks - 1) * chunk) // _GROUP, per)
         pix = (jc * chunk + low % per)[:, None] + torch.arange(_GROUP, device=dev) * g[:, None]
