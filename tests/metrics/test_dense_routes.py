@@ -52,6 +52,19 @@ def test_low_precision_route_is_exact_on_edges(dtype, n_bins):
     assert out == pytest.approx(ref, abs=1e-12)
 
 
+@pytest.mark.parametrize("n_bins", [1, 2, 3, 10, 15, 16, 100])
+def test_float64_route_is_exact_on_edges(n_bins):
+    """The float64 route on every edge and its float64 neighbours, e.g. s = 0.5 - 2^-54 with y = 1 (predicted
+    background, wrong; 1 - s rounds to 0.5, so p_y must be s itself, not 1 - (1 - s))."""
+    s, y = edge_maps(n_bins, torch.float64, seed=n_bins)
+    out = dense_calibration_error(s[None], y[None], n_bins)
+    assert out == pytest.approx(reference(s.numpy(), y.numpy(), n_bins), abs=1e-12)
+    k = torch.tensor([153, 127, 128], dtype=torch.uint8).repeat(50)  # the 8-bit route goes through it too
+    t = torch.arange(150) % 2 == 0
+    assert dense_calibration_error(k[None], t[None], n_bins) == pytest.approx(
+        reference(k.double().numpy() / 255, t.numpy(), n_bins), abs=1e-12)
+
+
 def test_more_bins_than_the_key_route_takes_the_float64_route():
     s, y = edge_maps(4097, torch.float32, n=9000)
     s, y = s[None], y[None]

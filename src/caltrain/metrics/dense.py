@@ -242,7 +242,7 @@ def _lowp_statistics(s: torch.Tensor, y: torch.Tensor, n_bins: int) -> dict[str,
     half = 4 * B
     m = 2 * half + 1
     n = s.numel()
-    chunk = min(_chunk_size(s), n)
+    chunk = min(_chunk_size(s) // _GROUP * _GROUP, n)  # chunks start at multiples of 16 (the products)
     n_chunks = -(-n // chunk)
     acc = torch.zeros(_LANES * 2 * m, dtype=torch.complex128, device=dev)
     dots = torch.empty(n_chunks, dtype=f64, device=dev)
@@ -313,66 +313,69 @@ def _lowp_statistics(s: torch.Tensor, y: torch.Tensor, n_bins: int) -> dict[str,
     }
 
 
-def _chunk_terms(sc: torch.Tensor, yf: torch.Tensor, n_bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(cell, confidence, p_y)`` of float64 pixels ``sc`` and float64 {0, 1} targets ``yf``; cell = 2 bin + correct.
-
-    Arithmetic only (comparisons to bool tensors and ``heaviside`` are several times slower on CPU).
-    Bin: with ``m = round(c B)`` the only edge within ``0.5 / B`` of ``c`` is ``e_m = m / B`` (the float64
-    ``uniform_edges`` value), so the ``(lo, hi]`` bin is ``m - 1`` if ``c <= e_m`` else ``m``; ``c - e_m`` is
-    exact (Sterbenz), hence the sign test is exact.
-    Correct: ``p_y = |s - (1 - y)|`` (``1 - s`` as the reference computes it) and the prediction is right
-    iff ``p_y > 0.5``, or ``p_y = 0.5`` (``s = 0.5``, predicted foreground) and ``y = 1``.
-    """
-    conf = torch.maximum(sc, 1 - sc)
-    m = (conf * n_bins).round_()
-    bin_ = (conf - m / n_bins).ceil_().add_(m).sub_(1)  # ceil(c - e_m) = 0 if c <= e_m else 1 (|c - e_m| < 1)
-    p_y = (sc - (1 - yf)).abs_()
-    # ceil(p_y - 0.5 + 2^-60 y): 1 iff p_y > 0.5, or p_y = 0.5 and y = 1 (below 0.5, p_y - 0.5 <= -2^-54)
-    correct = torch.add(p_y - 0.5, yf, alpha=2.0**-60).ceil_()
-    return bin_.mul_(2).add_(correct), conf, p_y
-
-
 def _float64_statistics(
     s: torch.Tensor, y: torch.Tensor, n_bins: int, weights: torch.Tensor | None
 ) -> dict[str, torch.Tensor]:
     """:func:`dense_bin_statistics` of float64 (or uint8 ``k / 255``) pixels, optionally weighted.
 
-    Exact bins by arithmetic (:func:`_chunk_terms`); one ``scatter_add_`` per chunk of the complex weight
-    ``w conf + w 1i`` (``w = 1`` unweighted) into ``2 n_bins`` (bin, correct) cells, in ``_LANES``
-    interleaved copies as in :func:`_lowp_statistics`.
+    Per pixel, arithmetic only (comparisons to bool tensors and ``heaviside`` are several times slower on CPU):
+    ``c = max(s, 1 - s)``; bin: with ``m = round(c B)`` the only edge within ``0.5 / B`` of ``c`` is
+    ``e_m = m / B`` (the float64 ``uniform_edges`` value), so the ``(lo, hi]`` bin is ``m - 1 + ceil(c - e_m)``
+    (``c - e_m`` is exact, Sterbenz, and below 1 in size); ``p_y = |s - (1 - y)|`` (``s`` itself, or ``1 - s``
+    as the reference computes it); predicted background ``bg = ceil(1/2 - s)`` (``1/2 - s`` is exact near 1/2: ``bg = 0`` iff
+    ``s >= 1/2``) and the prediction is right iff ``|bg - y| = 1``. (Not from ``p_y``: for
+    ``s = 1/2 - 2^-54``, ``1 - s`` rounds to 1/2, a tie that would make a right background prediction wrong.)
+    One ``scatter_add_`` per chunk of the complex weight ``w c + w 1i`` (``w = 1`` unweighted) into the
+    ``2 n_bins`` (bin, correct) cells, in ``_LANES`` interleaved copies as in :func:`_lowp_statistics`; the
+    Brier score from ``(s - y) . (s - y)``, the NLL as in :func:`_sum_log` (weighted: ``w . log p_y``).
     """
-    dev, f64 = s.device, torch.float64
-    size = 2 * n_bins
+    dev, f64, B = s.device, torch.float64, n_bins
+    size = 2 * B
     acc = torch.zeros(_LANES * size, dtype=torch.complex128, device=dev)
-    sq = torch.zeros((), dtype=f64, device=dev)
-    nll = torch.zeros((), dtype=f64, device=dev)
     n = s.numel()
     chunk = min(_chunk_size(s), n)
-    w2 = torch.ones(chunk, 2, dtype=f64, device=dev)  # rows (w conf, w)
-    lane = torch.arange(_LANES, dtype=f64, device=dev).mul_(size)
-    for i in range(0, n, chunk):
-        sc = _float64(s[i : i + chunk])
-        yf = y[i : i + chunk].to(f64)
+    n_chunks = -(-n // chunk)
+    sq = torch.empty(n_chunks, dtype=f64, device=dev)
+    logs = torch.empty(n_chunks, dtype=f64, device=dev)
+    one_minus, conf, m, b, p, yf = (torch.empty(chunk, dtype=f64, device=dev) for _ in range(6))
+    w2 = torch.ones(chunk, 2, dtype=f64, device=dev)  # rows (w c, w): the complex weights
+    key = torch.empty(chunk, dtype=torch.int64, device=dev)
+    lane = torch.arange(_LANES, dtype=f64, device=dev).mul_(size).sub_(2)  # the -1 of the bin, doubled
+    y8 = y.view(torch.uint8)
+    one = torch.ones((), dtype=f64, device=dev)
+    half = torch.full((), 0.5, dtype=f64, device=dev)
+    for j, (sc, yc) in enumerate(zip(s.split(chunk), y8.split(chunk))):
         c = sc.numel()
-        cell, conf, p_y = _chunk_terms(sc, yf, n_bins)
+        if c < chunk:
+            one_minus, conf, m, b, p, yf, w2, key = (t[:c] for t in (one_minus, conf, m, b, p, yf, w2, key))
+        if sc.dtype != f64:
+            sc = sc.to(f64)
+        yf.copy_(yc)
+        torch.sub(one, sc, out=one_minus)
+        torch.maximum(sc, one_minus, out=conf)
+        torch.mul(conf, B, out=m).round_()
+        torch.div(m, B, out=b)
+        torch.sub(conf, b, out=b).ceil_().add_(m)  # bin + 1
+        torch.sub(sc, torch.sub(one, yf, out=p), out=p).abs_()  # p_y = |s - (1 - y)|: s itself when y = 1
+        torch.sub(half, sc, out=one_minus).ceil_().sub_(yf).abs_()  # correct = |bg - y| (1 - s is dead)
+        torch.add(one_minus, b, alpha=2, out=b)  # cell + 2
         lanes = c - c % _LANES
-        cell[:lanes].view(-1, _LANES).add_(lane)
-        cell[lanes:].add_(lane[: c - lanes])
-        wc = w2[:c]
+        b[:lanes].view(-1, _LANES).add_(lane)
+        b[lanes:].add_(lane[: c - lanes])
+        key.copy_(b)
+        torch.sub(sc, yf, out=m)  # s - y
         if weights is None:
-            wc[:, 0].copy_(conf)
+            w2[:, 0].copy_(conf)
+            torch.dot(m, m, out=sq[j])
+            logs[j] = _sum_log(p)
         else:
-            w = weights[i : i + chunk]
-            torch.mul(conf, w, out=wc[:, 0])
-            wc[:, 1].copy_(w)
-        acc.scatter_add_(0, cell.long(), torch.view_as_complex(wc))
-        if weights is None:
-            sq += torch.dot(sc, sc) - 2 * torch.dot(sc, yf) + yf.sum()
-            nll -= _sum_log(p_y)
-        else:
-            sq += torch.dot((sc - yf).square_(), w)
-            nll -= torch.dot(p_y.clamp_(min=_TINY).log_(), w)
-    acc = acc.view(_LANES, n_bins, 2).sum(0)
+            w = weights[j * chunk : j * chunk + c]
+            torch.mul(conf, w, out=w2[:, 0])
+            w2[:, 1].copy_(w)
+            torch.dot(m.square_(), w, out=sq[j])
+            torch.dot(p.clamp_(min=_TINY).log_(), w, out=logs[j])
+        acc.scatter_add_(0, key, torch.view_as_complex(w2))
+    acc = acc.view(_LANES, B, 2).sum(0)
     count2, conf2 = acc.imag, acc.real
     total = float(n) if weights is None else weights.sum()
     return {
@@ -380,8 +383,8 @@ def _float64_statistics(
         "conf_sum": conf2.sum(1),
         "acc_sum": count2[:, 1].clone(),
         "n": torch.as_tensor(total, dtype=f64, device=dev),
-        "nll": nll,
-        "brier": sq,
+        "nll": -logs.sum(),
+        "brier": sq.sum(),
     }
 
 
@@ -399,7 +402,7 @@ def dense_bin_statistics(
     - 8-bit maps (``uint8``, ``k`` meaning ``k / 255``: what a SOD evaluation reads from PNG files): one
       ``bincount`` of ``(k, y)`` into 512 cells, then the float64 route on the 512 distinct pixels weighted
       by their counts;
-    - float64 (and weighted) pixels: :func:`_float64_statistics`.
+    - float64 (and weighted) pixels: :func:`_float64_statistics` (the bin of each pixel by exact arithmetic).
 
     All go through the pixels in chunks (2^15 on the CPU) so that the float64 temporaries stay in cache.
     """
