@@ -88,10 +88,13 @@ def prepare_dense(
     ignore_index: int | None = None,
     valid_mask: Any = None,
     validate_args: bool = True,
+    _defer_range: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(s [M] foreground probabilities in the input's float dtype, y [M] bool)`` of the valid pixels.
 
     (See the module docstring; with ``from_logits`` ``s`` is the float64 sigmoid of the logits.)
+    ``_defer_range`` (internal): leave the [0, 1] check of float32 / float16 / bfloat16 maps to
+    ``dense_bin_statistics(..., check_range=True)``, which does it chunk by chunk.
     """
     s = as_tensor(probs, "probs")
     y = as_tensor(targets, "targets", device=s.device)
@@ -139,7 +142,7 @@ def prepare_dense(
                 raise ValueError(f"targets: expected values in {{0, 1}}, found {bad} other value(s){hint}")
         if from_logits:
             check_finite(s, "probs")
-        else:
+        elif not (_defer_range and s.dtype in _LOWP):
             _check_probabilities(s)
     if from_logits:
         s = torch.sigmoid(s.to(torch.float64))
@@ -190,7 +193,7 @@ def _pixel_terms(s: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.
     return conf, correct, p_y
 
 
-_CHUNK = 1 << 15  # pixels per pass on the CPU: the float64 temporaries (256 KB each) stay in cache
+_CHUNK = (1 << 15) - 16  # pixels per pass on the CPU: float64 temporaries stay in cache; below torch's parallel grain
 _CHUNK_DEVICE = 1 << 22  # on an accelerator: few launches, bounded temporaries
 _GROUP = 16  # the NLL takes one log per product of 16 probabilities
 _NORMAL = 2.0**-1000  # a product below this (or 0) is redone pixel by pixel with the clamp
@@ -222,7 +225,9 @@ def _sum_log(p: torch.Tensor) -> torch.Tensor:
     return total + prods.log_().sum()
 
 
-def _lowp_statistics(s: torch.Tensor, y: torch.Tensor, n_bins: int) -> dict[str, torch.Tensor]:
+def _lowp_statistics(
+    s: torch.Tensor, y: torch.Tensor, n_bins: int, lo_hi: torch.Tensor | None
+) -> dict[str, torch.Tensor]:
     """:func:`dense_bin_statistics` of float32 / float16 / bfloat16 maps (``n_bins <= 4096``), exactly.
 
     Per pixel, in float64: ``r = s - (1 - y)`` (exact for such ``s``; ``|r| = p_y``, ``r > 0`` iff ``y = 1``
@@ -237,6 +242,7 @@ def _lowp_statistics(s: torch.Tensor, y: torch.Tensor, n_bins: int) -> dict[str,
     every key (into ``_LANES`` interleaved copies: a run of equal keys, as in saturated maps, would make
     every add wait for the previous one); ``r . r`` and ``sum |r|`` give the Brier score, :func:`_sum_log`
     the NLL. Each pass is one torch call per chunk (the per-call overhead is a good part of the cost).
+    ``lo_hi`` ``[2, n_chunks]`` (an integer view's dtype): each chunk's min and max bits, for the range check.
     """
     dev, B, f64 = s.device, n_bins, torch.float64
     half = 4 * B
@@ -250,25 +256,33 @@ def _lowp_statistics(s: torch.Tensor, y: torch.Tensor, n_bins: int) -> dict[str,
     prods = torch.empty(head // _GROUP, dtype=f64, device=dev)
     r, q, k = (torch.empty(chunk, dtype=f64, device=dev) for _ in range(3))
     r1 = torch.ones(chunk, 2, dtype=f64, device=dev)  # rows (r, 1): the complex weights
-    not_y = torch.logical_not(y).view(torch.uint8)
+    not_y = torch.empty(chunk, dtype=torch.bool, device=dev)
+    bits = s.view(_ONE_BITS[s.dtype][0])
     # floor(q + c) + ceil(q + c) = K + 2c for an integer c: the offset (lane l of _LANES interleaved copies,
     # K to non-negative) goes into q as c = l m + 2B, making the key K + 2 l m + 4B in [2 l m, 2 l m + 8B]
     offset = torch.arange(_LANES, dtype=f64, device=dev).mul_(m).add_(2 * B)
 
     def views(c: int) -> tuple[torch.Tensor, ...]:
         """The buffers cut to ``c`` pixels (made once per size: each torch call costs microseconds)."""
-        rc, qc, kc, r1c = r[:c], q[:c], k[:c], r1[:c]
+        rc, qc, kc, r1c, nyc = r[:c], q[:c], k[:c], r1[:c], not_y[:c]
         lanes, g = c - c % _LANES, c // _GROUP  # a chunk's start is a multiple of 16
         rest = (rc[lanes:], qc[lanes:], offset[: c - lanes]) if lanes < c else None
         return (rc, qc, kc, qc.view(torch.int64), r1c[:, 0], torch.view_as_complex(r1c),
-                rc[:lanes].view(-1, _LANES), qc[:lanes].view(-1, _LANES), rest, rc[: g * _GROUP].view(_GROUP, g))
+                rc[:lanes].view(-1, _LANES), qc[:lanes].view(-1, _LANES), rest, rc[: g * _GROUP].view(_GROUP, g),
+                nyc, nyc.view(torch.uint8))
 
     per = chunk // _GROUP  # products per full chunk; product P of chunk j is over pixels j chunk + P' + t g
-    parts = (s.split(chunk), not_y.split(chunk), dots.unbind(), prods.split(per) if head else ())
+    parts = (s.split(chunk), y.split(chunk), bits.split(chunk), dots.unbind(), prods.split(per) if head else ())
+    if lo_hi is None:
+        lo_hi = torch.empty(2, n_chunks, dtype=bits.dtype, device=dev)  # not looked at
+    parts = (*parts, lo_hi[0].unbind(), lo_hi[1].unbind())
     full = views(chunk)
-    for j, (sc, nyc, dot, prod) in enumerate(itertools.zip_longest(*parts)):
-        rc, qc, kc, key, r_col, w1, r_lanes, q_lanes, rest, groups = full if sc.numel() == chunk else views(sc.numel())
-        rc.copy_(sc).sub_(nyc)
+    for j, (sc, yc, bc, dot, prod, lo, hi) in enumerate(itertools.zip_longest(*parts)):
+        c = sc.numel()
+        rc, qc, kc, key, r_col, w1, r_lanes, q_lanes, rest, groups, nyc, ny8 = full if c == chunk else views(c)
+        torch.aminmax(bc, out=(lo, hi))
+        torch.logical_not(yc, out=nyc)
+        rc.copy_(sc).sub_(ny8)
         torch.add(offset, r_lanes, alpha=2 * B, out=q_lanes)
         if rest is not None:
             torch.add(rest[2], rest[0], alpha=2 * B, out=rest[1])
@@ -281,14 +295,14 @@ def _lowp_statistics(s: torch.Tensor, y: torch.Tensor, n_bins: int) -> dict[str,
             torch.prod(groups, 0, out=prod)
     # the NLL: one log per product of 16 (:func:`_sum_log`); product P of chunk j is over the pixels
     # j chunk + P' + t g (t < 16, P' = P - j per, g = per or the last chunk's number); low ones are redone
-    logp = (s[head:].to(f64) - not_y[head:]).abs_().clamp_(min=_TINY).log_().sum()
+    logp = (s[head:].to(f64) - (~y[head:]).to(f64)).abs_().clamp_(min=_TINY).log_().sum()
     prods.abs_()
     if head and bool(prods.min() < _NORMAL):
         low = (prods < _NORMAL).nonzero().squeeze(1)
         jc = low // per
         g = torch.where(jc == n_chunks - 1, (head - (n_chunks - 1) * chunk) // _GROUP, per)
         pix = (jc * chunk + low % per)[:, None] + torch.arange(_GROUP, device=dev) * g[:, None]
-        logp = logp + (s[pix].to(f64) - not_y[pix]).abs_().clamp_(min=_TINY).log_().sum()
+        logp = logp + (s[pix].to(f64) - (~y[pix]).to(f64)).abs_().clamp_(min=_TINY).log_().sum()
         prods[low] = 1.0
     logp = logp + prods.log_().sum()
     acc = acc.view(_LANES, 2 * m)[:, :m].sum(0)
@@ -389,7 +403,7 @@ def _float64_statistics(
 
 
 def dense_bin_statistics(
-    s: torch.Tensor, y: torch.Tensor, n_bins: int, weights: torch.Tensor | None = None
+    s: torch.Tensor, y: torch.Tensor, n_bins: int, weights: torch.Tensor | None = None, *, check_range: bool = False
 ) -> dict[str, torch.Tensor]:
     """The float64 sums of prepared pixels that every key derives from (equal-width bins): the streamed state.
 
@@ -405,6 +419,11 @@ def dense_bin_statistics(
     - float64 (and weighted) pixels: :func:`_float64_statistics` (the bin of each pixel by exact arithmetic).
 
     All go through the pixels in chunks (2^15 on the CPU) so that the float64 temporaries stay in cache.
+    ``check_range``: raise the error of :func:`prepare_dense` unless every ``s`` is in [0, 1]; float32 /
+    float16 / bfloat16 maps are checked chunk by chunk (an integer ``aminmax`` of the bits, the data in
+    cache), so that no torch call of the update spans the whole map: a call that large runs in parallel
+    with several torch threads, and OpenMP's waiting threads then take the core from the loop on a busy
+    machine (several times slower in BENCHMARKS.md; with ``prepare_dense(..., _defer_range=True)``).
     """
     if s.dtype == torch.uint8 and weights is None:
         counts = torch.bincount(s.to(torch.int16).mul_(2).add_(y), minlength=512).to(torch.float64)
@@ -412,7 +431,22 @@ def dense_bin_statistics(
         targets = torch.arange(2, device=s.device).repeat(256).bool()
         return _float64_statistics(levels, targets, n_bins, counts)
     if s.dtype in _LOWP and weights is None and n_bins <= _LOWP_MAX_BINS:
-        return _lowp_statistics(s, y, n_bins)
+        if not check_range:
+            return _lowp_statistics(s, y, n_bins, None)
+        view, one = _ONE_BITS[s.dtype]
+        bits = s.view(view)
+        n_chunks = -(-bits.numel() // min(_chunk_size(s) // _GROUP * _GROUP, bits.numel()))
+        lo_hi = torch.empty(2, n_chunks, dtype=view, device=s.device)
+        try:
+            out = _lowp_statistics(s, y, n_bins, lo_hi)
+        except RuntimeError:  # a key out of range (far outside [0, 1], NaN): report the input's values
+            _check_probabilities(s)
+            raise
+        if not bool((lo_hi[0].min() >= 0) & (lo_hi[1].max() <= one)):
+            _check_probabilities(s)  # raises, or passes (-0.0)
+        return out
+    if check_range:
+        _check_probabilities(s)
     return _float64_statistics(s, y, n_bins, weights)
 
 
@@ -438,8 +472,8 @@ def dense_from_stats(state: dict[str, torch.Tensor], stats: BinStats | None = No
     return dict(zip(values, flat))
 
 
-def _pooled(s: torch.Tensor, y: torch.Tensor, n_bins: int, binning: str) -> dict[str, float]:
-    state = dense_bin_statistics(s, y, n_bins)
+def _pooled(s: torch.Tensor, y: torch.Tensor, n_bins: int, binning: str, check: bool = False) -> dict[str, float]:
+    state = dense_bin_statistics(s, y, n_bins, check_range=check and s.dtype in _LOWP)
     if binning == "uniform":
         return dense_from_stats(state)
     conf, correct, _ = _pixel_terms(s, y)
@@ -478,8 +512,8 @@ def dense_calibration_error(
     check_choice(binning, "binning", _BINNINGS)
     kwargs = dict(from_logits=from_logits, ignore_index=ignore_index, validate_args=validate_args)
     if not per_image_mean:
-        s, y = prepare_dense(probs, targets, valid_mask=valid_mask, **kwargs)
-        return _pooled(s, y, n_bins, binning)
+        s, y = prepare_dense(probs, targets, valid_mask=valid_mask, _defer_range=True, **kwargs)
+        return _pooled(s, y, n_bins, binning, validate_args and not from_logits)
     p, t = as_tensor(probs, "probs"), as_tensor(targets, "targets")
     m = None if valid_mask is None else as_tensor(valid_mask, "valid_mask")
     prepare_dense(p, t, valid_mask=m, **kwargs)  # checks shapes and values once
@@ -521,9 +555,10 @@ class DenseCalibration(StreamingMetric):
         """Add one batch of maps ``[B, 1, *spatial]`` / ``[B, *spatial]`` and their masks."""
         s, y = prepare_dense(
             probs, targets, from_logits=self.from_logits, ignore_index=self.ignore_index,
-            valid_mask=valid_mask, validate_args=self.validate_args,
+            valid_mask=valid_mask, validate_args=self.validate_args, _defer_range=True,
         )
-        for name, value in dense_bin_statistics(s, y, self.n_bins).items():
+        check = self.validate_args and not self.from_logits and s.dtype in _LOWP
+        for name, value in dense_bin_statistics(s, y, self.n_bins, check_range=check).items():
             old = self._state.get(name)
             self._state[name] = value if old is None else old + value
 
