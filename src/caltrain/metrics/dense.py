@@ -335,9 +335,10 @@ def _float64_statistics(
     ``c = max(s, 1 - s)``; bin: with ``m = round(c B)`` the only edge within ``0.5 / B`` of ``c`` is
     ``e_m = m / B`` (the float64 ``uniform_edges`` value), so the ``(lo, hi]`` bin is ``m - 1 + ceil(c - e_m)``
     (``c - e_m`` is exact, Sterbenz, and below 1 in size); ``p_y = |s - (1 - y)|`` (``s`` itself, or ``1 - s``
-    as the reference computes it); predicted background ``bg = ceil(1/2 - s)`` (``1/2 - s`` is exact near 1/2: ``bg = 0`` iff
-    ``s >= 1/2``) and the prediction is right iff ``|bg - y| = 1``. (Not from ``p_y``: for
-    ``s = 1/2 - 2^-54``, ``1 - s`` rounds to 1/2, a tie that would make a right background prediction wrong.)
+    as the reference computes it); predicted background ``bg = ceil(1/2 - s)`` (``1/2 - s`` is exact near
+    1/2: ``bg = 0`` iff ``s >= 1/2``) and the prediction is right iff ``|bg - y| = 1``. (Not from ``p_y``:
+    for ``s = 1/2 - 2^-54``, ``1 - s`` rounds to 1/2, a tie that would make a right background prediction
+    wrong.)
     One ``scatter_add_`` per chunk of the complex weight ``w c + w 1i`` (``w = 1`` unweighted) into the
     ``2 n_bins`` (bin, correct) cells, in ``_LANES`` interleaved copies as in :func:`_lowp_statistics`; the
     Brier score from ``(s - y) . (s - y)``, the NLL as in :func:`_sum_log` (weighted: ``w . log p_y``).
