@@ -18,6 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local: sequential in this process (default); ray: one Ray task per run")
     p.add_argument("--address", metavar="ADDR", help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="local executor: train N runs at once in worker processes, each with cores/N threads "
+                        "(default: one per core this process may use; 1 for runs on a GPU; 1 trains in this process)")
     p.add_argument("--seeds", type=int, metavar="N", help="use seeds 0..N-1 instead of the suite's")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a configuration key in every run, e.g. --set epochs=5 --set data.root=~/data")
@@ -32,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from caltrain.cli._checks import check_int_range, check_out_dir
     from caltrain.train.config import check_device, load_yaml
-    from caltrain.train.suite import builtin_suites, expand, load_suite, run_suite
+    from caltrain.train.suite import builtin_suites, default_jobs, expand, load_suite, run_suite
     from caltrain.utils.plugins import import_modules
 
     imports = import_modules(args.imports)  # before the suite's configurations are built and validated
@@ -51,10 +54,14 @@ def run(args: argparse.Namespace) -> int:
     out = check_out_dir(args.out) if args.out else Path("runs") / f"bench-{suite.name}"
     seeds = list(range(args.seeds)) if args.seeds is not None else None
     overrides = list(args.set) + list(args.extra_overrides)
-    for config in {(s.config.device, s.config.precision): s.config for s in expand(suite, overrides, seeds)}.values():
+    specs = expand(suite, overrides, seeds)
+    for config in {(s.config.device, s.config.precision): s.config for s in specs}.values():
         check_device(config)  # device=cuda without a GPU: one message before any run starts
+    if args.jobs is not None:
+        check_int_range(args.jobs, "--jobs", low=1)
+    jobs = args.jobs or default_jobs([s.config for s in specs])
     result = run_suite(suite, out, executor=args.executor, address=args.address, overrides=overrides, seeds=seeds,
-                       imports=imports)
+                       imports=imports, jobs=jobs)
     from caltrain.train.run_dir import SuiteDir
 
     paths = SuiteDir(out)

@@ -9,11 +9,14 @@ steps) call only the shape checks, and metrics expose ``validate_args=False`` to
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
+
+from caltrain.utils.threads import single_thread
 
 __all__ = [
     "as_tensor",
@@ -154,7 +157,8 @@ def check_probabilities(
             q = q.float()
         ones = torch.ones(q.shape[1], dtype=q.dtype, device=q.device)
         rows = 1 << 16
-        worst = float(torch.stack([(q[i : i + rows] @ ones - 1).abs().max() for i in range(0, q.shape[0], rows)]).max())
+        with single_thread() if q.device.type == "cpu" else contextlib.nullcontext():  # many small ops: see threads.py
+            worst = float(torch.stack([(q[i : i + rows] @ ones - 1).abs().max() for i in range(0, q.shape[0], rows)]).max())
         if worst > tol:
             dtype_note = "" if torch.finfo(p.dtype).bits >= 32 else f" for {str(p.dtype).replace('torch.', '')}"
             raise ValueError(
@@ -203,7 +207,7 @@ def check_labels(
     valid = labels if ignore_index is None else labels[labels != ignore_index]
     if valid.numel() == 0:
         return
-    lo, hi = int(valid.min()), int(valid.max())
+    lo, hi = (int(v) for v in torch.aminmax(valid))
     if lo < 0 or hi >= num_classes:
         extra = f" (or ignore_index={ignore_index})" if ignore_index is not None else ""
         raise ValueError(
