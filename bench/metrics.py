@@ -22,9 +22,11 @@ reference (NumPy, per-bin pairwise float64 sums of the same bin assignment). Rat
 
 ``--contention`` times the top-label ECE on N = 1e7, K = 10 (``--contention-n``) at 1 and 2 torch threads,
 first as the machine is, then with ``--load`` (2) busy processes running (``while True: pass``), calls
-interleaved, median of ``--repeat`` (5): caltrain as shipped (the chunked accumulation on one thread), the
-two multi-threaded alternatives (2^16-row chunks on every thread, as before; 2^20-row chunks: fewer, larger
-parallel regions), and torchmetrics ``multiclass_calibration_error`` (validated, as a user calls it).
+interleaved, median of ``--repeat`` (5): caltrain as shipped (2^16-row chunks taken in turn by
+``torch.get_num_threads()`` worker threads, each operation on one intra-op thread), the alternatives
+(:data:`WAYS`: the chunks in the calling thread only; every operation on all intra-op threads with 2^16-row
+chunks, as before, or with 2^20-row chunks: fewer, larger parallel regions), and torchmetrics
+``multiclass_calibration_error`` (validated, as a user calls it).
 Ratio: torchmetrics time / caltrain time (> 1: caltrain faster).
 """
 
@@ -180,23 +182,36 @@ def run_case(n: int, k: int, repeat: int, netcal_max: int) -> list[dict]:
     return rows
 
 
+#: How caltrain's chunked top-label accumulation runs: as shipped, and the alternatives measured against it.
+WAYS = {
+    "shipped: 2^16-row chunks on worker threads, 1 intra-op thread": None,
+    "2^16-row chunks in the calling thread, 1 intra-op thread": 1,
+    "2^16-row chunks, all intra-op threads (the threading before)": 1 << 16,
+    "2^20-row chunks, all intra-op threads": 1 << 20,
+}
+
+
 @contextlib.contextmanager
 def accumulation(way: str):
-    """caltrain's chunked accumulation as shipped (``"one thread"``) or on every thread with ``rows`` chunks."""
+    """caltrain's chunked accumulation as shipped, or one of the alternatives in :data:`WAYS`."""
     import caltrain.metrics.ece as ece
     import caltrain.utils.checks as checks
+    from caltrain.utils.threads import map_chunks
 
-    if way == "one thread":
+    setting = WAYS[way]
+    if setting is None:
         yield
         return
-    rows = {"all threads, 2^16-row chunks": 1 << 16, "all threads, 2^20-row chunks": 1 << 20}[way]
-    saved = ece.single_thread, checks.single_thread, ece._CHUNK_ROWS
-    ece.single_thread = checks.single_thread = contextlib.nullcontext
-    ece._CHUNK_ROWS = rows
+    saved = ece.map_chunks, checks.map_chunks
+    if setting == 1:
+        ece.map_chunks = checks.map_chunks = lambda fn, n, chunk, workers=None: map_chunks(fn, n, chunk, workers=1)
+    else:  # a plain loop: every operation on all intra-op threads
+        ece.map_chunks = lambda fn, n, chunk, workers=None: [fn(s, min(s + setting, n)) for s in range(0, n, setting)]
+        checks.map_chunks = lambda fn, n, chunk, workers=None: [fn(s, min(s + chunk, n)) for s in range(0, n, chunk)]
     try:
         yield
     finally:
-        ece.single_thread, checks.single_thread, ece._CHUNK_ROWS = saved
+        ece.map_chunks, checks.map_chunks = saved
 
 
 def contention(n: int, k: int, repeat: int, load: int) -> list[dict]:
@@ -209,7 +224,7 @@ def contention(n: int, k: int, repeat: int, load: int) -> list[dict]:
     from _machine import busy_load, describe
 
     probs, labels = make_data(n, k)
-    ways = ("one thread", "all threads, 2^16-row chunks", "all threads, 2^20-row chunks")
+    ways = tuple(WAYS)
 
     def ours(way):
         def call():

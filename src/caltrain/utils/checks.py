@@ -9,14 +9,13 @@ steps) call only the shape checks, and metrics expose ``validate_args=False`` to
 
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
 
-from caltrain.utils.threads import single_thread
+from caltrain.utils.threads import map_chunks
 
 __all__ = [
     "as_tensor",
@@ -157,8 +156,11 @@ def check_probabilities(
             q = q.float()
         ones = torch.ones(q.shape[1], dtype=q.dtype, device=q.device)
         rows = 1 << 16
-        with single_thread() if q.device.type == "cpu" else contextlib.nullcontext():  # many small ops: see threads.py
-            worst = float(torch.stack([(q[i : i + rows] @ ones - 1).abs().max() for i in range(0, q.shape[0], rows)]).max())
+        part = lambda a, b: (q[a:b] @ ones - 1).abs().max()  # noqa: E731
+        if q.device.type == "cpu":  # many small ops: worker threads, one intra-op thread each (utils/threads.py)
+            worst = float(torch.stack(map_chunks(part, q.shape[0], rows)).max())
+        else:
+            worst = float(torch.stack([part(i, i + rows) for i in range(0, q.shape[0], rows)]).max())
         if worst > tol:
             dtype_note = "" if torch.finfo(p.dtype).bits >= 32 else f" for {str(p.dtype).replace('torch.', '')}"
             raise ValueError(

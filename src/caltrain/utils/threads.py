@@ -15,8 +15,9 @@ resnet20 step 4-10x slower. Small models gain nothing from a second thread even 
   (:func:`set_budget`) or ``OMP_NUM_THREADS`` when set;
 - :func:`count_macs`: the multiply-accumulates of one forward pass of one sample (linear and convolution
   layers, counted with forward hooks; at least the number of parameters);
-- :func:`single_thread`: a scope running torch on one thread (the metrics' chunked accumulation, whose many
-  small operations gain nothing from a second thread and lose most under contention).
+- :func:`single_thread`: a scope running torch on one thread, and :func:`map_chunks`: a chunked computation on
+  worker threads that each run their chunks' operations on one intra-op thread (the metrics' chunked
+  accumulation: many small operations, each of which as a parallel region waits for both cores).
 
 Reading: :data:`MACS_PER_THREAD` (1e9) is our choice from measurements on 2 cores (an MLP step of 128
 samples, 3e7 MACs, and a digits CNN step, 2.3e8 MACs, are fastest on one thread idle and loaded; a resnet20
@@ -29,8 +30,9 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import torch
 from torch import nn
@@ -41,6 +43,7 @@ __all__ = [
     "choose_threads",
     "count_macs",
     "get_budget",
+    "map_chunks",
     "prepare_threads",
     "resolve_threads",
     "set_budget",
@@ -52,6 +55,7 @@ __all__ = [
 MACS_PER_THREAD = 1e9
 
 _budget: int | None = None
+T = TypeVar("T")
 
 
 def set_budget(threads: int | None) -> None:
@@ -219,6 +223,52 @@ def resolve_threads(setting: int | str, *, model: nn.Module | None = None, input
     if n != torch.get_num_threads():
         torch.set_num_threads(n)
     return info
+
+
+def map_chunks(fn: Callable[[int, int], T], n: int, chunk: int, *, workers: int | None = None) -> list[T]:
+    """``[fn(start, stop) for each chunk of [0, n)]``, on ``workers`` Python threads that take chunks in turn.
+
+    Each torch operation runs on one intra-op thread (:func:`single_thread`), and each worker takes the next
+    chunk when it finishes one, so there is no per-operation barrier: a worker whose core another process
+    holds only takes fewer chunks (torch releases the GIL inside its operations). The results come back in
+    chunk order whatever the schedule, so a caller that sums them in that order gets the same bits with any
+    number of workers.
+
+    Args:
+        fn: ``fn(start, stop)`` for the rows ``start:stop``.
+        n, chunk: rows in all, rows per chunk.
+        workers: threads (default: ``torch.get_num_threads()`` when called, at most one per chunk).
+    """
+    starts = list(range(0, n, chunk))
+    workers = min(workers or torch.get_num_threads(), len(starts))
+    with single_thread():
+        if workers <= 1:
+            return [fn(s, min(s + chunk, n)) for s in starts]
+        results: list[Any] = [None] * len(starts)
+        errors: list[BaseException] = []
+        order = iter(range(len(starts)))
+        lock = threading.Lock()
+
+        def work() -> None:
+            while not errors:
+                with lock:
+                    i = next(order, None)
+                if i is None:
+                    return
+                try:
+                    results[i] = fn(starts[i], min(starts[i] + chunk, n))
+                except BaseException as err:  # re-raised in the caller
+                    errors.append(err)
+
+        helpers = [threading.Thread(target=work, daemon=True) for _ in range(workers - 1)]
+        for t in helpers:
+            t.start()
+        work()
+        for t in helpers:
+            t.join()
+        if errors:
+            raise errors[0]
+        return results
 
 
 @contextlib.contextmanager
