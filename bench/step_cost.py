@@ -1,14 +1,15 @@
 """What each training objective adds to a real training step: resnet20 on a CIFAR-shaped batch, against CE.
 
 One step is the trainer's own ``TrainStep`` (forward, the objective's loss with the inputs it ``requires``,
-backward, SGD update) of caltrain's ``resnet20`` on a batch of 128 random 3x32x32 inputs (standardised
+backward, plain SGD update) of caltrain's ``resnet20`` on a batch of 128 random 3x32x32 inputs (standardised
 CIFAR-10 statistics; channels-last on the CPU, as the trainer does), with dataset indices drawn from a
 50,000-sample training set (the per-sample-state objectives SAT and Socrates keep a table of that size).
 Every registered classification objective gets its own model (same initial weights) and optimiser; the
 baseline is the same step with ``ce``.
 
 Timings are interleaved (every repeat runs every objective once, in a shuffled order) after two warm-up
-steps each, and the median over repeats is reported, so a loaded machine slows all of them alike.
+steps each, every step from the same initial weights, and the median over repeats is reported, so a loaded
+machine slows all of them alike.
 Ratio = step time / CE step time. Targets (issue 16): logit-only objectives and SAT, Socrates, GenCE at most
 1.10; CalMO is stated against its PGD steps: ``(ratio - 1) / (steps + 1)``, the cost of each extra
 forward+backward pass (``steps`` attack passes and the adversarial pass) in CE steps.
@@ -70,7 +71,8 @@ def make_steps(device: torch.device, names: list[str], batch: int = 128, num_sam
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         model.train()
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        start = {key: v.clone() for key, v in model.state_dict().items()}
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)  # stateless: every timed step starts alike
         step = TrainStep(
             model=model, forward_model=model, objective=objective, optimizer=optimizer,
             scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0),
@@ -83,15 +85,23 @@ def make_steps(device: torch.device, names: list[str], batch: int = 128, num_sam
             idx = torch.randint(0, num_samples, (batch,), generator=gi).to(device)
             step(x, y, idx)
 
-        steps[name] = run
+        def reset(model=model, start=start):  # the initial weights again (not timed): no drift between objectives
+            model.load_state_dict(start)
+
+        steps[name] = (reset, run)
     return steps
 
 
 def time_steps(steps: dict, repeats: int, device: torch.device) -> dict[str, float]:
-    """Median seconds per step of every closure, interleaved, after two warm-up steps each."""
+    """Median seconds per step of every ``(reset, step)`` pair, interleaved, after two warm-up steps each.
+
+    Every timed step starts from the model's initial weights (``reset``, not timed), so the objectives are
+    timed on the same weights and no run drifts into slower arithmetic (denormals) of its own.
+    """
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for fn in steps.values():
+    for reset, fn in steps.values():
         for _ in range(2):
+            reset()
             fn()
     sync()
     samples: dict[str, list[float]] = {name: [] for name in steps}
@@ -99,9 +109,11 @@ def time_steps(steps: dict, repeats: int, device: torch.device) -> dict[str, flo
     for r in range(repeats):
         random.Random(r).shuffle(order)
         for name in order:
+            reset, fn = steps[name]
+            reset()
             sync()
             t0 = time.perf_counter()
-            steps[name]()
+            fn()
             sync()
             samples[name].append(time.perf_counter() - t0)
     return {name: statistics.median(v) for name, v in samples.items()}
@@ -117,9 +129,11 @@ def step_costs(device: torch.device, repeats: int, names: list[str] | None = Non
     for name, t in times.items():
         row = {"seconds": t, "ratio": t / base}
         objective = losses.create(name, num_classes=10, num_samples=1)
-        if "model" in objective.requires:
+        if "model" in objective.requires:  # the PGD attack: `steps` passes, then the adversarial pass
             row["pgd_steps"] = objective.steps
             row["per_extra_pass"] = (t / base - 1) / (objective.steps + 1)
+        if objective.needs_input_grad:
+            row["double_backward"] = True
         rows[name] = row
     return rows
 
@@ -128,12 +142,21 @@ def print_rows(rows: dict, title: str) -> None:
     print(f"\n{title}; CE step {rows['ce']['seconds'] * 1e3:.1f} ms")
     print(f"  {'objective':<16} {'ms':>9} {'x CE':>6}")
     for name, row in sorted(rows.items(), key=lambda kv: kv[1]["ratio"]):
-        extra = ""
+        notes = []
         if "pgd_steps" in row:
-            extra = f"  ({row['pgd_steps']} PGD steps: {row['per_extra_pass']:.2f} CE steps per extra pass)"
-        elif row["ratio"] > 1.10:
-            extra = "  > 1.10"
+            notes.append(f"{row['pgd_steps']} PGD steps + the adversarial pass: "
+                         f"{row['per_extra_pass']:.2f} CE steps per pass if they were all")
+        if row.get("double_backward"):
+            notes.append("margin-gradient penalty: double backward")
+        if not notes and row["ratio"] > 1.10:
+            notes.append("> 1.10")
+        extra = f"  ({'; '.join(notes)})" if notes else ""
         print(f"  {name:<16} {row['seconds'] * 1e3:9.1f} {row['ratio']:6.3f}{extra}")
+    if {"calmo", "calmo_robust", "calmo_flat"} <= set(rows):
+        attack, penalty = rows["calmo_robust"]["ratio"] - 1, rows["calmo_flat"]["ratio"] - 1
+        print(f"  CalMO = CE + attack ({attack:.2f} CE steps for {rows['calmo']['pgd_steps']} PGD steps and the "
+              f"adversarial pass: {attack / (rows['calmo']['pgd_steps'] + 1):.2f} each) + penalty ({penalty:.2f}): "
+              f"{1 + attack + penalty:.2f} predicted, {rows['calmo']['ratio']:.2f} measured")
 
 
 def main() -> None:

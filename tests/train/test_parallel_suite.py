@@ -105,9 +105,16 @@ def test_jobs_is_checked_before_anything_is_written(tmp_path):
 def test_default_jobs_is_one_per_core_and_one_on_a_gpu(monkeypatch):
     import caltrain.utils.threads as threads
 
+    import os
+
     monkeypatch.setattr(threads, "usable_cores", lambda: 6)
     cpu = build_config(base={"device": "cpu"})
-    assert default_jobs([cpu, cpu]) == 6
+    real = os.sysconf
+    monkeypatch.setattr(os, "sysconf", lambda name: 64 << 18 if name == "SC_AVPHYS_PAGES" else real(name))
+    page = real("SC_PAGE_SIZE")
+    assert default_jobs([cpu, cpu]) == min(6, (64 << 18) * page // suite_mod.JOB_MEMORY_BYTES)
+    monkeypatch.setattr(os, "sysconf", lambda name: (3 << 30) // page if name == "SC_AVPHYS_PAGES" else real(name))
+    assert default_jobs([cpu, cpu]) == 3  # one job per GiB of available memory
     assert default_jobs([cpu, build_config(base={"device": "cuda"})]) == 1
 
 

@@ -119,3 +119,18 @@ def test_progress_can_be_turned_off_for_a_process():
 def test_format_duration():
     assert [P.format_duration(s) for s in (0.04, 9.96, 42, 60, 3599, 3600, 86399)] == [
         "0.0 s", "10.0 s", "42 s", "1 min 00 s", "59 min 59 s", "1 h 00 min", "23 h 59 min"]
+
+
+def test_rich_bar_shows_accuracy_and_the_run_share(capsys):
+    pytest.importorskip("rich")
+    bar = P._RichBar()
+    for epoch in range(2):
+        bar.start_epoch(epoch, 2, 4)
+        for step in range(4):
+            bar.update(step + 1, 0.5, 0.75)
+        bar.end_epoch({"epoch": epoch + 1, "train": {"loss": 0.5}, "val": {"accuracy": 0.8, "ece": 0.05},
+                       "time_s": 0.1})
+    bar.close()
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "acc 0.750" in text and "run 100%" in text and "val ece 0.0500" in text

@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("suite", nargs="?", help="a shipped suite name (see --list) or a suite YAML file")
     p.add_argument("--out", metavar="DIR", help="output directory (default: ./runs/bench-<suite>)")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
-                   help="local: sequential in this process (default); ray: one Ray task per run")
+                   help="local: on this machine, --jobs runs at a time (default); ray: one Ray task per run")
     p.add_argument("--address", metavar="ADDR", help="Ray cluster address (default: start a local Ray instance)")
     p.add_argument("--jobs", type=int, metavar="N",
                    help="local executor: train N runs at once in worker processes, each with cores/N threads "

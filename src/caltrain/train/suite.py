@@ -230,8 +230,10 @@ def run_suite(
         executor: "local" (on this machine) or "ray" (one Ray task per run; ``address`` of an existing
             cluster, or a local Ray instance when None).
         jobs: with the local executor, how many runs train at once: 1 trains them one after the other in this
-            process; N > 1 in N worker processes, each with a thread budget of ``cores // N``
-            (:func:`caltrain.utils.threads.set_budget`; :func:`default_jobs` is the CLI's default).
+            process; N > 1 in N spawned worker processes, each with a thread budget of ``cores // N``
+            (:func:`caltrain.utils.threads.set_budget`; :func:`default_jobs` is the CLI's default). A script
+            calling this with N > 1 needs the usual ``if __name__ == "__main__":`` guard (the workers import
+            the main module).
         imports: modules to import first (``--import``: names or .py paths), besides the suite's own ``imports``;
             recorded in ``suite.json`` and each run's ``meta.json``, and imported by every Ray task.
     Returns:
@@ -293,13 +295,19 @@ def run_suite(
             "results": rows}
 
 
+#: Memory a worker of a parallel suite is assumed to need (torch, the data, the model): caps the default jobs.
+JOB_MEMORY_BYTES = 1 << 30
+
+
 def default_jobs(configs: Sequence[TrainConfig]) -> int:
     """``caltrain bench``'s default ``--jobs``: one per core this process may use, or 1 when a run uses a GPU.
 
     Each worker then gets one thread (``cores // jobs``): a grid of runs is divided between the cores better
-    than one run's operations are (BENCHMARKS.md, "parallel suites"); runs on one GPU share it better one at
-    a time.
+    than one run's operations are (BENCHMARKS.md, "Speed on a busy machine"); runs on one GPU share it better
+    one at a time. At most one job per :data:`JOB_MEMORY_BYTES` (1 GiB) of available memory.
     """
+    import os
+
     import torch
 
     from caltrain.utils.threads import usable_cores
@@ -307,7 +315,13 @@ def default_jobs(configs: Sequence[TrainConfig]) -> int:
     for c in configs:
         if c.device.startswith("cuda") or c.device == "mps" or (c.device == "auto" and torch.cuda.is_available()):
             return 1
-    return usable_cores()
+    jobs = usable_cores()
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        jobs = min(jobs, max(1, available // JOB_MEMORY_BYTES))
+    except (AttributeError, ValueError, OSError):  # not POSIX
+        pass
+    return jobs
 
 
 def _init_worker(budget: int) -> None:
