@@ -84,7 +84,7 @@ def top_label_statistics(probs: torch.Tensor, labels: torch.Tensor, n_bins: int)
     operations on one intra-op thread (:func:`caltrain.utils.threads.map_chunks`): a chunk is a handful of
     small operations, and run on all threads each of them is a parallel region that waits for a scheduler
     time slice whenever another process holds a core (5x slower than torchmetrics at 1e7 x 10 on a loaded
-    2-core machine before; BENCHMARKS.md, "metrics under load"). The chunks' sums are added in chunk order,
+    2-core machine before; BENCHMARKS.md, "Speed on a busy machine"). The chunks' sums are added in chunk order,
     so the result does not depend on the number of threads.
     """
 
@@ -110,16 +110,16 @@ def top_label(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, 
 
 
 def _top_label_values(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`top_label` of probabilities, without gradients: the same values, 2-3x faster on the CPU.
+    """:func:`top_label` of probabilities for statistics (no gradients): the same values, faster on the CPU.
 
-    ``torch.max(dim=1)`` tracks the index of the maximum, which costs three times a plain ``amax`` on the
-    CPU. Here ``c = amax(p)`` and ``correct = (p_y == c)``, which differs from ``argmax(p) == y`` only when a
-    class below ``y`` ties with it at the maximum; two entries equal to ``c`` in a row of probabilities need
-    ``2 c <= 1 + (K - 1) tol`` (``tol``: :func:`caltrain.utils.checks.probability_tolerance`), so only the
-    rows with ``y > 0``, ``p_y == c`` and ``c <= 1/2 + K tol`` are looked at again: those where another class
-    also reaches ``c`` are decided by ``argmax`` (its first maximum). Exact for
-    rows of probabilities (what the metrics validate unless ``validate_args=False``); on other devices, and
-    for one column, :func:`top_label` itself.
+    ``torch.max(dim=1)`` tracks the index of the maximum, which on the CPU costs 3-9x a plain ``amax``
+    (measured on [2^16, 10]). Here ``c = amax(p)`` and ``correct = (p_y == c)``, which differs from
+    ``argmax(p) == y`` only when a class below ``y`` ties with it at the maximum; two entries equal to ``c`` in
+    a row of probabilities need ``2 c <= 1 + (K - 1) tol`` (``tol``:
+    :func:`caltrain.utils.checks.probability_tolerance`), so only the rows with ``y > 0``, ``p_y == c`` and
+    ``c <= 1/2 + K tol`` are looked at again: those where another class also reaches ``c`` are decided by
+    ``argmax`` (its first maximum). Exact for rows of probabilities (what the metrics validate unless
+    ``validate_args=False``); on other devices, and for one column, :func:`top_label` itself.
     """
     if probs.device.type != "cpu" or probs.shape[1] < 2:
         return top_label(probs, labels)
