@@ -38,8 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                             "'claims' ('claims:ID,...'), 'estimators'")
     p.add_argument("--out", metavar="DIR", help="output directory (default: ./runs/bench-<suite>)")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
-                   help="local: sequential in this process (default); ray: one Ray task per run")
+                   help="local: on this machine, --jobs runs at a time (default); ray: one Ray task per run")
     p.add_argument("--address", metavar="ADDR", help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="local executor: train N runs at once in worker processes, each with cores/N threads "
+                        "(default: one per core this process may use; 1 for runs on a GPU; 1 trains in this process)")
     p.add_argument("--seeds", type=int, metavar="N", help="use seeds 0..N-1 instead of the suite's")
     add_set(p, "override a configuration key in every run, VALUE read as YAML, e.g. --set epochs=5 "
                "--set data.root=~/data")
@@ -125,10 +128,10 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _run_suite(args: argparse.Namespace, imports: list[str]) -> int:
-    from caltrain.cli._checks import check_out_dir
+    from caltrain.cli._checks import check_int_range, check_out_dir
     from caltrain.train.config import check_device, load_yaml
     from caltrain.train.run_dir import SuiteDir
-    from caltrain.train.suite import expand, load_suite, run_suite
+    from caltrain.train.suite import default_jobs, expand, load_suite, run_suite
 
     if Path(args.suite).suffix in (".yaml", ".yml"):  # a file: its YAML errors name it, with line and column
         if not Path(args.suite).exists():
@@ -138,11 +141,15 @@ def _run_suite(args: argparse.Namespace, imports: list[str]) -> int:
     out = check_out_dir(args.out) if args.out else Path("runs") / f"bench-{suite.name}"
     seeds = list(range(args.seeds)) if args.seeds is not None else None
     overrides = _overrides(args)
-    for config in {(s.config.device, s.config.precision): s.config for s in expand(suite, overrides, seeds)}.values():
+    specs = expand(suite, overrides, seeds)
+    for config in {(s.config.device, s.config.precision): s.config for s in specs}.values():
         check_device(config)  # device=cuda without a GPU: one message before any run starts
+    if args.jobs is not None:
+        check_int_range(args.jobs, "--jobs", low=1)
+    jobs = args.jobs or default_jobs([s.config for s in specs])
     log = _silent if args.quiet else _stderr
     result = run_suite(suite, out, executor=args.executor, address=args.address, overrides=overrides, seeds=seeds,
-                       imports=imports, log=log)
+                       imports=imports, log=log, jobs=jobs)
     paths = SuiteDir(out)
     report = None if args.no_report else _write_report(out, log)
     files = {fmt: str(paths.results(fmt)) for fmt in ("csv", "md", "json")}

@@ -386,13 +386,22 @@ class TrainConfig(_Section):
     #: channels-last memory format for image models; "auto": on for image inputs (faster convolutions on CPU,
     #: see bench/train.py in BENCHMARKS.md), off for feature data.
     channels_last: Union[bool, Literal["auto"]] = "auto"
-    #: CPU intra-op threads for the run (``torch.set_num_threads``); 0 keeps torch's default (one per core). On a
-    #: machine shared with other busy processes, 1 avoids threads spin-waiting on each other (up to 10x faster
-    #: for small models, see BENCHMARKS.md).
-    threads: int = Field(0, ge=0)
+    #: CPU intra-op threads for the run (``torch.set_num_threads``): "auto" (default) chooses from the model's
+    #: size and the cores this process may use (small models: one thread; :mod:`caltrain.utils.threads`, the
+    #: choice and its reason are in ``meta.json``); 0 keeps torch's default (one per core); N sets N. On a
+    #: machine shared with other busy processes, torch's default made small models 30-45x slower
+    #: (BENCHMARKS.md, "threads"). Does not change a run's results' fingerprint.
+    threads: Union[Literal["auto"], int] = "auto"
     #: Save a checkpoint every this many epochs (and always at the end).
     checkpoint_every: int = Field(1, ge=1)
     quiet: bool = False
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _threads_value(cls, v: Any) -> Any:
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
+            return v
+        raise ValueError(f"threads: expected 'auto', 0 (torch's default) or a number of threads >= 1, got {v!r}")
 
     @field_validator("device")
     @classmethod

@@ -55,6 +55,7 @@ from caltrain.train.step import TrainStep, frozen_batchnorm_stats
 from caltrain.train.task import check_task, model_outputs, objective_classes
 from caltrain.utils.io import remove_stale_temp_files
 from caltrain.utils.modules import unwrap
+from caltrain.utils.threads import prepare_threads, resolve_threads
 
 __all__ = ["Trainer", "TrainingDiverged", "train"]
 
@@ -93,8 +94,7 @@ class Trainer:
         if config.precision != "fp32" and self.device.type != "cuda":
             raise ValueError(f"precision={config.precision!r} needs a CUDA device; on {self.device} use fp32")
 
-        if config.threads:
-            torch.set_num_threads(config.threads)
+        prepare_threads(config.threads, self.device)
         torch.manual_seed(config.seed)
         self.data = self._create_data()
         self.num_classes = self.data.num_classes
@@ -111,6 +111,8 @@ class Trainer:
         )
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        self.threads = resolve_threads(config.threads, model=model, input_shape=tuple(self.data.input_shape),
+                                       batch_size=config.data.batch_size, device=self.device)
         self.model = model
         if self.dist.enabled:
             if self.objective.needs_input_grad or "model" in self.objective.requires:
@@ -293,6 +295,7 @@ class Trainer:
         progress.start_epoch(epoch, self.cfg.epochs, len(self.train_loader))
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)  # running accuracy, read with the loss
         n_seen = 0
         running = self.evaluator.train_metrics()
         records = []
@@ -301,11 +304,12 @@ class Trainer:
             self.step += 1
             nonfinite |= ~torch.isfinite(loss)
             loss_sum += loss.double() * y.shape[0]
+            correct += (logits.argmax(1) == y).sum()
             n_seen += y.shape[0]
             running.update(logits, y, idx)
             if (i + 1) % _HOST_READ_EVERY == 0 or i + 1 == len(self.train_loader):
                 check_finite_loss(nonfinite, epoch=epoch, step=self.step, checkpoint=self.run.checkpoint)
-                progress.update(i + 1, float(loss_sum) / max(n_seen, 1), float("nan"))
+                progress.update(i + 1, float(loss_sum) / max(n_seen, 1), int(correct) / max(n_seen, 1))
             if self.cfg.eval.every_steps and self.step % self.cfg.eval.every_steps == 0:
                 records.append(self._step_record(epoch, i + 1))
                 self.model.train()
@@ -416,6 +420,7 @@ class Trainer:
             "world_size": self.dist.world_size,
             "model": self.model_name,
             "num_parameters": sum(p.numel() for p in unwrap(self.model).parameters()),
+            "threads": self.threads,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
             **self._extra_meta(),
         })
