@@ -4,7 +4,9 @@ For each embedded dataset, the recommended small model is trained with plain cro
 no augmentation, no weight decay) through caltrain's own loader, then evaluated on the test split:
 training accuracy (should be ~100%), test accuracy, mean confidence, ECE with 15 equal-width bins (a plain
 NumPy implementation below, Guo et al. 2017) and, where the true posterior is known, the true calibration
-error E|P(correct | x) - conf(x)|. "Over-confident" means mean confidence > test accuracy.
+error E|E[P(correct | x) | conf] - conf| (what the ECE estimates, with the known posterior in place of the
+labels), the pointwise error E|P(correct | x) - conf(x)| and their difference, the grouping loss
+(:mod:`caltrain.metrics.true_calibration`). "Over-confident" means mean confidence > test accuracy.
 
 Run: ``PYTHONPATH=src python bench/embedded_miscalibration.py [--seeds 3] [--threads 1] [--json PATH]``.
 """
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from caltrain import data, models
+from caltrain import data, metrics, models
 
 #: dataset -> (model name, model options, epochs, learning rate): the recipes docs/data.md reports.
 RECIPES = {
@@ -77,7 +79,8 @@ def run(name: str, seed: int) -> dict:
         "train_seconds": seconds,
     }
     if ds.test.true_posterior is not None:
-        out["true_ce"] = float(data.true_calibration_error(torch.from_numpy(test_probs), ds.test.true_posterior))
+        terms = metrics.true_calibration_decomposition(torch.from_numpy(test_probs), ds.test.true_posterior)
+        out.update({key: float(value) for key, value in terms.items()})
     return out
 
 
@@ -94,7 +97,10 @@ def main(argv=None) -> list[dict]:
         for seed in range(args.seeds):
             row = run(name, seed)
             rows.append(row)
-            extra = f" true CE {row['true_ce']:.3f}" if "true_ce" in row else ""
+            extra = (
+                f" true CE {row['true_ece']:.3f} pointwise {row['pointwise_ce']:.3f} grouping {row['grouping_loss']:.3f}"
+                if "true_ece" in row else ""
+            )
             print(
                 f"{name:16s} seed {seed}: train acc {row['train_acc']:.3f}  test acc {row['test_acc']:.3f}  "
                 f"conf {row['test_conf']:.3f}  ECE {row['test_ece']:.3f}{extra}  ({row['train_seconds']:.1f} s)",

@@ -17,11 +17,23 @@ Per call: seconds (best of ``--repeat``), peak extra resident memory during the 
 from /proc/self/statm, above the level before the call), and the absolute error against a float64
 reference (NumPy, per-bin pairwise float64 sums of the same bin assignment). Ratios are
 ``other time / caltrain time`` (validated call). One torch thread by default (``--threads``).
+
+    python bench/metrics.py --contention    # ECE at 1e7 x 10: 1 and 2 threads, idle and under load
+
+``--contention`` times the top-label ECE on N = 1e7, K = 10 (``--contention-n``) at 1 and 2 torch threads,
+first as the machine is, then with ``--load`` (2) busy processes running (``while True: pass``), calls
+interleaved, median of ``--repeat`` (5): caltrain as shipped (2^16-row chunks taken in turn by
+``torch.get_num_threads()`` worker threads, each operation on one intra-op thread), the alternatives
+(:data:`WAYS`: the chunks in the calling thread only; every operation on all intra-op threads with 2^16-row
+chunks, as before, or with 2^20-row chunks: fewer, larger parallel regions), and torchmetrics
+``multiclass_calibration_error`` (validated, as a user calls it).
+Ratio: torchmetrics time / caltrain time (> 1: caltrain faster).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -33,6 +45,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from caltrain import metrics as M  # noqa: E402
 
@@ -169,14 +182,110 @@ def run_case(n: int, k: int, repeat: int, netcal_max: int) -> list[dict]:
     return rows
 
 
+#: How caltrain's chunked top-label accumulation runs: as shipped, and the alternatives measured against it.
+WAYS = {
+    "shipped: 2^16-row chunks on worker threads, 1 intra-op thread": None,
+    "2^16-row chunks in the calling thread, 1 intra-op thread": 1,
+    "2^16-row chunks, all intra-op threads (the threading before)": 1 << 16,
+    "2^20-row chunks, all intra-op threads": 1 << 20,
+}
+
+
+@contextlib.contextmanager
+def accumulation(way: str):
+    """caltrain's chunked accumulation as shipped, or one of the alternatives in :data:`WAYS`."""
+    import caltrain.metrics.ece as ece
+    import caltrain.utils.checks as checks
+    from caltrain.utils.threads import map_chunks
+
+    setting = WAYS[way]
+    if setting is None:
+        yield
+        return
+    saved = ece.map_chunks, checks.map_chunks
+    if setting == 1:
+        ece.map_chunks = checks.map_chunks = lambda fn, n, chunk, workers=None: map_chunks(fn, n, chunk, workers=1)
+    else:  # a plain loop: every operation on all intra-op threads
+        ece.map_chunks = lambda fn, n, chunk, workers=None: [fn(s, min(s + setting, n)) for s in range(0, n, setting)]
+        checks.map_chunks = lambda fn, n, chunk, workers=None: [fn(s, min(s + chunk, n)) for s in range(0, n, chunk)]
+    try:
+        yield
+    finally:
+        ece.map_chunks, checks.map_chunks = saved
+
+
+def contention(n: int, k: int, repeat: int, load: int) -> list[dict]:
+    """ECE on [n, k] at 1 and 2 threads, idle and under ``load`` busy processes, interleaved; median seconds."""
+    import random
+    import statistics
+
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    from _machine import busy_load, describe
+
+    probs, labels = make_data(n, k)
+    ways = tuple(WAYS)
+
+    def ours(way):
+        def call():
+            with accumulation(way):
+                return M.expected_calibration_error(probs, labels)
+        return call
+
+    calls = {f"caltrain ({w})": ours(w) for w in ways}
+    calls["torchmetrics"] = lambda: multiclass_calibration_error(probs, labels, num_classes=k, n_bins=15)
+    values = {name: float(fn()) for name, fn in calls.items()}  # warm-up (and the values agree)
+    rows = []
+    for busy in (0, load):
+        with busy_load(busy):
+            machine = describe()
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                times: dict[str, list[float]] = {name: [] for name in calls}
+                order = list(calls)
+                for r in range(repeat):
+                    random.Random(r).shuffle(order)
+                    for name in order:
+                        t0 = time.perf_counter()
+                        calls[name]()
+                        times[name].append(time.perf_counter() - t0)
+                med = {name: statistics.median(v) for name, v in times.items()}
+                for name, t in med.items():
+                    rows.append({"N": n, "K": k, "busy_processes": busy, "threads": threads, "impl": name,
+                                 "seconds": t, "value": values[name], "load": machine["load"],
+                                 "torchmetrics_over_this": med["torchmetrics"] / t})
+                    print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def print_contention(rows: list[dict]) -> None:
+    print(f"\n{'background':<22} {'threads':>7}  {'implementation':<44} {'seconds':>8} {'tm / this':>9}  load")
+    for r in rows:
+        bg = "idle (as the machine is)" if not r["busy_processes"] else f"{r['busy_processes']} busy processes"
+        print(f"{bg:<22} {r['threads']:>7}  {r['impl']:<44} {r['seconds']:>8.3f} {r['torchmetrics_over_this']:>9.2f}"
+              f"  {r['load']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--contention", action="store_true", help="ECE at 1 and 2 threads, idle and under load")
+    parser.add_argument("--contention-n", type=int, default=10_000_000)
+    parser.add_argument("--load", type=int, default=2, help="busy processes for the loaded half of --contention")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--netcal-max", type=int, default=10_000_000, help="largest N given to netcal")
     parser.add_argument("--out", default=None, help="write the rows as JSON here")
     args = parser.parse_args()
+    if args.contention:
+        from _machine import describe
+
+        print(json.dumps(describe()))
+        rows = contention(args.contention_n, 10, max(args.repeat, 5) if args.repeat == 3 else args.repeat, args.load)
+        print_contention(rows)
+        if args.out:
+            Path(args.out).write_text(json.dumps(rows, indent=1))
+        return
     torch.set_num_threads(args.threads)
     cases = [(100_000, 10)] if args.quick else [(100_000, 10), (1_000_000, 10), (1_000_000, 100), (10_000_000, 10)]
     rows = []

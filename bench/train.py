@@ -11,6 +11,12 @@ Reported: training samples per second of each (epochs after one warm-up epoch) a
 
     python bench/train.py                  # resnet20, 2 timed epochs of 2,560 images
     python bench/train.py --quick          # a smaller run to check the script works
+
+``--contention``: one run of the ``quick`` suite (``synthetic__mbls__seed0`` by default: the MLP, 30 epochs,
+TS and ATS; ``--run``), trained whole (``caltrain.train.train``, each in a fresh process) with ``threads: auto``
+and with ``threads: 0`` (torch's default, one per core), first on the machine as it is, then with ``--load``
+(2) busy processes (``while True: pass``). Reported: wall seconds and the ratio loaded / as is.
+``--epochs-override N`` shortens the run (the default-threads run under load took minutes).
 """
 
 from __future__ import annotations
@@ -18,16 +24,20 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from caltrain import data as cdata
-from caltrain import models
-from caltrain.train.config import build_config
-from caltrain.train.trainer import Trainer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from caltrain import data as cdata  # noqa: E402
+from caltrain import models  # noqa: E402
+from caltrain.train.config import build_config  # noqa: E402
+from caltrain.train.trainer import Trainer  # noqa: E402
 
 
 class PerSampleDataset(torch.utils.data.Dataset):
@@ -96,15 +106,82 @@ def caltrain_loop(data_name: str, data_options: dict, model_name: str, epochs: i
     return len(trainer.data.train) * epochs / sum(times[1:])
 
 
+_ONE_RUN = """
+import json, sys, tempfile, time
+from caltrain.train.config import TrainConfig
+from caltrain.train.trainer import train
+config = TrainConfig.model_validate(json.loads(sys.argv[1]))
+with tempfile.TemporaryDirectory() as tmp:
+    t0 = time.perf_counter()
+    train(config, tmp)
+    print(json.dumps({"seconds": time.perf_counter() - t0,
+                      "threads": json.load(open(tmp + "/meta.json"))["threads"]}))
+"""
+
+
+def contention(run: str, epochs: int | None, load: int) -> list[dict]:
+    """Wall seconds of one quick-suite run per threads setting, as the machine is and under ``load`` busy processes."""
+    import os
+    import subprocess
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _machine import busy_load, describe
+
+    from caltrain.train.suite import expand, load_suite
+
+    spec = next(s for s in expand(load_suite("quick")) if s.name == run)
+    rows = []
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    env.pop("OMP_NUM_THREADS", None)
+    for busy in (0, load):
+        with busy_load(busy):
+            for threads in ("auto", 0):
+                tree = spec.config.model_dump(mode="json")
+                tree["threads"] = threads
+                if epochs:
+                    tree["epochs"] = epochs
+                before = describe()["load"]
+                proc = subprocess.run([sys.executable, "-c", _ONE_RUN, json.dumps(tree)], env=env,
+                                      capture_output=True, text=True)
+                if proc.returncode:
+                    raise RuntimeError(f"the run failed:\n{proc.stderr}")
+                out = proc.stdout
+                result = json.loads(out.strip().splitlines()[-1])
+                rows.append({"run": run, "epochs": tree["epochs"], "busy_processes": busy, "threads_setting": threads,
+                             "threads": result["threads"]["threads"], "seconds": result["seconds"],
+                             "load_before": before, "load_after": describe()["load"]})
+                print(json.dumps(rows[-1]), flush=True)
+    for r in rows:
+        idle = next(b for b in rows if b["threads_setting"] == r["threads_setting"] and not b["busy_processes"])
+        r["ratio_to_as_is"] = r["seconds"] / idle["seconds"]
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--contention", action="store_true", help="one quick-suite run, as is and under load")
+    parser.add_argument("--run", default="synthetic__mbls__seed0")
+    parser.add_argument("--load", type=int, default=2)
     parser.add_argument("--model", default="resnet20")
     parser.add_argument("--n-train", type=int, default=2560)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--epochs-override", dest="epochs_override", type=int, default=None,
+                        help="--contention: train this many epochs instead of the suite's")
     args = parser.parse_args()
+    if args.contention:
+        rows = contention(args.run, args.epochs_override, args.load)
+        print(f"\n{'background':<18} {'threads':<8} {'chosen':>6} {'seconds':>9} {'x as is':>8}  load before/after")
+        for r in rows:
+            bg = f"{r['busy_processes']} busy" if r["busy_processes"] else "as is"
+            print(f"{bg:<18} {str(r['threads_setting']):<8} {r['threads']:>6} {r['seconds']:>9.1f} "
+                  f"{r['ratio_to_as_is']:>8.2f}  {r['load_before']} / {r['load_after']}")
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(rows, fh, indent=2)
+        return
     if args.quick:
         args.n_train, args.epochs = 512, 1
     options = {"train_size": args.n_train, "val_size": 256, "test_size": 256}

@@ -100,3 +100,34 @@ def test_bench_out_refuses_a_folder_caltrain_did_not_write(tmp_path, capsys, mon
     assert "refusing to write a suite into a folder caltrain did not write" in err and "paper.tex" in err, err
     assert (mine / "results.csv").read_text() == "my results\n" and sorted(p.name for p in mine.iterdir()) == [
         "paper.tex", "results.csv"]
+
+
+def test_json_and_quiet(tmp_path, capsys):
+    # issue 18: bench had no --json; --quiet silences the progress, and stdout is one JSON document
+    import json
+
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(textwrap.dedent("""
+        description: one tiny run
+        seeds: [0]
+        base: {epochs: 1, eval: {posthoc: []}, data: {options: {train_size: 96, val_size: 48, test_size: 48, dim: 4}}}
+        datasets:
+          synthetic: {data: {name: synthetic}, model: {name: mlp}}
+        objectives:
+          ce: {loss: {name: ce}}
+    """))
+    out = tmp_path / "out"
+    assert main(["bench", str(suite), "--out", str(out), "--json", "--quiet", "--no-report", "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    payload = json.loads(captured.out)
+    assert captured.err == ""
+    assert {k: payload[k] for k in ("suite", "out", "runs", "skipped", "stale", "failed", "report")} == {
+        "suite": "tiny", "out": str(out), "runs": 1, "skipped": 0, "stale": 0, "failed": [], "report": None}
+    assert payload["files"] == {f: str(out / f"results.{f}") for f in ("csv", "md", "json")}
+    assert payload["results"] == json.loads((out / "results.json").read_text())
+    run_config = (out / "runs" / "synthetic__ce__seed0" / "config.yaml").read_text()
+    assert "device: cpu" in run_config and "quiet: true" in run_config
+    # the same again: the complete run is reused (quiet is not a result key), the table goes to stdout
+    assert main(["bench", str(suite), "--out", str(out), "--no-report", "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "1 already complete, 0 to run" in captured.err and captured.out.startswith("|")

@@ -35,7 +35,7 @@ def test_ts_json_reports_before_after_and_the_temperature(files, tmp_path, capsy
     val, test = files
     out = tmp_path / "ts.json"
     assert main(["calibrate", "--method", "ts", "--val", str(val), "--test", str(test), "--json",
-                 "--output", str(out)]) == 0
+                 "--out", str(out)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert {"method", "params", "before", "after"} <= set(report)
     assert report["method"] == "ts" and 2.0 < report["params"]["temperature"] < 3.2
@@ -62,7 +62,7 @@ def test_metric_keys_equal_those_of_caltrain_evaluate(files, tmp_path, capsys):
 def test_method_all_compares_every_multiclass_calibrator(files, tmp_path, capsys):
     val, test = files
     assert main(["calibrate", "--method", "all", "--val", str(val), "--test", str(test), "--json",
-                 "--output", str(tmp_path / "cals")]) == 0
+                 "--out", str(tmp_path / "cals")]) == 0
     report = json.loads(capsys.readouterr().out)
     assert set(report["results"]) == set(posthoc.names(num_classes=5))
     for name, result in report["results"].items():
@@ -77,7 +77,7 @@ def test_method_all_compares_every_multiclass_calibrator(files, tmp_path, capsys
 def test_options_and_abstention(tmp_path, capsys):
     val = _write(tmp_path / "v.npz", 400, 4, 2, abstention=True)
     test = _write(tmp_path / "t.npz", 300, 4, 3, abstention=True)
-    assert main(["calibrate", "--method", "ats", "--option", "n_pieces=3", "--option", "binning=equal-width",
+    assert main(["calibrate", "--method", "ats", "--set", "n_pieces=3", "--set", "binning=equal-width",
                  "--abstention", "renormalized", "--val", str(val), "--test", str(test), "--json", "--no-save"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert {"temperature_piece_0", "temperature_piece_2"} <= set(report["params"])
@@ -104,10 +104,10 @@ def test_errors_exit_2_with_a_message(files, tmp_path, capsys):
     np.savez(bad, probs=np.ones((3, 2)) / 2, labels=np.zeros(3, dtype=np.int64))
     assert main(["calibrate", "--val", str(bad), "--test", str(test), "--no-save"]) == 2
     assert "expected arrays 'logits' and 'labels'" in capsys.readouterr().err
-    assert main(["calibrate", "--method", "ts", "--option", "temprature=2", "--val", str(val), "--test", str(test),
+    assert main(["calibrate", "--method", "ts", "--set", "temprature=2", "--val", str(val), "--test", str(test),
                  "--no-save"]) == 2
     assert "valid parameters" in capsys.readouterr().err
-    assert main(["calibrate", "--method", "all", "--option", "n_bins=3", "--val", str(val), "--test", str(test),
+    assert main(["calibrate", "--method", "all", "--set", "n_bins=3", "--val", str(val), "--test", str(test),
                  "--no-save"]) == 2
     other = _write(tmp_path / "k3.npz", 50, 3, 4)
     assert main(["calibrate", "--val", str(val), "--test", str(other), "--no-save"]) == 2
@@ -179,22 +179,22 @@ def test_output_directory_and_output_with_no_save_exit_2_before_fitting(files, t
     monkeypatch.setattr(posthoc, "compare", lambda *a, **k: fitted.append(1) or original(*a, **k))
     folder = tmp_path / "adir"
     folder.mkdir()
-    assert main(["calibrate", "--val", str(val), "--test", str(test), "--output", str(folder)]) == 2
+    assert main(["calibrate", "--val", str(val), "--test", str(test), "--out", str(folder)]) == 2
     err = capsys.readouterr().err
-    assert "--output" in err and "is a directory" in err and "Traceback" not in err
+    assert "--out" in err and "is a directory" in err and "Traceback" not in err
     out = tmp_path / "x.json"
-    assert main(["calibrate", "--val", str(val), "--test", str(test), "--output", str(out), "--no-save"]) == 2
+    assert main(["calibrate", "--val", str(val), "--test", str(test), "--out", str(out), "--no-save"]) == 2
     err = capsys.readouterr().err
-    assert "--output" in err and "--no-save" in err and "conflict" in err
+    assert "--out" in err and "--no-save" in err and "conflict" in err
     afile = tmp_path / "afile"
     afile.write_text("x")
-    assert main(["calibrate", "--method", "all", "--val", str(val), "--test", str(test), "--output", str(afile)]) == 2
-    assert "--output" in capsys.readouterr().err
+    assert main(["calibrate", "--method", "all", "--val", str(val), "--test", str(test), "--out", str(afile)]) == 2
+    assert "--out" in capsys.readouterr().err
     assert fitted == [] and not out.exists()  # all three refused before anything was fitted or written
-    # a parent that is a file: an error naming --output, not a traceback
-    assert main(["calibrate", "--val", str(val), "--test", str(test), "--output", str(afile / "c.json")]) == 2
+    # a parent that is a file: an error naming --out, not a traceback
+    assert main(["calibrate", "--val", str(val), "--test", str(test), "--out", str(afile / "c.json")]) == 2
     err = capsys.readouterr().err
-    assert "--output: cannot write" in err
+    assert "--out: cannot write" in err
 
 
 def test_method_all_writes_one_folder_named_in_the_output(files, tmp_path, capsys, monkeypatch):
@@ -240,3 +240,78 @@ def test_bad_files_and_n_bins_exit_2_naming_the_file(files, tmp_path, capsys):
     assert "nan_test.npz: logits: expected finite values" in capsys.readouterr().err
     assert main(["calibrate", "--val", str(val), "--test", str(test), "--n-bins", "1000000000", "--no-save"]) == 2
     assert "n_bins" in capsys.readouterr().err
+
+
+def test_old_spellings_output_and_option_still_work_with_a_warning_on_stderr(files, tmp_path, capsys):
+    # issue 18: --output became --out and --option (JSON) became --set (YAML); the old spellings work for one
+    # release, each with a one-line warning on stderr, and give the same result as the new ones
+    val, test = files
+    base = ["calibrate", "--method", "dirichlet", "--val", str(val), "--test", str(test), "--json"]
+    assert main([*base, "--set", "reg_lambda=1e-3", "--out", str(tmp_path / "new.json")]) == 0
+    new = capsys.readouterr()
+    assert new.err == ""
+    assert main([*base, "--option", "reg_lambda=1e-3", "--output", str(tmp_path / "old.json")]) == 0
+    old = capsys.readouterr()
+    warnings = old.err.strip().splitlines()
+    assert len(warnings) == 2, old.err
+    assert warnings[0].startswith("caltrain calibrate: warning: --option is deprecated") and "use --set" in warnings[0]
+    assert warnings[1].startswith("caltrain calibrate: warning: --output is deprecated") and "use --out" in warnings[1]
+    new_report, old_report = json.loads(new.out), json.loads(old.out)
+    assert old_report["params"] == new_report["params"] and old_report["after"] == new_report["after"]
+    assert old_report["saved"] == str(tmp_path / "old.json") and (tmp_path / "old.json").is_file()
+    assert posthoc.load(tmp_path / "old.json").get_params() == posthoc.load(tmp_path / "new.json").get_params()
+    # the old spellings are hidden from --help: it teaches the new ones
+    with pytest.raises(SystemExit):
+        main(["calibrate", "--help"])
+    text = capsys.readouterr().out
+    assert "--out PATH" in text and "--set KEY=VALUE" in text and "--output" not in text and "--option" not in text
+
+
+def test_set_reads_yaml_values_and_exponents_without_a_dot_as_numbers(files, capsys):
+    # YAML 1.1 reads "1e-3" as a string; --set reads it as the number it means (as the old JSON --option did)
+    from caltrain.cli._options import parse_settings
+
+    assert parse_settings(["a=1e-3", "b=2", "c=[1, 2]", "d=equal-width", "e=true", "f.g=0.5", "h=-1E+2"]) == {
+        "a": 0.001, "b": 2, "c": [1, 2], "d": "equal-width", "e": True, "f": {"g": 0.5}, "h": -100.0}
+    with pytest.raises(ValueError, match="--set: .*expected KEY=VALUE"):
+        parse_settings(["novalue"])
+    val, test = files
+    args = ["calibrate", "--method", "dirichlet", "--val", str(val), "--test", str(test), "--json", "--no-save"]
+    assert main([*args, "--set", "reg_lambda=1e-3"]) == 0
+    exponent = json.loads(capsys.readouterr().out)
+    assert main([*args, "--set", "reg_lambda=0.001"]) == 0
+    assert json.loads(capsys.readouterr().out)["params"] == exponent["params"]
+
+
+def test_unknown_method_is_one_line_naming_method_with_the_closest(files, tmp_path, capsys, monkeypatch):
+    # --method is checked against the calibrator registry when the command runs (building the parser imports no
+    # torch), before anything is read, fitted or written
+    val, test = files
+    monkeypatch.chdir(tmp_path)
+    assert main(["calibrate", "--method", "tss", "--val", str(val), "--test", str(test)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("caltrain calibrate: error: --method: expected one of ")
+    assert "'dirichlet'" in captured.err and "'all'" in captured.err and "did you mean 'ts'" in captured.err
+    assert captured.out == "" and not list(tmp_path.glob("calibrator*"))
+
+
+def test_quiet_prints_the_table_only(files, tmp_path, capsys):
+    val, test = files
+    args = ["calibrate", "--val", str(val), "--test", str(test), "--out", str(tmp_path / "ts.json")]
+    assert main(args) == 0
+    full = capsys.readouterr().out
+    assert main([*args[:-2], "--no-save", "--quiet"]) == 0
+    quiet = capsys.readouterr().out
+    assert "fitted on" in full and "saved ts to" in full
+    assert full.startswith(quiet.rstrip("\n")) and "fitted on" not in quiet and "saved" not in quiet
+    assert quiet.splitlines()[0].split() == ["metric", "before", "after", "description"]
+
+
+def test_method_all_names_the_folder_given_with_out(files, tmp_path, capsys):
+    val, test = files
+    folder = tmp_path / "my-calibrators"
+    assert main(["calibrate", "--method", "all", "--val", str(val), "--test", str(test), "--out", str(folder)]) == 0
+    out = capsys.readouterr().out
+    names = posthoc.names(num_classes=5)
+    assert f"saved {len(names)} calibrators into {folder}/" in out
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"calibrator-{n}.json" for n in names)

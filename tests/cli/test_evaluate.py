@@ -97,3 +97,18 @@ def test_documented_evaluate_commands_run(tmp_path, rng, capsys, monkeypatch):
         argv = [("50" if a == "1000" else a) for a in argv] + (["--n", "500"] if "--demo" in argv else [])
         assert main(argv) == 0, (line, capsys.readouterr().err)
         capsys.readouterr()
+
+
+def test_device_and_quiet(preds, capsys):
+    path, _, _ = preds
+    assert main(["evaluate", str(path / "logits.npz"), "--json"]) == 0
+    on_cpu = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", str(path / "logits.npz"), "--json", "--device", "auto"]) == 0
+    assert json.loads(capsys.readouterr().out) == pytest.approx(on_cpu, abs=1e-12)
+    assert main(["evaluate", str(path / "logits.npz"), "--device", "nonsense"]) == 2
+    assert "caltrain evaluate: error: --device: cannot use 'nonsense'" in capsys.readouterr().err
+    assert main(["evaluate", "--demo", "--n", "500"]) == 0
+    full = capsys.readouterr().out
+    assert main(["evaluate", "--demo", "--n", "500", "--quiet"]) == 0
+    quiet = capsys.readouterr().out
+    assert full.startswith("demo: 500 synthetic samples") and quiet.startswith("metric ") and full.endswith(quiet)

@@ -42,14 +42,14 @@ def test_report_command_writes_html(run_dir, capsys):
     out = capsys.readouterr().out.strip()
     assert out == str(run_dir / "report.html")
     text = (run_dir / "report.html").read_text()
-    assert "<table" in text and text.count("<img") >= 5 and "10 equal-width bins" in text
+    assert "<table" in text and text.count('<svg class="plot"') >= 3 and "10 equal-width bins" in text
 
 
 def test_report_command_markdown_to_a_chosen_file(run_dir, tmp_path, capsys):
     target = tmp_path / "out" / "r.md"
     assert main(["report", str(run_dir), "--format", "md", "--out", str(target), "--dpi", "40"]) == 0
     assert target.exists() and (target.parent / "r_files").is_dir()
-    assert "figure 1" in capsys.readouterr().err  # progress lines on stderr
+    assert "synthetic: table and verdict" in capsys.readouterr().err  # progress lines on stderr
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -85,3 +85,9 @@ def test_bench_writes_the_report_at_its_end(tmp_path, capsys):
     text = (out / "report.html").read_text()
     assert text.count("<tr>") >= 2 and "synthetic__ce__seed0" in text
     assert f"report: {out / 'report.html'}" in capsys.readouterr().err
+
+
+def test_report_command_json_names_the_report(run_dir, capsys):
+    assert main(["report", str(run_dir), "--quiet", "--json", "--dpi", "20", "--max-classes", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"report": str(run_dir / "report.html"), "format": "html"} and err == ""

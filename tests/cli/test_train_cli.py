@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
 from caltrain.cli.main import main
@@ -147,3 +149,28 @@ def test_resume_with_more_epochs_refuses_a_cosine_schedule(tmp_path, capsys):
     assert main(["train", "--resume", str(run.root), "--epochs", "2"]) == 2
     assert "cosine schedule" in capsys.readouterr().err
     assert run.is_complete() and [r["epoch"] for r in run.read_metrics()] == [1]
+
+
+def test_progress_shows_validation_numbers_not_test_numbers(tmp_path, capsys):
+    # issue 18: each epoch line showed the test accuracy and ECE while training (what a reader must not select
+    # on); it shows validation, and the test numbers only in the summary at the end, marked as such
+    tiny = [a for a in TINY if a != "--quiet"]
+    assert main(["train", *tiny, "--epochs", "2", "--device", "cpu", "--out", str(tmp_path / "run")]) == 0
+    out, err = capsys.readouterr()
+    epochs = [line for line in err.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == 2, err
+    for line in epochs:
+        assert "val acc" in line and "test" not in line, line
+    assert f"{tmp_path / 'run'}: test accuracy" in out  # the end of the run names the test split
+
+
+def test_device_option_is_the_device_setting(tmp_path, capsys, no_work):
+    # --device DEVICE is --set device=DEVICE: checked before any work, the same message
+    assert main(["train", "--device", "cuda:99", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "device: 'cuda:99' is not available" in err and not (tmp_path / "run").exists()
+    from caltrain.cli.train import _overrides
+
+    args = argparse.Namespace(data=None, model=None, loss=None, epochs=None, seed=None, device="cpu",
+                                            quiet=False, set=["epochs=2"])
+    assert _overrides(args) == ["device=cpu", "epochs=2"]  # --set comes last: it wins

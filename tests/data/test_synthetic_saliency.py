@@ -134,14 +134,3 @@ def test_split_and_dataset_validate_masks():
         replace(ds, train=data.Split(ds.train.x, torch.zeros(24, dtype=torch.int64)))
     with pytest.raises(ValueError, match="num_classes=1"):
         replace(ds, num_classes=2)
-
-
-def test_the_trainer_refuses_a_dense_dataset_before_training(tmp_path):
-    from caltrain.train.config import build_config
-    from caltrain.train.trainer import train
-
-    config = build_config(overrides=["data.name=synthetic_saliency", "loss.name=bce", "model.name=unet", "epochs=1",
-                                     "quiet=true", "threads=1", "data.options={n_train: 16, n_val: 8, n_test: 8}"])
-    with pytest.raises(ValueError, match=r"data.name: 'synthetic_saliency' is a dense_binary dataset"):
-        train(config, tmp_path / "run")
-    assert not (tmp_path / "run" / "checkpoint.pt").exists()

@@ -119,13 +119,10 @@ def dece(z, y, weight=0.5, n_bins=15, temperature=0.01):
     return ce(z, y) + weight * (nb / len(y) * abs(acc_b - conf_b)).sum()
 
 
-def gence(z, y, weight=1.0, exclude_self=False, class_prior=None):
+def gence(z, y, weight=1.0, exclude_self=False):
     p = np.exp(_logp(z))
     n = len(y)
-    if class_prior is not None:
-        pi = np.asarray(class_prior, float) / np.sum(class_prior)
-        est = pi[y]
-    elif exclude_self and n > 1:
+    if exclude_self and n > 1:
         est = np.array([(p[:, y[i]].sum() - p[i, y[i]]) / (n - 1) for i in range(n)])
     else:
         est = p[:, y].mean(0)

@@ -229,6 +229,7 @@ def test_the_trainer_refuses_a_dense_objective_on_a_classification_run_before_tr
     from caltrain.train.trainer import train
 
     config = build_config(overrides=["loss.name=aslp", "epochs=1", "quiet=true", "threads=1"])
-    with pytest.raises(ValueError, match=r"loss.name: 'aslp' is an objective for dense_binary outputs"):
+    with pytest.raises(ValueError, match=r"loss.name: 'aslp' trains dense_binary outputs, but data.name 'synthetic' is a "
+                                         r"classification task"):
         train(config, tmp_path / "run")
     assert not (tmp_path / "run" / "checkpoint.pt").exists()

@@ -87,7 +87,8 @@ def test_unknown_names_fail_when_built_with_the_closest_name(override, message):
         (["model.name=mlp", "model.options.hiden=[8]"],
          r"model.options: model 'mlp' got unknown parameter\(s\) 'hiden'; valid parameters: hidden.*did you mean"),
         (["model.options.num_classes=3"], "model.options.num_classes: set by caltrain"),
-        (["model.options.depth=3"], r"model 'mlp' got unknown .*model 'cnn' got unknown .*model.name=auto is one of"),
+        (["model.options.layers=3"],
+         r"model 'mlp' got unknown .*model 'cnn' got unknown .*model 'unet' got unknown .*model.name=auto is one of"),
         (["data.options.n_train=3"], r"data.options: dataset 'synthetic' got unknown parameter\(s\) 'n_train'; "
                                      r"valid parameters: .*train_size.*imbalance_factor"),
         (["data.options.root=/x"], "data.options.root: .*set data.root instead"),

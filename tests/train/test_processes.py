@@ -58,3 +58,38 @@ def test_bad_configuration_key_fails_with_the_valid_keys(tmp_path):
     out = subprocess.run(TRAIN + ["--epochs", "-1", "--out", str(tmp_path / "y")], env=_env(), timeout=120,
                          capture_output=True, text=True)
     assert out.returncode == 2 and "epochs" in out.stderr
+
+
+def test_torchrun_two_ranks_gloo_dense(tmp_path):
+    # a dense binary run on 2 ranks: each rank streams its shard, the metric states are summed, and the image
+    # that evens the shards (9 test images over 2 ranks) is counted once
+    pytest.importorskip("torch.distributed.run")
+    import torch
+
+    from caltrain import data, metrics, models
+
+    options = "{n_train: 16, n_val: 7, n_test: 9, size: 16}"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "caltrain", "train", "--quiet", "--data", "synthetic_saliency", "--model", "unet", "--loss", "aslp",
+           "--epochs", "2", "--set", f"data.options={options}", "--set", "model.options={width: 4, depth: 2}",
+           "--set", "loss.options.start_epoch=1", "--set", "eval.posthoc=[ts]", "--set", "data.batch_size=4",
+           "--set", "data.eval_batch_size=2", "--out", str(tmp_path / "ddp")]
+    out = subprocess.run(cmd, env=_env(), timeout=300, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = _summary(tmp_path / "ddp")
+    assert summary["test"]["n"] == 9 * 16 * 16 and summary["val"]["n"] == 7 * 16 * 16
+    assert summary["test"]["n_images"] == 9
+    # the streamed, all-reduced metrics equal the final model's maps evaluated at once in this process
+    state = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=True)
+    model = models.create("unet", num_classes=1, in_channels=3, width=4, depth=2)
+    model.load_state_dict(state["model"])
+    ds = data.create("synthetic_saliency", n_train=16, n_val=7, n_test=9, size=16)
+    loader = data.make_loader(ds.test, batch_size=9, shuffle=False, normalization=(ds.mean, ds.std))
+    (x, y, _), = list(loader)
+    with torch.no_grad():
+        s = torch.sigmoid(model.eval()(x).double())
+    expected = metrics.dense_calibration_error(s, y, n_bins=15)
+    assert summary["test"]["ece"] == pytest.approx(expected["ece"], rel=1e-5)
+    assert summary["test"]["accuracy"] == pytest.approx(expected["accuracy"], abs=1e-12)
+    alpha = __import__("numpy").load(tmp_path / "ddp" / "sample_state.npz")["alpha"]
+    assert alpha.shape == (16,) and (alpha > 0).sum() > 8  # both ranks' images were updated and merged

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["check_int_range", "check_out_dir"]
+__all__ = ["check_int_range", "check_out_dir", "resolve_device"]
 
 
 def check_out_dir(path: str | Path, option: str = "--out") -> Path:
@@ -30,3 +30,20 @@ def check_int_range(value: int, option: str, *, low: int, high: int | None = Non
     if high is not None and value > high:
         raise ValueError(f"{option}: expected at most {high:,}, got {value:,}" + (f" ({why})" if why else ""))
     return value
+
+
+def resolve_device(device: str, option: str = "--device") -> str:
+    """The torch device ``device`` names on this machine, else ``ValueError`` naming ``option``.
+
+    ``auto`` is CUDA when a GPU is visible, else the CPU (as the trainer's ``device: auto``); ``cpu``, ``cuda``,
+    ``cuda:N`` and ``mps`` must exist here (``cuda`` on a machine without a GPU is an error, not a fall-back).
+    """
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as err:  # an unknown device string, or CUDA not available
+        raise ValueError(f"{option}: cannot use {device!r} ({err}); expected auto, cpu, cuda, cuda:N or mps") from None
+    return device

@@ -5,17 +5,21 @@ Examples::
     caltrain calibrate --method ts --val val.npz --test test.npz            # table: before / after
     caltrain calibrate --method ts --val val.npz --test test.npz --json     # {"method", "params", "before", "after"}
     caltrain calibrate --method all --val val.npz --test test.npz           # every calibrator in one table
-    caltrain calibrate --method dirichlet --option reg_lambda=0.1 --val val.npz --test test.npz
+    caltrain calibrate --method dirichlet --set reg_lambda=0.1 --val val.npz --test test.npz
     caltrain calibrate --method ts --abstention renormalized --val val.npz --test test.npz   # K+1 outputs
 
 Both files (``.npz``, or ``.pt`` holding a dict) hold ``logits`` ``[N, C]`` and integer ``labels`` ``[N]`` (a
 trainer run writes them as ``logits_val.npz`` / ``logits_test.npz``). "before" and "after" are
 :func:`caltrain.metrics.summarize` of the test split, so their keys are those of ``caltrain evaluate --json``.
-The fitted calibrator is written to ``--output`` (a file, default ``calibrator-<method>.json``; a directory
+The fitted calibrator is written to ``--out`` (a file, default ``calibrator-<method>.json``; a directory
 there is an error) unless ``--no-save``. With ``--method all`` every fitted calibrator goes into ONE folder,
-``--output`` (default ``calibrators/``), one ``<folder>/calibrator-<name>.json`` each; the paths are printed
-(``saved`` in ``--json``). ``--output`` with ``--no-save`` is an error (they conflict). Both are checked before
-anything is fitted. Reload a calibrator with ``caltrain.posthoc.load(path)``.
+``--out`` (default ``calibrators/``), one ``<folder>/calibrator-<name>.json`` each; the folder and the paths are
+printed (``saved`` in ``--json``). ``--out`` with ``--no-save`` is an error (they conflict). Both are checked
+before anything is fitted. Reload a calibrator with ``caltrain.posthoc.load(path)``. Calibrator options are
+``--set KEY=VALUE`` (VALUE read as YAML, as everywhere in caltrain).
+
+Deprecated spellings (they work, with a warning on stderr, until the next release): ``--output`` (now
+``--out``) and ``--option KEY=VALUE`` (now ``--set``; ``--option`` still reads VALUE as JSON).
 
 Abstention (K+1) outputs (conventions of :mod:`caltrain.abstention`): ``--abstention renormalized`` calibrates the K class logits (the last logit is dropped,
 "before" is the softmax over the K class logits; the saved calibrator takes the K class logits);
@@ -32,60 +36,71 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from caltrain.abstention import ABSTENTION_CONVENTIONS, CALIBRATABLE, check_convention
 
-__all__ = ["DEFAULT_ALL_FOLDER", "add_arguments", "calibrate_files", "output_target", "parse_options", "run"]
+__all__ = ["DEFAULT_ALL_FOLDER", "EXAMPLES", "add_arguments", "calibrate_files", "output_target", "parse_options",
+           "run"]
 
-EVAL_ABSTENTION = ABSTENTION_CONVENTIONS  # the metrics' K+1 evaluation conventions
-#: Where ``--method all`` writes its calibrators without ``--output``.
+#: Where ``--method all`` writes its calibrators without ``--out``.
 DEFAULT_ALL_FOLDER = "calibrators"
+
+EXAMPLES = (
+    ("caltrain calibrate --val runs/r/logits_val.npz --test runs/r/logits_test.npz --method all",
+     "every calibrator that fits, in one table; the calibrators go into calibrators/"),
+    ("caltrain calibrate --val val.npz --test test.npz --method dirichlet --set reg_lambda=0.01 --out dir.json --json",
+     "one calibrator with an option, saved to dir.json; before/after as JSON"),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from caltrain import posthoc
+    from caltrain.cli._options import (ABSTENTION_CONVENTIONS, CALIBRATABLE, LEGACY_CALIBRATABLE, DeprecatedAlias,
+                                       add_device, add_json, add_quiet, add_set)
 
     parser.add_argument(
         "--method",
         default="ts",
-        choices=[*posthoc.names(), "all"],
-        help="calibrator (default ts); 'all' compares every calibrator that fits the number of classes",
+        metavar="NAME",
+        help="calibrator name (default ts; a wrong name lists the valid ones), or 'all': every calibrator that fits "
+        "the number of classes",
     )
-    parser.add_argument("--val", required=True, help="file with validation logits and labels (fit on this)")
-    parser.add_argument("--test", required=True, help="file with test logits and labels (report on this)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--n-bins", type=int, default=15, help="bins of the binned metrics (default 15)")
+    parser.add_argument("--val", required=True, metavar="FILE",
+                        help="file with validation logits and labels (fit on this)")
+    parser.add_argument("--test", required=True, metavar="FILE",
+                        help="file with test logits and labels (report on this)")
+    parser.add_argument("--n-bins", type=int, default=15, metavar="N",
+                        help="bins of the binned metrics (default 15)")
+    add_set(parser, "calibrator option (repeatable; VALUE read as YAML), e.g. --set reg_lambda=0.1")
+    parser.add_argument("--option", dest="option", action=DeprecatedAlias, new="--set (VALUE read as YAML)",
+                        append=True, default=[], metavar="KEY=VALUE")
     parser.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="calibrator option (repeatable; VALUE read as JSON, else a string), e.g. reg_lambda=0.1",
-    )
-    parser.add_argument(
-        "--abstention", default=None, choices=("renormalized", "with_unknown", "classes", "all"),
+        "--abstention", default=None, choices=(*CALIBRATABLE, *LEGACY_CALIBRATABLE),
         help="K+1 outputs: calibrate the K class logits (renormalized) or all K+1 (with_unknown); "
         "'classes' and 'all' are their deprecated spellings",
     )
     parser.add_argument(
         "--eval-abstention",
         default="with_unknown",
-        choices=EVAL_ABSTENTION,
+        choices=ABSTENTION_CONVENTIONS,
         help="metric convention with --abstention with_unknown (default with_unknown)",
     )
     parser.add_argument(
-        "--output",
+        "--out",
         default=None,
+        metavar="PATH",
         help="where to write the fitted calibrator: a JSON file (default calibrator-<method>.json); with "
         f"--method all ONE folder (default {DEFAULT_ALL_FOLDER}/) holding calibrator-<name>.json for each",
     )
+    parser.add_argument("--output", dest="out", action=DeprecatedAlias, new="--out", metavar="PATH")
     parser.add_argument(
-        "--no-save", action="store_true", help="do not write the fitted calibrator(s) (conflicts with --output)"
+        "--no-save", action="store_true", help="do not write the fitted calibrator(s) (conflicts with --out)"
     )
-    parser.add_argument("--device", default="cpu", help="torch device of the computation (default cpu)")
+    add_device(parser, "cpu", "torch device of the computation: cpu (default), auto, cuda, cuda:N or mps")
+    add_quiet(parser, "print the table only (no fitted parameters, timings or saved paths)")
+    add_json(parser, "print one JSON object instead of the table")
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
-    """``["k=v", ...]`` -> ``{k: json.loads(v) or v}``; a pair without ``=`` raises ``ValueError``."""
+    """``["k=v", ...]`` -> ``{k: json.loads(v) or v}`` (the deprecated ``--option``); a pair without ``=`` raises
+    ``ValueError``. ``--set`` reads VALUE as YAML instead (:func:`caltrain.cli._options.parse_settings`)."""
     out: dict[str, Any] = {}
     for pair in pairs:
         if "=" not in pair:
@@ -102,12 +117,10 @@ def _load_split(path: str, device: str) -> tuple[Any, Any]:
     import numpy as np
     import torch
 
+    from caltrain.cli._checks import resolve_device
     from caltrain.utils.io import load_arrays
 
-    try:
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as err:  # an unknown device string, or CUDA not available
-        raise ValueError(f"--device: cannot use {device!r} ({err})") from err
+    device = resolve_device(device)
     arrays = load_arrays(path)
     missing = [k for k in ("logits", "labels") if k not in arrays]
     if missing:
@@ -155,10 +168,13 @@ def calibrate_files(
     all) and the fitted calibrators by name.
     """
     from caltrain import posthoc
+    from caltrain.abstention import CALIBRATABLE, check_convention
+    from caltrain.utils.checks import check_choice
 
     options = dict(options or {})
+    check_choice(method, "--method", [*posthoc.names(), "all"])
     if method == "all" and options:
-        raise ValueError("--option: calibrator options need a single --method, not 'all'")
+        raise ValueError("--set: calibrator options need a single --method, not 'all'")
     abstention = check_convention(abstention, "--abstention", choices=CALIBRATABLE)
     val_z, val_y = _load_split(val, device)
     test_z, test_y = _load_split(test, device)
@@ -213,31 +229,31 @@ def calibrate_files(
     return report, result.calibrators
 
 
-def output_target(method: str, output: str | None, no_save: bool) -> Path | None:
+def output_target(method: str, out: str | None, no_save: bool) -> Path | None:
     """Where the calibrator(s) go: a file (one method) or a folder (``all``); ``None`` with ``--no-save``.
 
-    Checked before anything is fitted: ``--output`` with ``--no-save`` conflict; a single method's ``--output``
-    must not be a directory, ``--method all``'s must not be a file (each a ``ValueError`` naming ``--output``).
+    Checked before anything is fitted: ``--out`` with ``--no-save`` conflict; a single method's ``--out``
+    must not be a directory, ``--method all``'s must not be a file (each a ``ValueError`` naming ``--out``).
     """
     if no_save:
-        if output is not None:
+        if out is not None:
             raise ValueError(
-                f"--output {output!r} and --no-save conflict: drop --no-save to write the calibrator(s) there, or "
-                "drop --output"
+                f"--out {out!r} and --no-save conflict: drop --no-save to write the calibrator(s) there, or "
+                "drop --out"
             )
         return None
     if method == "all":
-        folder = Path(output if output is not None else DEFAULT_ALL_FOLDER)
+        folder = Path(out if out is not None else DEFAULT_ALL_FOLDER)
         if folder.exists() and not folder.is_dir():
             raise ValueError(
-                f"--output: with --method all it is the folder the calibrators are written into, but {str(folder)!r} "
+                f"--out: with --method all it is the folder the calibrators are written into, but {str(folder)!r} "
                 "is a file"
             )
         return folder
-    path = Path(output if output is not None else f"calibrator-{method}.json")
-    if path.is_dir() or (output is not None and output.endswith(("/", "\\"))):
+    path = Path(out if out is not None else f"calibrator-{method}.json")
+    if path.is_dir() or (out is not None and out.endswith(("/", "\\"))):
         raise ValueError(
-            f"--output: {str(path)!r} is a directory; give a file name, e.g. {str(path / f'calibrator-{method}.json')!r}"
+            f"--out: {str(path)!r} is a directory; give a file name, e.g. {str(path / f'calibrator-{method}.json')!r}"
         )
     return path
 
@@ -251,21 +267,30 @@ def _save(fitted: dict[str, Any], method: str, target: Path) -> dict[str, str]:
         try:
             fitted[name].save(path)
         except OSError as err:  # a parent that is a file, no permission, a full disk
-            raise ValueError(f"--output: cannot write {str(path)!r}: {err.strerror or err}") from None
+            raise ValueError(f"--out: cannot write {str(path)!r}: {err.strerror or err}") from None
     return {name: str(path) for name, path in paths.items()}
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """The calibrator's options: ``--set`` (YAML values), then the deprecated ``--option`` (JSON values)."""
+    from caltrain.cli._options import parse_settings
+
+    options = parse_settings(list(args.set))
+    options.update(parse_options(list(args.option)))
+    return options
 
 
 def run(args: argparse.Namespace) -> int:
     from caltrain.cli.evaluate import format_table
     from caltrain.utils.io import to_jsonable
 
-    target = output_target(args.method, args.output, args.no_save)
+    target = output_target(args.method, args.out, args.no_save)
     report, fitted = calibrate_files(
         args.method,
         args.val,
         args.test,
         n_bins=args.n_bins,
-        options=parse_options(args.option),
+        options=_options(args),
         abstention=args.abstention,
         eval_abstention=args.eval_abstention,
         device=args.device,
@@ -280,6 +305,8 @@ def run(args: argparse.Namespace) -> int:
         columns = {"uncalibrated": report["before"]}
         columns.update({name: r["after"] for name, r in report["results"].items() if "after" in r})
         print(format_table(columns))
+        if args.quiet:
+            return 0
         print()
         for name, r in report["results"].items():
             if "error" in r:
@@ -291,6 +318,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  warning: {w}")
     else:
         print(format_table({"before": report["before"], "after": report["after"]}))
+        if args.quiet:
+            return 0
         params = ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in report["params"].items())
         print(f"\n{args.method} fitted on {args.val} in {report['fit_seconds']:.3f} s: {params}")
         for w in report["warnings"]:

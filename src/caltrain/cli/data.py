@@ -4,26 +4,27 @@ Examples::
 
     caltrain data                 # every dataset, one summary line and its options
     caltrain data synthetic       # just one
-    caltrain data --json          # the same as JSON
+    caltrain data --json          # the same as JSON: {"entries": [...], "common_options": {...}}
+    caltrain data --quiet         # the names alone, one per line
 
-:func:`describe` and :func:`print_catalog` also serve ``caltrain models``; nothing here reads a dataset's
-files.
+:func:`describe` and :func:`print_catalog` also serve ``caltrain models`` and ``caltrain losses``; nothing here
+reads a dataset's files.
 """
 
 from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import sys
 from typing import Any, Callable, Iterable
 
-from caltrain import data
-from caltrain.utils.io import to_jsonable
-from caltrain.utils.registry import Registry
+__all__ = ["EXAMPLES", "add_arguments", "add_listing_arguments", "describe", "keyword_defaults", "print_catalog",
+           "run"]
 
-__all__ = ["add_arguments", "describe", "keyword_defaults", "print_catalog", "run"]
-
+EXAMPLES = (
+    ("caltrain data", "every dataset: a summary line, the data it needs, its options and defaults"),
+    ("caltrain data cifar10 digits --json", "two datasets as JSON (the listing shape of docs/cli.md)"),
+)
 
 
 def _summary(factory: Callable[..., Any]) -> str:
@@ -34,8 +35,9 @@ def _summary(factory: Callable[..., Any]) -> str:
     return first.split(": ", 1)[1] if first.startswith("``") and ": " in first else first
 
 
-def describe(registry: Registry, name: str, *, hidden: Iterable[str] = ()) -> dict[str, Any]:
-    """``{"name", "summary", "options": {option: default or None if required}}`` of one entry."""
+def describe(registry: Any, name: str, *, hidden: Iterable[str] = ()) -> dict[str, Any]:
+    """``{"name", "summary", "options": {option: default or None if required}}`` of one entry of ``registry``
+    (a :class:`caltrain.utils.registry.Registry`)."""
     hidden = set(hidden)
     options = {
         key: (None if default is inspect.Parameter.empty else default)
@@ -54,11 +56,13 @@ def keyword_defaults(function: Callable[..., Any]) -> dict[str, Any]:
     }
 
 
-def print_catalog(entries: list[dict[str, Any]], *, as_json: bool, common: dict[str, Any] | None = None) -> None:
-    """Print ``entries`` as JSON or as an aligned text listing (name, summary, then its options)."""
-    if as_json:
-        payload: Any = entries if common is None else {"common_options": common, "entries": entries}
-        print(json.dumps(to_jsonable(payload), indent=2))
+def print_catalog(entries: list[dict[str, Any]], *, as_json: bool, common: dict[str, Any] | None = None,
+                  quiet: bool = False) -> None:
+    """Print ``entries`` as JSON (the listing shape, :func:`caltrain.cli._options.listing`), as their names alone
+    (``quiet``) or as an aligned text listing (name, summary, then its options)."""
+    from caltrain.cli._options import listing, print_listing
+
+    if print_listing(listing(entries, common), as_json=as_json, quiet=quiet):
         return
     width = max(len(e["name"]) for e in entries) if entries else 0
     for entry in entries:
@@ -70,15 +74,25 @@ def print_catalog(entries: list[dict[str, Any]], *, as_json: bool, common: dict[
         print("\noptions every entry takes: " + ", ".join(f"{k}={v!r}" for k, v in common.items()))
 
 
+def add_listing_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """The arguments every listing takes: names to show, ``--json``, ``--quiet``."""
+    from caltrain.cli._options import add_json, add_quiet
+
+    parser.add_argument("names", nargs="*", help=f"{what} to show (default: all)")
+    add_quiet(parser, "print the names alone, one per line")
+    add_json(parser, 'print JSON: {"entries": [{"name", "summary", "options", ...}], "common_options": {...}}')
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="*", help="datasets to show (default: all)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    add_listing_arguments(parser, "datasets")
 
 
 def run(args: argparse.Namespace) -> int:
+    from caltrain import data
+
     names = args.names or data.names()
     for name in names:
         data.DATASETS.get(name)  # unknown names fail with the list of valid ones
     entries = [describe(data.DATASETS, name, hidden=("root", "seed")) for name in names]
-    print_catalog(entries, as_json=args.json, common=keyword_defaults(data.create))
+    print_catalog(entries, as_json=args.json, common=keyword_defaults(data.create), quiet=args.quiet)
     return 0

@@ -10,7 +10,7 @@ Examples::
 
 The file (``.npz``, or ``.pt`` holding a dict) must hold ``labels`` (``[N]`` or ``[N, *spatial]`` integers) and
 exactly one of ``probs`` (probabilities, ``[N, K(, *spatial)]``) or ``logits`` (softmax applied in float64);
-optionally ``true_posterior`` (``[N, K(, *spatial)]``, adds ``true_ece``). With ``--abstention`` the last
+optionally ``true_posterior`` (``[N, K(, *spatial)]``, adds ``true_ece``, ``pointwise_ce``, ``grouping_loss``). With ``--abstention`` the last
 column is the "unknown" output. Bad input exits with status 2 and the reason on stderr.
 
 Bounds of the options (each violation is one line naming the option): ``--n-bins`` 1 to 10,000
@@ -26,9 +26,14 @@ import json
 import math
 from typing import Any
 
-from caltrain.abstention import ABSTENTION_CONVENTIONS
+__all__ = ["EXAMPLES", "MAX_BOOTSTRAP", "MAX_DEMO_SAMPLES", "add_arguments", "demo_predictions", "format_table", "run"]
 
-__all__ = ["MAX_BOOTSTRAP", "MAX_DEMO_SAMPLES", "add_arguments", "demo_predictions", "format_table", "run"]
+EXAMPLES = (
+    ("caltrain evaluate runs/my-run/logits_test.npz --bootstrap 1000",
+     "every metric of a run's test predictions, with 95% bootstrap intervals"),
+    ("caltrain evaluate preds.pt --n-bins 10 --abstention renormalized --json",
+     "K+1 outputs (last column = unknown), 10 bins; one JSON object"),
+)
 
 #: Most bootstrap resamples (percentile intervals are stable after a few thousand; more only costs time).
 MAX_BOOTSTRAP = 100_000
@@ -49,29 +54,38 @@ DESCRIPTIONS = {
     "smooth_ece": "smooth ECE (Blasiok & Nakkiran 2023)",
     "aurc": "area under the risk-coverage curve",
     "eaurc": "excess AURC",
-    "true_ece": "E|P(correct|x) - conf| (true posterior)",
+    "true_ece": "calibration error E|E[P(correct|x) | conf] - conf| (true posterior)",
+    "pointwise_ce": "E|P(correct|x) - conf| (true posterior; adds the grouping loss)",
+    "grouping_loss": "pointwise_ce - true_ece (true posterior)",
     "abstention_rate": "fraction predicted unknown",
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from caltrain.cli._options import ABSTENTION_CONVENTIONS, add_device, add_json, add_quiet
+
     parser.add_argument("file", nargs="?", help="predictions file (.npz or .pt) with labels and probs or logits")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--n-bins", type=int, default=15, help="bins of the binned metrics, 1 to 10000 (default 15)")
+    parser.add_argument("--n-bins", type=int, default=15, metavar="N",
+                        help="bins of the binned metrics, 1 to 10000 (default 15)")
     parser.add_argument(
         "--abstention",
         default=None,
         choices=ABSTENTION_CONVENTIONS,
         help="evaluation convention for K+1 outputs (last column = unknown)",
     )
-    parser.add_argument("--ignore-index", type=int, default=None, help="label value to leave out (dense inputs)")
+    parser.add_argument("--ignore-index", type=int, default=None, metavar="LABEL",
+                        help="label value to leave out (dense inputs)")
     parser.add_argument(
         "--bootstrap", type=int, default=0, metavar="N",
         help="add 95%% bootstrap intervals of ece/adaece/nll/brier from N resamples (at most 100000)",
     )
     parser.add_argument("--demo", action="store_true", help="evaluate synthetic over-confident predictions")
-    parser.add_argument("--n", type=int, default=None, help="samples of the demo, at most 1000000 (default 20000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the demo and of the bootstrap")
+    parser.add_argument("--n", type=int, default=None, metavar="N",
+                        help="samples of the demo, at most 1000000 (default 20000)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the demo and of the bootstrap")
+    add_device(parser, "cpu", "torch device of the computation: cpu (default), auto, cuda, cuda:N or mps")
+    add_quiet(parser, "print the table only (no explanation of --demo)")
+    add_json(parser, "print one JSON object instead of the table")
 
 
 def demo_predictions(
@@ -134,6 +148,16 @@ def format_table(columns: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def _on_device(arrays: dict[str, Any], device: str) -> dict[str, Any]:
+    """``arrays`` as torch tensors on ``device``; unchanged on the CPU (the metrics take NumPy arrays as they are)."""
+    if device == "cpu":
+        return arrays
+    import torch
+
+    keys = ("labels", "probs", "logits", "true_posterior")  # the arrays the metrics read; others stay as they are
+    return {key: torch.as_tensor(value).to(device) if key in keys else value for key, value in arrays.items()}
+
+
 def _intervals(args: argparse.Namespace, probs: Any, labels: Any, from_logits: bool) -> dict[str, str]:
     from caltrain import metrics
 
@@ -150,9 +174,10 @@ def _intervals(args: argparse.Namespace, probs: Any, labels: Any, from_logits: b
 
 def run(args: argparse.Namespace) -> int:
     from caltrain import metrics
-    from caltrain.cli._checks import check_int_range
+    from caltrain.cli._checks import check_int_range, resolve_device
     from caltrain.utils.checks import MAX_BINS
 
+    device = resolve_device(args.device)
     if args.demo == bool(args.file):
         raise ValueError("file: give a predictions file or --demo (not both, not neither)")
     check_int_range(args.n_bins, "--n-bins", low=1, high=MAX_BINS,
@@ -170,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.n is not None:
         raise ValueError("--n: sets the size of --demo; a predictions file is evaluated whole")
     if args.demo:
-        data = demo_predictions(args.n, seed=args.seed)
+        data = _on_device(demo_predictions(args.n, seed=args.seed), device)
         columns = {
             "overconfident": metrics.summarize(
                 data["probs"], data["labels"], n_bins=args.n_bins, true_posterior=data["true_posterior"]
@@ -182,13 +207,14 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(columns, indent=2))
         else:
-            print(
-                f"demo: {args.n} synthetic samples, 10 classes, labels drawn from a known posterior q;\n"
-                "'overconfident' = softmax(2.5 z) of the posterior's logits z, 'true_posterior' = q itself\n"
-            )
+            if not args.quiet:
+                print(
+                    f"demo: {args.n} synthetic samples, 10 classes, labels drawn from a known posterior q;\n"
+                    "'overconfident' = softmax(2.5 z) of the posterior's logits z, 'true_posterior' = q itself\n"
+                )
             print(format_table(columns))
         return 0
-    arrays = _load(args.file)
+    arrays = _on_device(_load(args.file), device)
     from_logits = "logits" in arrays
     values = arrays["logits"] if from_logits else arrays["probs"]
     summary = metrics.summarize(

@@ -4,7 +4,8 @@ Examples::
 
     caltrain losses                 # every objective: summary, paper, what the trainer hands it, hyperparameters
     caltrain losses focal mbls      # just these
-    caltrain losses --json          # the same as JSON (one object per objective)
+    caltrain losses --json          # the same as JSON: {"entries": [one object per objective], "common_options"}
+    caltrain losses --quiet         # the names alone, one per line
 
 Everything comes from the registry (:mod:`caltrain.losses.registry`): a factory's signature is its
 hyperparameter schema and its class attributes (``paper``, ``requires``, ``has_abstention``,
@@ -14,15 +15,20 @@ hyperparameter schema and its class attributes (``paper``, ``requires``, ``has_a
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from caltrain.cli.data import describe
-from caltrain.utils.io import to_jsonable
+from caltrain.cli.data import add_listing_arguments, describe
 
-__all__ = ["add_arguments", "catalog", "entry", "run"]
+__all__ = ["COMMON_OPTIONS", "EXAMPLES", "add_arguments", "catalog", "entry", "run"]
 
 _HIDDEN = ("num_classes", "num_samples", "reduction")
+#: The option every objective takes (``common_options`` of ``--json``).
+COMMON_OPTIONS = {"reduction": "mean"}
+
+EXAMPLES = (
+    ("caltrain losses", "every objective: summary, paper, what the trainer hands it, hyperparameters"),
+    ("caltrain losses focal mbls --json", "two objectives as JSON (the listing shape of docs/cli.md)"),
+)
 
 
 def entry(name: str) -> dict[str, Any]:
@@ -70,14 +76,14 @@ def _needs(e: dict[str, Any]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="*", help="objectives to show (default: all)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    add_listing_arguments(parser, "objectives")
 
 
 def run(args: argparse.Namespace) -> int:
+    from caltrain.cli._options import listing, print_listing
+
     entries = catalog(list(args.names))
-    if args.json:
-        print(json.dumps(to_jsonable(entries), indent=2))
+    if print_listing(listing(entries, COMMON_OPTIONS), as_json=args.json, quiet=args.quiet):
         return 0
     width = max(len(e["name"]) for e in entries)
     pad = " " * (width + 2)

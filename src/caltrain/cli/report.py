@@ -6,7 +6,9 @@ Examples::
     caltrain report runs/bench-quick --format md     # report.md and report_files/*.png
     caltrain report runs/my-run --out /tmp/run.html  # a single run directory
 
-All the work is :func:`caltrain.report.write_report`; this module only parses the arguments.
+All the work is :func:`caltrain.report.write_report`; this module only parses the arguments. The report's path is
+printed on stdout (``--json``: ``{"report": PATH, "format": "html" | "md"}``); progress goes to stderr unless
+``--quiet``.
 """
 
 from __future__ import annotations
@@ -15,21 +17,31 @@ import argparse
 import sys
 from pathlib import Path
 
-__all__ = ["MAX_DPI", "add_arguments", "run"]
+__all__ = ["EXAMPLES", "MAX_DPI", "add_arguments", "run"]
+
+EXAMPLES = (
+    ("caltrain report runs/bench-quick", "runs/bench-quick/report.html: one self-contained page"),
+    ("caltrain report runs/my-run --format md --out notes/run.md --quiet",
+     "Markdown with its figures in notes/run_files/; only the path is printed"),
+)
 
 #: Highest ``--dpi`` (print quality; a figure's memory grows with the square of the resolution).
 MAX_DPI = 600
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from caltrain.cli._options import add_json, add_quiet
+
     parser.add_argument("path", help="a suite directory (runs/, results.json) or a complete run directory")
     parser.add_argument("--format", choices=("html", "md"), default="html",
                         help="html: one self-contained report.html (default); md: report.md with PNG files")
     parser.add_argument("--out", metavar="FILE", help="output file (default: PATH/report.html or PATH/report.md)")
     parser.add_argument("--max-classes", type=int, default=10, metavar="N",
                         help="classwise reliability panels show at most N classes (default 10)")
-    parser.add_argument("--dpi", type=int, default=96, help="resolution of the figures, 10 to 600 (default 96)")
-    parser.add_argument("--quiet", action="store_true", help="print only the path of the report")
+    parser.add_argument("--dpi", type=int, default=96, metavar="N",
+                        help="resolution of the figures, 10 to 600 (default 96)")
+    add_quiet(parser, "no progress on stderr; print only the path of the report")
+    add_json(parser, 'print {"report": PATH, "format": FORMAT} instead of the path')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +63,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"caltrain report: error: {err} (install the report extra: pip install 'caltrain[report]')",
               file=sys.stderr)
         return 2
-    print(path)
+    if args.json:
+        import json
+
+        print(json.dumps({"report": str(path), "format": args.format}))
+    else:
+        print(path)
     return 0
 
 

@@ -17,38 +17,48 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["ACCEPTS_OVERRIDES", "add_arguments", "run"]
+__all__ = ["ACCEPTS_OVERRIDES", "EXAMPLES", "add_arguments", "run"]
 
 #: ``--section.key=value`` arguments are configuration overrides.
 ACCEPTS_OVERRIDES = True
 
+EXAMPLES = (
+    ("caltrain train --loss focal --epochs 5 --out runs/focal",
+     "focal loss on the embedded synthetic data; summary and post-hoc calibrators at the end"),
+    ("caltrain train --data digits --loss mbls --set loss.options.margin=6 --device cpu --json",
+     "one hyperparameter set from the command line; the summary as JSON"),
+)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from caltrain.cli._options import add_device, add_imports, add_json, add_quiet, add_set
+
     p.add_argument("--config", metavar="FILE", help="YAML configuration (see docs/training.md)")
     p.add_argument("--data", metavar="NAME", help="dataset (caltrain data); default synthetic. Real datasets are read "
                    "from --set data.root=DIR, else $CALTRAIN_DATA_DIR, else ./data")
     p.add_argument("--model", metavar="NAME", help="model (caltrain models); default: mlp for features, cnn for images")
     p.add_argument("--loss", metavar="NAME", help="objective (caltrain losses); default ce")
-    p.add_argument("--epochs", type=int, metavar="N")
-    p.add_argument("--seed", type=int, metavar="S")
+    p.add_argument("--epochs", type=int, metavar="N", help="epochs to train (default: the configuration's, 10); with "
+                   "--resume, more than the run has trained to train it longer")
+    p.add_argument("--seed", type=int, metavar="S", help="seed of the data split, the initialisation and the batch "
+                   "order, 0 to 2^31-1 (default 0)")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default: ./runs/<data>-<loss>-s<seed>-<time>)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any configuration key, e.g. --set optim.lr=0.05 --set loss.options.gamma=3 "
-                        "(also accepted as --optim.lr=0.05)")
+    add_set(p, "override any configuration key, VALUE read as YAML, e.g. --set optim.lr=0.05 --set "
+               "loss.options.gamma=3 (also accepted as --optim.lr=0.05)")
+    add_device(p, None, "where to train: auto (CUDA when available, else CPU; the default), cpu, cuda, cuda:N or mps; "
+                        "the same as --set device=DEVICE")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint "
                    "(with --epochs N: train a run longer)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing run directory (only one caltrain wrote, holding no other file)")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON at the end")
-    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                   help="import MODULE first (repeatable): a module name importable from the current directory or "
-                        "sys.path, or a path to a .py file, whose @register calls add datasets, models, objectives "
-                        "or calibrators (see docs/suites.md)")
+    add_quiet(p, "no progress output (the summary is still printed at the end)")
+    add_json(p, "print the summary as JSON at the end")
+    add_imports(p, "for the configuration to name")
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
-    flags = {"data": "data.name", "model": "model.name", "loss": "loss.name", "epochs": "epochs", "seed": "seed"}
+    flags = {"data": "data.name", "model": "model.name", "loss": "loss.name", "epochs": "epochs", "seed": "seed",
+             "device": "device"}
     out = [f"{key}={getattr(args, flag)}" for flag, key in flags.items() if getattr(args, flag) is not None]
     if args.quiet:
         out.append("quiet=true")
@@ -134,7 +144,7 @@ def _run(args: argparse.Namespace, locks: contextlib.ExitStack) -> int:
 
 #: The options ``--resume`` refuses (a resumed run keeps its configuration), as written on the command line.
 _NOT_WITH_RESUME = {"config": "--config", "data": "--data", "model": "--model", "loss": "--loss", "seed": "--seed",
-                    "out": "--out", "overwrite": "--overwrite"}
+                    "out": "--out", "overwrite": "--overwrite", "device": "--device"}
 
 
 def _refuse_options_with_resume(args: argparse.Namespace) -> None:

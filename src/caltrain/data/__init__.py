@@ -14,7 +14,6 @@ from caltrain.data import tinyimagenet as _tinyimagenet  # noqa: F401
 from caltrain.data.loader import Loader, make_loader
 from caltrain.data.registry import DATASETS, FILE_CHECKS, check_available, create, default_root, names
 from caltrain.data.splits import NO_LABEL, DatasetSplits, Split
-from caltrain.data.true_calibration import true_calibration_error
 
 __all__ = [
     "DATASETS",
@@ -28,5 +27,15 @@ __all__ = [
     "default_root",
     "make_loader",
     "names",
-    "true_calibration_error",
 ]
+
+
+def __getattr__(name: str):
+    """``caltrain.data.true_calibration_error`` moved to :mod:`caltrain.metrics` (and changed meaning): say so."""
+    if name == "true_calibration_error":
+        raise ImportError(
+            "caltrain.data.true_calibration_error was removed: the one owner is caltrain.metrics. "
+            "caltrain.metrics.true_calibration_error is now the calibration error E|E[q(yhat|x) | conf] - conf|; "
+            "the former quantity E|q(yhat|x) - conf| is caltrain.metrics.pointwise_calibration_error"
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

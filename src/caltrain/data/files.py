@@ -5,8 +5,9 @@ each in its official layout under a fixed folder name. When a file is missing, :
 ``FileNotFoundError`` that names the absolute path expected, how to get the file and how to point caltrain at
 another folder (:data:`WHERE`). Datasets with a stable
 official URL (CIFAR-10/100, SVHN) are downloaded when ``download=True`` (their default) and the machine is
-online: streamed to a temporary file, checked against the official MD5, then moved into place (and extracted
-for archives); offline, the error says where to put the files.
+online: streamed to a temporary file (its progress on stderr: size, share, rate and time left), checked
+against the official MD5, then moved into place (and extracted for archives); offline, the error says where
+to put the files.
 
 Pickled CIFAR batches are read with a restricted unpickler that only rebuilds NumPy arrays, dicts, lists
 and bytes (an arbitrary pickle can run code when loaded).
@@ -17,15 +18,16 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
-import shutil
+import sys
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
-__all__ = ["WHERE", "download", "md5sum", "require", "safe_unpickle"]
+__all__ = ["WHERE", "copy_with_progress", "download", "md5sum", "require", "safe_unpickle"]
 
 #: How to tell caltrain where the dataset files are (the options that exist, in every missing-file message).
 WHERE = (
@@ -57,8 +59,64 @@ def md5sum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download(url: str, dest: Path, *, md5: str, extract_to: Path | None = None, timeout: float = 60.0) -> None:
+def _stderr_line(text: str, final: bool) -> None:
+    """Progress on stderr: rewritten in place on a terminal, one line per step in logs."""
+    if sys.stderr.isatty():
+        print(f"\r{text}", end="\n" if final else "", file=sys.stderr, flush=True)
+    else:
+        print(text, file=sys.stderr, flush=True)
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 2**20:.1f} MB"
+
+
+def copy_with_progress(source: Any, target: Any, *, total: int | None, label: str,
+                       report: Callable[[str, bool], None] | None = _stderr_line, chunk: int = 1 << 20,
+                       now: Callable[[], float] = time.monotonic) -> int:
+    """Copy the file-like ``source`` into ``target`` in ``chunk``-byte reads; returns the bytes copied.
+
+    ``report(text, final)`` gets ``"label: 12.0 / 162.6 MB (7%), 3.1 MB/s, about 47 s left"`` (without the
+    share and time left when ``total`` is unknown) every 10% of ``total`` (every 10 MB when it is unknown) on
+    a log, every second on a terminal, and once more at the end with ``final=True``; ``None`` reports nothing.
+    """
+    start = last = now()
+    done = 0
+    step = max(total // 10, 1) if total else 10 << 20
+    next_mark = step
+    tty = report is _stderr_line and sys.stderr.isatty()
+
+    def text() -> str:
+        rate = done / max(now() - start, 1e-9)
+        if total:
+            left = (total - done) / rate if rate > 0 else float("inf")
+            eta = f", about {left:.0f} s left" if done < total and left != float("inf") else ""
+            return f"{label}: {_megabytes(done)} / {_megabytes(total)} ({100 * done / total:.0f}%), " \
+                   f"{_megabytes(int(rate))}/s{eta}"
+        return f"{label}: {_megabytes(done)}, {_megabytes(int(rate))}/s"
+
+    while True:
+        block = source.read(chunk)
+        if not block:
+            break
+        target.write(block)
+        done += len(block)
+        if report is not None and ((tty and now() - last >= 1.0) or (not tty and done >= next_mark)):
+            report(text(), False)
+            last = now()
+            while next_mark <= done:
+                next_mark += step
+    if report is not None:
+        report(text(), True)
+    return done
+
+
+def download(url: str, dest: Path, *, md5: str, extract_to: Path | None = None, timeout: float = 60.0,
+             progress: Callable[[str, bool], None] | None = _stderr_line) -> None:
     """Download ``url`` to ``dest`` (checked against ``md5``); if ``extract_to``, extract the tar archive there.
+
+    ``progress`` receives the download's progress lines (:func:`copy_with_progress`; default: stderr, ``None``
+    for silence).
 
     Raises:
         FileNotFoundError: the machine is offline or the server failed (the message gives the URL).
@@ -69,7 +127,9 @@ def download(url: str, dest: Path, *, md5: str, extract_to: Path | None = None, 
         tmp_path = Path(tmp.name)
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (fixed https/http URLs)
-                shutil.copyfileobj(response, tmp)
+                length = response.headers.get("Content-Length")
+                copy_with_progress(response, tmp, total=int(length) if length and length.isdigit() else None,
+                                   label=f"downloading {dest.name}", report=progress)
         except (urllib.error.URLError, OSError) as err:
             tmp.close()
             tmp_path.unlink(missing_ok=True)

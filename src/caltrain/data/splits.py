@@ -6,7 +6,7 @@ and normalised batch by batch by the loader, on the device), feature data as ``f
 
 Synthetic data also carries ``true_posterior`` ``[N, K]``: the probability of each *observed* label given
 the input under the generating distribution (label noise included), from which the true calibration error
-of any model follows (:func:`caltrain.data.true_calibration_error`).
+of any model follows (:func:`caltrain.metrics.true_calibration_error`).
 
 Dense binary tasks (salient-object detection, binary segmentation; ``DatasetSplits.task ==
 "dense_binary"``) hold one mask per image instead of a label: ``y`` is ``uint8 [N, 1, H, W]`` with values in

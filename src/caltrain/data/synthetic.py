@@ -12,9 +12,10 @@ so the probability of the *observed* label is exactly
 Symbols: pi the class prior (the exponential profile pi_k ∝ rho^(-k/(K-1)) with rho = ``imbalance``; uniform
 for rho = 1), mu_k the class means (random directions scaled so that two means are about ``separation``
 noise standard deviations apart: mu_k = separation / sqrt(2) * u_k, u_k uniform on the unit sphere),
-eta = ``label_noise``. A model that outputs this posterior is perfectly calibrated, which turns the true
-calibration error E|P(correct | x) - conf(x)| into a computable quantity
-(:func:`caltrain.data.true_calibration_error`) to compare the binned estimates against.
+eta = ``label_noise``. A model that outputs this posterior is perfectly calibrated, and the true calibration
+error of any model, E|E[P(correct | x) | conf(x)] - conf(x)|, becomes computable with P(correct | x) in place
+of the 0/1 correctness (:func:`caltrain.metrics.true_calibration_error`): a ground truth to compare the binned
+estimates against.
 
 The mixture (means, shift direction, far cluster) is a pure function of ``task_seed``; the samples and
 splits of ``seed``. The three splits are drawn independently, so changing one size leaves the others

@@ -69,7 +69,7 @@ Example:
 from caltrain.losses.base import (
     REDUCTIONS, REQUIREMENTS, TASKS, DenseBinaryObjective, LogitObjective, Objective, reduce_loss,
 )
-from caltrain.losses.registry import LOSSES, create, names, register
+from caltrain.losses.registry import LOSSES, create, names, register, tasks
 
 # Importing the objective modules registers them (``functional`` imports every logit-only one).
 from caltrain.losses import functional
@@ -116,6 +116,7 @@ _FORMER = [
 
 __all__ = [
     "AbstentionObjective", "AdaptiveTargetObjective", "DenseBinaryObjective", "LOSSES", "LogitObjective",
-    "Objective", "REDUCTIONS", "REQUIREMENTS", "TASKS", "create", "functional", "names", "pgd_attack", "reduce_loss", "register",
+    "Objective", "REDUCTIONS", "REQUIREMENTS", "TASKS", "create", "functional", "names", "pgd_attack", "reduce_loss",
+    "register", "tasks",
     *_OBJECTIVES, *_FORMER,
 ]

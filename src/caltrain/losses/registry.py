@@ -50,6 +50,14 @@ def names() -> list[str]:
     return LOSSES.names()
 
 
+def tasks(name: str) -> frozenset[str]:
+    """The tasks objective ``name`` trains (``Objective.tasks``), read without building it: the class attribute of
+    an objective class, the ``tasks`` attribute of a factory function (the presets set it), else
+    ``{"classification"}`` (a plugin factory that says nothing)."""
+    factory = LOSSES.get(name)
+    return frozenset(getattr(factory, "tasks", None) or {"classification"})
+
+
 def create(name: str, *, num_classes: int, num_samples: int | None = None, **hyperparameters: Any) -> Objective:
     """Build objective ``name`` for ``num_classes`` real classes K.
 

@@ -205,5 +205,7 @@ def disturb_label(
     return SelfCalibratingBinaryCrossEntropy(num_classes=num_classes, alpha=alpha, beta=1.0, reduction=reduction)
 
 
+bce_ls.tasks = disturb_label.tasks = SelfCalibratingBinaryCrossEntropy.tasks  # losses.tasks() reads it unbuilt
+
 #: Short class name (the brief's spelling), kept as an alias.
 SelfCalibratingBCE = SelfCalibratingBinaryCrossEntropy

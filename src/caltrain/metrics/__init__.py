@@ -5,7 +5,10 @@ Functional API (tensors on any device, or NumPy arrays; float64 scalar tensors o
 - binned calibration: :func:`expected_calibration_error` (``norm`` l1/l2/max = ECE/RMSCE/MCE, ``binning``
   uniform/quantile = ECE/AdaECE), :func:`adaptive_calibration_error`, :func:`classwise_calibration_error`,
   :func:`binary_calibration_error`, :func:`debiased_calibration_error`, :func:`reliability_curve`;
-- bin-free: :func:`smooth_calibration_error` (smooth ECE), :func:`mmce`, :func:`true_calibration_error`;
+- bin-free: :func:`smooth_calibration_error` (smooth ECE), :func:`mmce`;
+- known posterior (synthetic data): :func:`true_calibration_error` (``E |E[q(yhat | x) | conf] - conf|``),
+  :func:`pointwise_calibration_error`, :func:`true_calibration_decomposition` (with the grouping loss), dense
+  :func:`dense_true_calibration_error` / streaming :class:`DenseTrueCalibration`;
 - dense binary (pixel maps, pooled over a dataset): :func:`dense_calibration_error` (ECE, OE, UE, accuracy, NLL,
   Brier), streaming :class:`DenseCalibration`; SOD metrics :func:`sod_metrics` / :class:`SODMetrics`;
 - proper scores: :func:`negative_log_likelihood`, :func:`brier_score`, :func:`accuracy`, :func:`top_k_accuracy`;
@@ -52,7 +55,15 @@ from caltrain.metrics.streaming import (
     StreamingSummary,
 )
 from caltrain.metrics.summary import SUMMARY_KEYS, summarize
-from caltrain.metrics.true_calibration import true_calibration_error
+from caltrain.metrics.true_calibration import (
+    DENSE_TRUE_KEYS,
+    TRUE_CALIBRATION_KEYS,
+    DenseTrueCalibration,
+    dense_true_calibration_error,
+    pointwise_calibration_error,
+    true_calibration_decomposition,
+    true_calibration_error,
+)
 
 __all__ = [
     "ABSTENTION_CONVENTIONS",
@@ -63,7 +74,9 @@ __all__ = [
     "BrierScore",
     "COVERAGES",
     "DENSE_KEYS",
+    "DENSE_TRUE_KEYS",
     "DenseCalibration",
+    "DenseTrueCalibration",
     "CalibrationError",
     "ClasswiseCalibrationError",
     "NORMS",
@@ -73,6 +86,7 @@ __all__ = [
     "SOD_KEYS",
     "SODMetrics",
     "SUMMARY_KEYS",
+    "TRUE_CALIBRATION_KEYS",
     "StreamingMetric",
     "StreamingSummary",
     "accuracy",
@@ -91,6 +105,7 @@ __all__ = [
     "classwise_calibration_error",
     "debiased_calibration_error",
     "dense_calibration_error",
+    "dense_true_calibration_error",
     "eaurc",
     "expected_calibration_error",
     "fpr_at_tpr",
@@ -98,6 +113,7 @@ __all__ = [
     "negative_log_likelihood",
     "ood_detection",
     "ood_score",
+    "pointwise_calibration_error",
     "reliability_curve",
     "risk_at_coverage",
     "risk_coverage_curve",
@@ -105,5 +121,6 @@ __all__ = [
     "sod_metrics",
     "summarize",
     "top_k_accuracy",
+    "true_calibration_decomposition",
     "true_calibration_error",
 ]

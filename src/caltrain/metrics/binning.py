@@ -32,8 +32,11 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from fractions import Fraction
 
+import numpy as np
 import torch
 
 from caltrain.utils.checks import check_choice, check_n_bins
@@ -87,14 +90,40 @@ def uniform_edges(n_bins: int, *, device: torch.device | str | None = None) -> t
     return torch.arange(n_bins + 1, dtype=torch.float64, device=device) / n_bins
 
 
+#: Floating dtypes with at most 24 significant bits (``s * B`` is exact in float64 for them).
+_SHORT_FLOATS = (torch.float32, torch.float16, torch.bfloat16)
+
+
+@functools.lru_cache(maxsize=64)
+def _float32_ceil_is_exact(n_bins: int) -> bool:
+    """Whether ``ceil(s B) - 1`` in float64 bins every float32 ``s`` exactly as the float64 edges ``j / B`` do.
+
+    For ``s`` with at most 24 significant bits, ``s * B`` is exact in float64 (``B <= 10,000`` adds at most 14
+    bits), so ``ceil`` compares ``s`` with the rational ``j / B`` exactly. The float64 edge ``e_j = fl(j / B)``
+    differs from ``j / B`` by less than half an ulp, and no float64 lies strictly between them, so the two
+    comparisons can only disagree for ``s == e_j > j / B``, which needs ``e_j`` to be a float32 value. This
+    checks the ``B - 1`` inner edges for that (it holds for every ``B`` we tried; the near-edge path covers
+    any ``B`` where it does not).
+    """
+    for j in range(1, n_bins):
+        edge = j / n_bins
+        if Fraction(edge) > Fraction(j, n_bins) and float(np.float32(edge)) == edge:
+            return False
+    return True
+
+
 def uniform_bin_index(scores: torch.Tensor, n_bins: int) -> torch.Tensor:
     """Bin of every score under equal-width bins ``(lo, hi]`` (0 in the first bin), int64, same shape.
 
-    ``ceil(s B) - 1`` (clamped to ``[0, B - 1]``); the few scores within 1e-9 of an edge are re-binned
-    by exact comparison with the float64 edges ``j / B`` (``torch.bucketize``), so the rule holds to the bit.
+    ``ceil(s B) - 1`` (clamped to ``[0, B - 1]``), computed in float64. For float32 / float16 / bfloat16
+    scores this is exact (:func:`_float32_ceil_is_exact`); for float64 scores the few within 1e-9 of an edge
+    are re-binned by exact comparison with the float64 edges ``j / B`` (``torch.bucketize``), so the rule
+    holds to the bit.
     """
     s = scores.to(torch.float64)
     scaled = s * n_bins
+    if scores.dtype in _SHORT_FLOATS and _float32_ceil_is_exact(n_bins):
+        return scaled.ceil_().long().sub_(1).clamp_(0, n_bins - 1)
     index = scaled.ceil().long().sub_(1).clamp_(0, n_bins - 1)
     near = (scaled - scaled.round()).abs_() < 1e-9
     if bool(near.any()):
@@ -177,10 +206,13 @@ def bin_statistics(
     size = n_bins * (1 if groups is None else groups)
     idx = index.reshape(-1)
     s = scores.reshape(-1).to(torch.float64)
-    o = outcomes.reshape(-1).to(torch.float64)
-    count = torch.bincount(idx, minlength=size).to(torch.float64)
     conf_sum = torch.bincount(idx, weights=s, minlength=size)
-    acc_sum = torch.bincount(idx, weights=o, minlength=size)
+    if outcomes.dtype == torch.bool:  # counts of (bin, outcome) pairs in one integer pass: n_b and A_b exactly
+        pairs = torch.bincount(idx.add(outcomes.reshape(-1), alpha=size), minlength=2 * size).to(torch.float64)
+        count, acc_sum = pairs[:size] + pairs[size:], pairs[size:]
+    else:
+        count = torch.bincount(idx, minlength=size).to(torch.float64)
+        acc_sum = torch.bincount(idx, weights=outcomes.reshape(-1).to(torch.float64), minlength=size)
     if groups is not None:
         count, conf_sum, acc_sum = (t.reshape(groups, n_bins) for t in (count, conf_sum, acc_sum))
     return BinStats(count, conf_sum, acc_sum, edges)

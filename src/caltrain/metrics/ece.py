@@ -39,7 +39,8 @@ from caltrain.metrics.binning import (
     uniform_edges,
 )
 from caltrain.metrics.validation import prepare
-from caltrain.utils.checks import as_tensor, check_choice, check_n_bins
+from caltrain.utils.checks import as_tensor, check_choice, check_n_bins, probability_tolerance
+from caltrain.utils.threads import map_chunks
 
 __all__ = [
     "NORMS",
@@ -69,21 +70,36 @@ def calibration_error_from_stats(stats: BinStats, norm: str = "l1") -> torch.Ten
     return gap.abs().amax(-1)
 
 
+#: Rows per chunk of :func:`top_label_statistics`: 2^16 on the CPU (the float64 temporaries stay in cache),
+#: 2^22 elsewhere (a GPU is limited by kernel launches, not cache: fewer, larger chunks).
 _CHUNK_ROWS = 1 << 16
+_DEVICE_CHUNK_ROWS = 1 << 22
 
 
 def top_label_statistics(probs: torch.Tensor, labels: torch.Tensor, n_bins: int) -> BinStats:
     """Equal-width top-label :class:`BinStats` of prepared ``probs [N, K]``, ``labels [N]``, in row chunks.
 
     Chunks of 2^16 rows keep the float64 temporaries small and in cache: the extra memory does not grow
-    with N.
+    with N. On the CPU the chunks go to ``torch.get_num_threads()`` worker threads that each run their
+    operations on one intra-op thread (:func:`caltrain.utils.threads.map_chunks`): a chunk is a handful of
+    small operations, and run on all threads each of them is a parallel region that waits for a scheduler
+    time slice whenever another process holds a core (5x slower than torchmetrics at 1e7 x 10 on a loaded
+    2-core machine before; BENCHMARKS.md, "Speed on a busy machine"). The chunks' sums are added in chunk order,
+    so the result does not depend on the number of threads.
     """
-    total: BinStats | None = None
-    for start in range(0, probs.shape[0], _CHUNK_ROWS):
-        conf, correct = top_label(probs[start : start + _CHUNK_ROWS], labels[start : start + _CHUNK_ROWS])
-        stats = bin_statistics(conf, correct, uniform_bin_index(conf, n_bins), n_bins)
-        total = stats if total is None else total + stats
-    assert total is not None
+
+    def chunk(start: int, stop: int) -> BinStats:
+        conf, correct = _top_label_values(probs[start:stop], labels[start:stop])
+        return bin_statistics(conf, correct, uniform_bin_index(conf, n_bins), n_bins)
+
+    n = probs.shape[0]
+    if probs.device.type == "cpu":
+        parts = map_chunks(chunk, n, _CHUNK_ROWS)
+    else:
+        parts = [chunk(s, min(s + _DEVICE_CHUNK_ROWS, n)) for s in range(0, n, _DEVICE_CHUNK_ROWS)]
+    total = parts[0]
+    for part in parts[1:]:  # in chunk order: the same sums whatever the number of threads
+        total = total + part
     return BinStats(total.count, total.conf_sum, total.acc_sum, uniform_edges(n_bins, device=probs.device))
 
 
@@ -91,6 +107,32 @@ def top_label(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, 
     """``(confidence [N], correct [N] bool)`` of prepared ``probs [N, K]`` and ``labels [N]``."""
     conf, pred = probs.max(dim=1)
     return conf, pred == labels
+
+
+def _top_label_values(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`top_label` of probabilities for statistics (no gradients): the same values, faster on the CPU.
+
+    ``torch.max(dim=1)`` tracks the index of the maximum, which on the CPU costs 3-9x a plain ``amax``
+    (measured on [2^16, 10]). Here ``c = amax(p)`` and ``correct = (p_y == c)``, which differs from
+    ``argmax(p) == y`` only when a class below ``y`` ties with it at the maximum; two entries equal to ``c`` in
+    a row of probabilities need ``2 c <= 1 + (K - 1) tol`` (``tol``:
+    :func:`caltrain.utils.checks.probability_tolerance`), so only the rows with ``y > 0``, ``p_y == c`` and
+    ``c <= 1/2 + K tol`` are looked at again: those where another class also reaches ``c`` are decided by
+    ``argmax`` (its first maximum). Exact for rows of probabilities (what the metrics validate unless
+    ``validate_args=False``); on other devices, and for one column, :func:`top_label` itself.
+    """
+    if probs.device.type != "cpu" or probs.shape[1] < 2:
+        return top_label(probs, labels)
+    conf = probs.amax(dim=1)
+    correct = probs.gather(1, labels[:, None]).squeeze(1) == conf
+    bound = 0.5 + probs.shape[1] * probability_tolerance(probs.dtype)
+    rows = (conf <= bound).logical_and_(correct).logical_and_(labels > 0).nonzero().squeeze(1)
+    if rows.numel():  # does another class reach the maximum too? (hide p_y, take the max of the rest)
+        others = probs[rows].scatter_(1, labels[rows, None], float("-inf")).amax(dim=1)
+        rows = rows[others == conf[rows]]
+        if rows.numel():
+            correct[rows] = probs[rows].argmax(dim=1) == labels[rows]
+    return conf, correct
 
 
 def expected_calibration_error(

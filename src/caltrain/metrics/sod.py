@@ -18,6 +18,12 @@ With ``q = floor(255 s)`` the 256 thresholds ``t = 255, ..., 0`` predict foregro
   ``adp_e`` at the adaptive threshold. As in pysodmetrics (and the authors' MATLAB code) the sum is divided by
   ``H W - 1``, so a perfect map scores ``H W / (H W - 1)``, slightly above 1.
 
+Verified against pysodmetrics 1.6.2 (``MAE``, ``Fmeasure`` and ``FmeasureV2``, ``Smeasure``, ``Emeasure``) to
+1e-15 on random 8-bit maps, empty / full / one-pixel / gray masks, constant and narrow maps (tests/metrics/
+test_sod*.py, with an independent NumPy reference that runs without it). One deliberate difference: when the
+mask's centroid lies in the last row or column, one S-measure quadrant is empty; its weight is 0 and its term is
+left out here, where pysodmetrics (like the MATLAB code) averages an empty array and returns NaN.
+
 :class:`SODMetrics` streams them: its state is the per-image sums (two 256-point curves and five scalars), so
 memory does not grow with the number of images; images in one ``update`` share a size, batches may differ.
 S-measure splits each image at its own mask centroid and is computed image by image; everything else is

@@ -30,7 +30,7 @@ import torch
 from caltrain.abstention import ABSTENTION_CONVENTIONS, apply_abstention
 from caltrain.metrics.binning import BinStats, bin_statistics, uniform_bin_index, uniform_edges
 from caltrain.metrics.classwise import classwise_bin_statistics
-from caltrain.metrics.ece import NORMS, calibration_error_from_stats, top_label, top_label_statistics
+from caltrain.metrics.ece import NORMS, _top_label_values, calibration_error_from_stats, top_label_statistics
 from caltrain.metrics.proper_scores import brier_per_sample, nll_per_sample
 from caltrain.metrics.reliability import ReliabilityCurve
 from caltrain.metrics.validation import prepare
@@ -264,7 +264,7 @@ class StreamingSummary(StreamingMetric):
             out["abstained"] = (probs.argmax(1) == probs.shape[1] - 1).to(torch.float64).sum()
         else:
             scores = probs
-        conf, correct = top_label(scores, labels)
+        conf, correct = _top_label_values(scores, labels)
         stats = bin_statistics(conf, correct, uniform_bin_index(conf, self.n_bins), self.n_bins)
         cw = classwise_bin_statistics(scores, labels, self.n_bins)
         out.update(

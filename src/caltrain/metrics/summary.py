@@ -18,7 +18,11 @@ Keys (plain Python floats):
 ``smooth_ece``     smooth ECE with automatic bandwidth (Blasiok & Nakkiran 2023)
 ``aurc``, ``eaurc`` selective risk (:mod:`caltrain.metrics.selective`); ranked by confidence, or by
                    ``-p_unknown`` with an abstention convention
-``true_ece``       ``E |P(correct | x) - conf|`` when ``true_posterior`` is given
+``true_ece``       with ``true_posterior``: the calibration error ``E |E[q(yhat | x) | conf] - conf|``,
+                   estimated with the known posterior (:mod:`caltrain.metrics.true_calibration`)
+``pointwise_ce``   with ``true_posterior``: ``E |q(yhat | x) - conf|``, each prediction against its true
+                   probability (not a calibration error: it adds the grouping loss)
+``grouping_loss``  with ``true_posterior``: ``pointwise_ce - true_ece`` (>= 0)
 ``abstention_rate`` fraction whose argmax over K + 1 is unknown (only with ``abstention``)
 =================  ==============================================================================
 
@@ -44,7 +48,7 @@ from caltrain.metrics.ece import calibration_error_from_stats
 from caltrain.metrics.proper_scores import brier_per_sample, nll_per_sample
 from caltrain.metrics.selective import aurc_from_sorted, optimal_aurc
 from caltrain.metrics.smooth_ece import smooth_ece_from_scores
-from caltrain.metrics.true_calibration import true_gap
+from caltrain.metrics.true_calibration import predicted_true_probability, true_calibration_from_scores
 from caltrain.metrics.validation import prepare_with
 from caltrain.utils.checks import check_choice, check_n_bins
 
@@ -75,10 +79,12 @@ def summarize(
             ``from_logits=True``.
         labels: ``[N(, *spatial)]`` class indices in ``[0, K)``.
         n_bins: bins of every binned metric (default 15).
-        true_posterior: optional ``[N, K(, *spatial)]`` true class probabilities; adds ``true_ece``. K is the
-            number of real classes: ``probs.shape[1]``, or ``probs.shape[1] - 1`` with an ``abstention``
-            convention (the unknown output has no true probability; a prediction of unknown scores
-            ``q = 0``). Any other width raises ``ValueError`` naming ``true_posterior``.
+        true_posterior: optional ``[N, K(, *spatial)]`` true class probabilities; adds ``true_ece``,
+            ``pointwise_ce`` and ``grouping_loss`` (their estimator bins with its own rule, ``ceil(N^(1/3))``
+            equal-mass bins, not ``n_bins``). K is the number of real classes: ``probs.shape[1]``, or
+            ``probs.shape[1] - 1`` with an ``abstention`` convention (the unknown output has no true probability;
+            a prediction of unknown scores ``q = 0``). Any other width raises ``ValueError`` naming
+            ``true_posterior``.
         abstention: ``None`` or one of :data:`ABSTENTION_CONVENTIONS` (last column = unknown).
         ignore_index: label value of entries to leave out.
         from_logits: apply a float64 softmax to ``probs`` first.
@@ -137,7 +143,8 @@ def summarize(
         eaurc=aurc_value - optimal_aurc(n, n_err, device=conf.device),
     )
     if q is not None:
-        out["true_ece"] = true_gap(conf, pred, q).mean()
+        # the ascending order of conf is the descending one reversed (ties are averaged, so their order is moot)
+        out.update(true_calibration_from_scores(conf, predicted_true_probability(conf, pred, q), order=order.flip(0)))
     ordered = {key: out[key] for key in SUMMARY_KEYS}
     ordered.update({key: value for key, value in out.items() if key not in ordered})
     values = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=conf.device) for v in ordered.values()])

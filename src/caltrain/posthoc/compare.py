@@ -109,7 +109,7 @@ class PosthocComparison:
 
 def compare(
     val: tuple[Any, Any],
-    test: tuple[Any, Any],
+    test: tuple[Any, Any] | None,
     names: Sequence[str],
     *,
     n_bins: int = 15,
@@ -129,7 +129,9 @@ def compare(
     Args:
         val: ``(logits [N_val, C], labels [N_val])`` the calibrators are fitted on (tensors or arrays, any
             float dtype; labels integer in ``[0, C')`` with ``C'`` the width the calibrators see).
-        test: ``(logits [N_test, C], labels [N_test])`` the calibrated probabilities are scored on.
+        test: ``(logits [N_test, C], labels [N_test])`` the calibrated probabilities are scored on; ``None``: fit
+            only (``metrics`` is empty; the caller scores the calibrators, as the dense task does in one streaming
+            pass over its test pixels, :mod:`caltrain.train.dense`).
         names: registry names of :mod:`caltrain.posthoc` (e.g. ``["ts", "ats"]``), fitted in this order;
             a repeated name is fitted once.
         n_bins: bins of the binned metrics (default 15).
@@ -139,7 +141,8 @@ def compare(
         eval_abstention: the metric convention of the calibrated K + 1 columns when ``abstention`` is
             ``"with_unknown"`` (default ``"with_unknown"``); otherwise the calibrated probabilities are ordinary
             class probabilities and this is ignored.
-        true_posterior: optional ``[N_test, K]`` true class probabilities of the test split (adds ``true_ece``).
+        true_posterior: optional ``[N_test, K]`` true class probabilities of the test split (adds ``true_ece``,
+            ``pointwise_ce``, ``grouping_loss``).
         options: name -> keyword options of that calibrator (its constructor's arguments), e.g.
             ``{"dirichlet": {"reg_lambda": 0.1}}``; every key must be in ``names``.
         on_error: ``"raise"`` (default): a calibrator failing to fit or predict raises; ``"record"``: its
@@ -164,13 +167,14 @@ def compare(
         eval_abstention = None
     calibrators = _create_all(names, options)
     val_z, val_y = _split(val, "val", abstention)
-    test_z, test_y = _split(test, "test", abstention)
-    if val_z.shape[1] != test_z.shape[1]:
+    test_z, test_y = _split(test, "test", abstention) if test is not None else (None, None)
+    if test_z is not None and val_z.shape[1] != test_z.shape[1]:
         raise ValueError(
             f"val, test: expected logits [N, C] with the same C, got {tuple(val_z.shape)} and {tuple(test_z.shape)}"
         )
     result = PosthocComparison(calibrators={}, metrics={}, params={}, abstention=abstention,
-                               eval_abstention=eval_abstention, n_bins=n_bins, _test=(test_z, test_y, true_posterior))
+                               eval_abstention=eval_abstention, n_bins=n_bins,
+                               _test=None if test is None else (test_z, test_y, true_posterior))
     for name, calibrator in calibrators.items():
         try:
             with warnings.catch_warnings(record=capture_warnings) as caught:
@@ -179,14 +183,16 @@ def compare(
                 start = time.perf_counter()
                 calibrator.fit(val_z, val_y)
                 seconds = time.perf_counter() - start
-            metrics = _score(calibrator.predict_proba(test_z), test_y, n_bins, eval_abstention, true_posterior)
+            metrics = None if test_z is None else _score(calibrator.predict_proba(test_z), test_y, n_bins,
+                                                         eval_abstention, true_posterior)
         except (ValueError, TypeError, ImportError) as err:
             if on_error == "raise":
                 raise
             result.errors[name] = f"{type(err).__name__}: {err}"
             continue
         result.calibrators[name] = calibrator
-        result.metrics[name] = metrics
+        if metrics is not None:
+            result.metrics[name] = metrics
         result.params[name] = calibrator.params_ or _fitted_params(calibrator)
         result.fit_seconds[name] = seconds
         if capture_warnings:

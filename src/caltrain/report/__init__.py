@@ -12,7 +12,10 @@ Plot objects hold their data and draw on a given matplotlib axis, in the style o
 - :class:`RiskCoverageCurve`, :class:`OODHistogram`, :class:`SharpnessTrajectory` (ECE and sharpness against
   steps; :func:`plot_trajectories` for one panel per run).
 
-:func:`write_report` writes a self-contained ``report.html`` (or ``report.md`` with PNGs) of a suite or a run;
+:func:`write_report` writes a self-contained ``report.html`` (or ``report.md`` with SVG files) of a suite or a
+run: the verdict, results table and trade-off first, then one folded section per dataset whose content comes
+from the task's :class:`~caltrain.report.tasks.TaskSections` (:mod:`caltrain.report.tasks`; a new task is one
+file there). The report draws SVG itself (:mod:`caltrain.report.svg`) and needs no matplotlib;
 ``caltrain report DIR`` and the end of ``caltrain bench`` call it.
 """
 
@@ -55,28 +58,25 @@ FORMATS = ("html", "md")
 
 
 def write_report(path: str | Path, *, format: str = "html", out: str | Path | None = None, max_classes: int = 10,
-                 dpi: int = 96, log: Callable[[str], None] = lambda s: None) -> Path:
+                 dpi: int | None = None, log: Callable[[str], None] = lambda s: None) -> Path:
     """Write the report of a suite directory or a single run directory; returns the written file.
 
     Args:
         path: a suite directory (``runs/``, ``results.json``) or a complete run directory (``summary.json``).
-        format: "html" (one self-contained ``report.html``: figures inlined as base64 PNG, inline CSS/JS, no
-            network needed) or "md" (``report.md`` plus its PNGs in ``report_files/`` beside it).
+        format: "html" (one self-contained ``report.html``: SVG figures, CSS and JS inline, nothing fetched)
+            or "md" (``report.md`` plus its SVG figures in ``report_files/`` beside it).
         out: the output file (default ``path/report.html`` or ``path/report.md``).
-        max_classes: classwise small multiples show at most this many classes.
-        dpi: PNG resolution.
-        log: receives one progress line per figure.
+        max_classes: per-class figures show at most this many classes.
+        dpi: unused since the figures are vector graphics (kept so existing callers work).
+        log: receives one progress line per dataset and section.
 
     Raises:
         ValueError: unknown ``format``.
         FileNotFoundError: ``path`` is not a run or suite directory, or holds no complete run.
-        ImportError: matplotlib is not installed.
     """
     from caltrain.utils.io import atomic_write_text
 
     check_choice(format, "format", FORMATS)
-    import matplotlib  # noqa: F401  (fail early and clearly when the report extra is missing)
-
     from caltrain.report.document import build_report
 
     root = Path(path)
@@ -86,7 +86,7 @@ def write_report(path: str | Path, *, format: str = "html", out: str | Path | No
         from caltrain.train.run_dir import RunDir, SuiteDir
 
         target = (RunDir(root) if RunDir(root).is_complete() else SuiteDir(root)).report(format)
-    report = build_report(root, max_classes=max_classes, dpi=dpi, log=log)
+    report = build_report(root, max_classes=max_classes, log=log)
     if format == "html":
         from caltrain.report.html import render_html
 
@@ -96,6 +96,6 @@ def write_report(path: str | Path, *, format: str = "html", out: str | Path | No
 
         text = render_markdown(report, out=target, files_dir=target.parent / f"{target.stem}_files")
     atomic_write_text(target, text)
-    for written in [target, *(target.parent / f"{target.stem}_files").glob("*.png")]:
+    for written in [target, *(target.parent / f"{target.stem}_files").glob("*.svg")]:
         written.chmod(0o644)  # a report is meant to be shared (the atomic temporary file was private)
     return target

@@ -1,7 +1,8 @@
 """Aggregate a suite's run directories over seeds into ``results.csv``, ``results.md`` and ``results.json``.
 
-Rows are grouped by (dataset, model, objective, variant). For each test metric ``m`` of ``caltrain evaluate``
-(:data:`METRICS`) the row holds ``m_mean`` and ``m_std`` across seeds (sample standard deviation, ddof=1; empty
+Rows are grouped by (dataset, model, objective, variant). For each test metric ``m`` of the runs' task
+(:data:`TASK_METRICS`: classification, the keys of ``caltrain evaluate``; dense binary, the pooled pixel metrics,
+the true calibration error and the SOD metrics) the row holds ``m_mean`` and ``m_std`` across seeds (sample standard deviation, ddof=1; empty
 for a single seed), the same after each post-hoc calibrator fitted on validation (``ts_ece_mean``,
 ``ats_ece_mean``, ...), and:
 
@@ -29,10 +30,18 @@ from caltrain.utils.io import atomic_write_json, atomic_write_text
 
 __all__ = ["METRICS", "aggregate", "epochs_to_fraction", "load_runs", "results"]
 
-#: Test metrics aggregated for every row (keys of ``caltrain evaluate --json``).
+#: Test metrics aggregated for every row of a classification suite (keys of ``caltrain evaluate --json``).
 METRICS = ("accuracy", "ece", "adaece", "classwise_ece", "nll", "brier", "aurc")
-#: Metrics reported after each post-hoc calibrator.
+#: Metrics reported after each post-hoc calibrator (classification).
 POSTHOC_METRICS = ("ece", "adaece", "classwise_ece", "nll", "brier", "accuracy")
+#: Per task (``summary["task"]``; runs written before it are classification): the test metrics of a row and the
+#: metrics after each calibrator.
+TASK_METRICS = {
+    "classification": (METRICS, POSTHOC_METRICS),
+    "dense_binary": (("accuracy", "ece", "oe", "ue", "true_ece", "pointwise_ce", "nll", "brier", "mae", "max_f",
+                      "s_measure", "max_e"), ("ece", "oe", "ue", "true_ece", "nll", "brier", "accuracy", "mae", "max_f",
+                                        "s_measure")),
+}
 #: Curves kept per seed in results.json: (split, metric).
 CURVES = (("train", "loss"), ("train", "accuracy"), ("val", "accuracy"), ("val", "ece"), ("val", "nll"),
           ("test", "accuracy"), ("test", "ece"), ("test", "nll"))
@@ -79,14 +88,23 @@ def load_runs(out_dir: str | Path, runs: Sequence[str] | None = None) -> list[di
     return loaded
 
 
+def run_task(summary: dict[str, Any]) -> str:
+    """A run's task: ``summary["task"]``, or ``"classification"`` for runs written before the key."""
+    return summary.get("task", "classification")
+
+
 def _group_row(key: tuple, members: list[dict[str, Any]]) -> dict[str, Any]:
     row: dict[str, Any] = dict(zip(_GROUP, key))
     row["n_seeds"] = len(members)
-    for m in METRICS:
+    task = run_task(members[0]["summary"])
+    if task != "classification":
+        row["task"] = task
+    metrics, posthoc_metrics = TASK_METRICS.get(task, TASK_METRICS["classification"])
+    for m in metrics:
         row[f"{m}_mean"], row[f"{m}_std"] = _mean_std([r["summary"]["test"].get(m) for r in members])
     calibrators = sorted({c for r in members for c in r["summary"].get("posthoc", {})})
     for c in calibrators:
-        for m in POSTHOC_METRICS:
+        for m in posthoc_metrics:
             vals = [r["summary"]["posthoc"].get(c, {}).get(m) for r in members]
             row[f"{c}_{m}_mean"], row[f"{c}_{m}_std"] = _mean_std(vals)
     row["epochs_to_95_mean"], row["epochs_to_95_std"] = _mean_std(
@@ -137,7 +155,9 @@ def results(out_dir: str | Path, runs: Sequence[str] | None = None) -> tuple[lis
                           "train_seconds": r["summary"].get("train_seconds")} for r in members],
             "curves": [_curves(r) for r in members],
         })
-    return rows, {"metrics": list(METRICS), "rows": detailed}
+    tasks = sorted({run_task(r["summary"]) for rows_ in groups.values() for r in rows_}) or ["classification"]
+    metric_names = list(dict.fromkeys(m for t in tasks for m in TASK_METRICS.get(t, (METRICS,))[0]))
+    return rows, {"metrics": metric_names, "rows": detailed}
 
 
 def aggregate(out_dir: str | Path, runs: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -178,8 +198,38 @@ def _pm(row: dict[str, Any], key: str, scale: float = 1.0, digits: int = 2) -> s
     return text + (f" ± {std * scale:.{digits}f}" if std is not None else "")
 
 
+#: The Markdown table of a dense binary suite: (header, key, scale, digits).
+_DENSE_COLUMNS = (("pixel acc %", "accuracy", 100, 2), ("ECE %", "ece", 100, 2), ("OE %", "oe", 100, 2),
+                  ("UE %", "ue", 100, 2), ("true ECE %", "true_ece", 100, 2), ("NLL", "nll", 1, 3),
+                  ("Brier", "brier", 1, 3), ("max F", "max_f", 1, 3), ("S", "s_measure", 1, 3), ("MAE", "mae", 1, 3),
+                  ("TS ECE %", "ts_ece", 100, 2))
+
+
+def _dense_markdown(rows: list[dict[str, Any]]) -> str:
+    head = ["dataset", "model", "objective", "variant", "seeds", *(h for h, *_ in _DENSE_COLUMNS)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["dataset"], r["model"], r["objective"], r["variant"] or "-", str(r["n_seeds"])]
+        cells += [_pm(r, key, scale, digits) for _, key, scale, digits in _DENSE_COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def to_markdown(rows: list[dict[str, Any]]) -> str:
-    """A Markdown table of the key columns (accuracy and calibration errors in %, NLL and Brier as is)."""
+    """A Markdown table of the key columns (accuracy and calibration errors in %, NLL and Brier as is); a dense
+    binary suite's rows get their own table (pooled pixel metrics, true ECE, SOD metrics)."""
+    dense = [r for r in rows if r.get("task") == "dense_binary"]
+    rows = [r for r in rows if r.get("task") != "dense_binary"]
+    dense_text = ""
+    if dense:
+        dense_text = _dense_markdown(dense) + (
+            "\nTest split, mean ± sample std over seeds, every pixel pooled. ECE / OE / UE: equal-width bins of the "
+            "pixel confidence max(s, 1 - s) (OE, UE: over- and under-confidence parts); true ECE: against the known "
+            "per-pixel posterior; max F (beta^2 = 0.3), S-measure, MAE: the SOD metrics (per image, averaged); "
+            "TS: binary temperature scaling fitted on validation pixels.\n")
+        if not rows:
+            return dense_text
+        dense_text = "\n" + dense_text
     head = ["dataset", "model", "objective", "variant", "seeds", "acc %", "ECE %", "AdaECE %", "cw-ECE %", "NLL",
             "Brier", "AURC %", "TS ECE %", "ATS ECE %", "epochs to 95%"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -194,4 +244,4 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
     notes = ("\nTest split, mean ± sample std over seeds. ECE: equal-width bins (15 unless eval.n_bins says otherwise) on the top-label confidence; "
              "AdaECE: equal-mass bins; TS/ATS: after temperature scaling / adaptive piecewise TS fitted on "
              "validation logits.\n")
-    return "\n".join(lines) + "\n" + notes
+    return "\n".join(lines) + "\n" + notes + dense_text

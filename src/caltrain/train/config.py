@@ -188,14 +188,17 @@ class DataConfig(_RegisteredSection):
 
 
 #: What ``model.name=auto`` becomes, by the dataset's ``kind``: an MLP for feature vectors, a CNN for images.
-AUTO_MODELS = {"features": "mlp", "images": "cnn"}
+AUTO_MODELS = {"features": "mlp", "images": "cnn", "dense_binary": "unet"}
 _AUTO_MODELS = tuple(AUTO_MODELS.values())
 
 
-def resolve_model_name(name: str, data_kind: str) -> str:
-    """``name``, or for ``"auto"`` the model :data:`AUTO_MODELS` picks for a dataset of kind ``data_kind``."""
+def resolve_model_name(name: str, data_kind: str, task: str = "classification") -> str:
+    """``name``, or for ``"auto"`` the model :data:`AUTO_MODELS` picks for a dataset of kind ``data_kind`` and
+    task ``task`` (a dense binary task gets ``unet``)."""
     if name != "auto":
         return name
+    if task == "dense_binary":
+        return AUTO_MODELS["dense_binary"]
     return AUTO_MODELS["features"] if data_kind == "features" else AUTO_MODELS["images"]
 
 
@@ -306,6 +309,9 @@ class EvalConfig(_Section):
     abstention: str | None = None
     #: Post-hoc calibrators fitted on validation logits at the end (``caltrain.posthoc`` names).
     posthoc: tuple[str, ...] = ("ts", "ats")
+    #: Dense binary tasks: the calibrators are fitted on a seeded subsample of about this many validation pixels
+    #: (each pixel kept with probability min(1, posthoc_pixels / pixels); 0: every pixel). Classification ignores it.
+    posthoc_pixels: int = Field(1_000_000, ge=0)
     #: At the end, score the dataset's paired OOD sets (``caltrain data`` lists them) against the test split with the
     #: maximum softmax probability: ``summary["ood"][name]`` = AUROC, AUPR, FPR at 95% TPR; the first set's logits
     #: are saved as ``logits_ood.npz`` for the report's histograms.
@@ -380,13 +386,22 @@ class TrainConfig(_Section):
     #: channels-last memory format for image models; "auto": on for image inputs (faster convolutions on CPU,
     #: see bench/train.py in BENCHMARKS.md), off for feature data.
     channels_last: Union[bool, Literal["auto"]] = "auto"
-    #: CPU intra-op threads for the run (``torch.set_num_threads``); 0 keeps torch's default (one per core). On a
-    #: machine shared with other busy processes, 1 avoids threads spin-waiting on each other (up to 10x faster
-    #: for small models, see BENCHMARKS.md).
-    threads: int = Field(0, ge=0)
+    #: CPU intra-op threads for the run (``torch.set_num_threads``): "auto" (default) chooses from the model's
+    #: size and the cores this process may use (small models: one thread; :mod:`caltrain.utils.threads`, the
+    #: choice and its reason are in ``meta.json``); 0 keeps torch's default (one per core); N sets N. On a
+    #: machine shared with other busy processes, torch's default made small models 30-45x slower
+    #: (BENCHMARKS.md, "threads"). Does not change a run's results' fingerprint.
+    threads: Union[Literal["auto"], int] = "auto"
     #: Save a checkpoint every this many epochs (and always at the end).
     checkpoint_every: int = Field(1, ge=1)
     quiet: bool = False
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _threads_value(cls, v: Any) -> Any:
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
+            return v
+        raise ValueError(f"threads: expected 'auto', 0 (torch's default) or a number of threads >= 1, got {v!r}")
 
     @field_validator("device")
     @classmethod

@@ -1,9 +1,11 @@
 """The end of a run: reload the selected model, its final metrics, post-hoc calibration, OOD scores, files.
 
-:func:`finish_run` predicts the validation and test splits with the selected model, reports their metrics,
-fits each configured post-hoc calibrator on validation and scores it on test (:func:`caltrain.posthoc.compare`,
-the one owner of that step), scores the OOD sets (:func:`caltrain.train.ood.score_ood`), and (on the main
-process) writes ``logits_{val,test,ood}.npz``, ``calibrators/<name>.json`` and, last, ``summary.json``.
+:func:`finish_run` reloads the selected weights and asks the task's evaluator for the end of the run
+(:meth:`caltrain.train.evaluation.Evaluator.final`: validation and test metrics, each configured post-hoc
+calibrator fitted on validation and scored on test through :func:`caltrain.posthoc.compare`, the one owner of
+that step, and the OOD sets); on the main process it writes the evaluator's files (classification:
+``logits_{val,test,ood}.npz``; dense: ``examples_test.npz``, ``reliability_test.json``), ``calibrators/<name>.json``
+and, last, ``summary.json``.
 """
 
 from __future__ import annotations
@@ -13,11 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from caltrain import posthoc
 from caltrain.train.checkpoint import BEST_KEYS, load_checkpoint
 from caltrain.train.config import TrainConfig
 from caltrain.train.evaluation import Evaluator
-from caltrain.train.ood import score_ood
 from caltrain.train.run_dir import RunDir
 from caltrain.train.selection import Selection
 from caltrain.utils.io import atomic_write_json, save_npz
@@ -27,9 +27,9 @@ __all__ = ["finish_run"]
 
 
 def finish_run(
-    *, cfg: TrainConfig, run: RunDir, model: nn.Module, evaluator: Evaluator, selection: Selection, data: Any,
+    *, cfg: TrainConfig, run: RunDir, model: nn.Module, evaluator: Evaluator, selection: Selection,
     steps: int, train_seconds: float, convention: str | None, device: torch.device, is_main: bool,
-    extra: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None, sample_state: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """Report the selected model of a finished run; returns the summary (also written to ``summary.json``).
 
@@ -38,6 +38,8 @@ def finish_run(
         device: where the selected weights are loaded.
         is_main: write the files (the main process only).
         extra: further summary entries (``caltrain.fit``: where the data came from, ``summary["data"]``).
+        sample_state: the objective's per-sample tables after the last epoch (merged across ranks), written to
+            ``sample_state.npz`` when not empty.
     """
     selected_epoch = cfg.epochs
     if selection.best_epoch is not None:
@@ -48,32 +50,21 @@ def finish_run(
             first = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
             raise ValueError(f"{run.best}: the weights do not fit this run's model ({first})") from None
         selected_epoch = selection.best_epoch
-    logits = {s: evaluator.predict(s) for s in ("val", "test")}
+    final = evaluator.final(posthoc_names=cfg.eval.posthoc, ood=bool(cfg.eval.ood), convention=convention)
     result: dict[str, Any] = {
         "epochs": cfg.epochs,
         "selected_epoch": selected_epoch,
         "steps": steps,
         "train_seconds": train_seconds,
-        "val": evaluator.metrics(*logits["val"], evaluator.posterior("val")),
-        "test": evaluator.metrics(*logits["test"], evaluator.posterior("test")),
-        "posthoc": {},
-        "posthoc_params": {},
+        "task": evaluator.task,
+        **final.summary,
         "abstention": evaluator.abstention,
     }
-    calibrated = posthoc.compare(
-        logits["val"], logits["test"], cfg.eval.posthoc, n_bins=cfg.eval.n_bins, abstention=convention,
-        true_posterior=evaluator.posterior("test"),
-    )
-    result["posthoc"], result["posthoc_params"] = calibrated.metrics, calibrated.params
-    if cfg.eval.ood and data.ood_names:
-        result["ood"], logits["ood"] = score_ood(
-            logits["test"][0], data.ood, evaluator.predict_dataset, convention=convention
-        )
     if extra:
         result.update(extra)
     if is_main:
-        for split, (z, y) in logits.items():
-            save_npz(run.logits(split), logits=z, labels=y)
-        calibrated.save(run)
+        final.save(run)
+        if sample_state:
+            save_npz(run.sample_state, **sample_state)
         atomic_write_json(run.summary, result)
     return result

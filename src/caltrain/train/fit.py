@@ -86,14 +86,14 @@ class _UserData:
 
     ood_names: tuple[str, ...] = ()
     ood: dict[str, Any] = {}
-    task = "classification"  # the trainer's only task for now (caltrain.data.splits.TASKS)
 
     def __init__(self, splits: dict[str, TensorInput | DatasetInput], num_classes: int,
-                 input_shape: tuple[int, ...]) -> None:
+                 input_shape: tuple[int, ...], task: str = "classification") -> None:
         self.train, self.val, self.test = (_UserSplit(splits[s]) for s in ("train", "val", "test"))
         self.num_classes = num_classes
         self.input_shape = input_shape
         self.kind = "image" if len(input_shape) == 3 else "features"
+        self.task = task  # caltrain.data.splits.TASKS: what the trainer's evaluator and checks follow
 
 
 class _FitTrainer(Trainer):
@@ -156,8 +156,9 @@ def _class_name(obj: Any) -> str:
     return cls.__qualname__ if cls.__module__ in ("__main__", "builtins") else f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _dry_forward(model: nn.Module, x: torch.Tensor, device: torch.device) -> int:
-    """The model's output width on one input (eval mode, no gradient); a clear error when it cannot run."""
+def _dry_forward(model: nn.Module, x: torch.Tensor, device: torch.device) -> torch.Size:
+    """The model's output shape on one input (eval mode, no gradient): ``[1, outputs]`` (a classifier) or
+    ``[1, 1, H, W]`` (a dense binary model); a clear error when it cannot run or gives anything else."""
     was_training = model.training
     model.eval()
     try:
@@ -168,10 +169,31 @@ def _dry_forward(model: nn.Module, x: torch.Tensor, device: torch.device) -> int
                          f"({type(err).__name__}: {err})") from err
     finally:
         model.train(was_training)
-    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != x.shape[0]:
+    dense = isinstance(out, torch.Tensor) and out.ndim == 4 and out.shape[1] == 1
+    if not isinstance(out, torch.Tensor) or (out.ndim != 2 and not dense) or out.shape[0] != x.shape[0]:
         shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"model: expected logits of shape [batch, outputs] from the forward pass, got {shape}")
-    return int(out.shape[1])
+        raise ValueError(f"model: expected logits of shape [batch, outputs] (a classifier) or [batch, 1, H, W] (one "
+                         f"logit per pixel: a dense binary model) from the forward pass, got {shape}")
+    return out.shape
+
+
+def _resolve_task(out_shape: torch.Size, target: torch.Tensor, loss: str) -> str:
+    """The task of a user's model and data: ``"dense_binary"`` when the model outputs ``[batch, 1, H, W]`` (then the
+    targets must be masks of that size), else ``"classification"``; the objective must train it."""
+    from caltrain import losses
+
+    task = "dense_binary" if len(out_shape) == 4 else "classification"
+    if task == "dense_binary" and (target.ndim != 4 or tuple(target.shape[-2:]) != tuple(out_shape[-2:])):
+        raise ValueError(f"labels: the model outputs one logit per pixel {list(out_shape)}, so the targets must be "
+                         f"binary masks [N, 1, {out_shape[-2]}, {out_shape[-1]}]; got {list(target.shape)}")
+    if task == "classification" and target.ndim != 1:
+        raise ValueError(f"model: the targets are masks {list(target.shape)}, so the model must output one logit "
+                         f"per pixel [batch, 1, H, W]; it outputs {list(out_shape)}")
+    if task not in losses.tasks(loss):
+        fitting = ", ".join(n for n in losses.names() if task in losses.tasks(n))
+        raise ValueError(f"loss: {loss!r} trains {' and '.join(sorted(losses.tasks(loss)))} outputs, but the model "
+                         f"and data are a {task} task; objectives for it: {fitting}")
+    return task
 
 
 def _resolve_num_classes(num_classes: int | None, splits: dict[str, Any], width: int, loss: str) -> int:
@@ -234,10 +256,13 @@ def fit(
 
     Args:
         model: your ``nn.Module``, mapping a batch of inputs to logits ``[batch, outputs]``; ``outputs`` is K, or
-            K + 1 for an objective with an abstention output (:func:`caltrain.models.with_abstention_head`). It is
-            trained in place and ends holding the selected epoch's weights.
+            K + 1 for an objective with an abstention output (:func:`caltrain.models.with_abstention_head`). A model
+            returning ``[batch, 1, H, W]`` (one logit per pixel: segmentation, salient-object detection) trains the
+            dense binary task (:mod:`caltrain.train.dense`) with a dense objective (``bce``, ``aslp``, ``focal``,
+            ...) on binary masks. It is trained in place and ends holding the selected epoch's weights.
         train, val, test: a map-style ``torch.utils.data.Dataset`` yielding ``(x, y)``, a ``DataLoader`` over one,
-            or ``(inputs, labels)`` tensors / NumPy arrays (:mod:`caltrain.train.inputs`). Without ``val``, a
+            or ``(inputs, labels)`` tensors / NumPy arrays (:mod:`caltrain.train.inputs`); ``y`` a class index, or
+            a binary mask ``[H, W]`` / ``[1, H, W]`` (batched: ``[N, 1, H, W]``) for a dense model. Without ``val``, a
             seeded ``val_fraction`` of ``train`` is held out (printed, and in ``summary["data"]``). Without
             ``test``, the validation split stands in for it: ``test`` metrics are validation metrics and the
             post-hoc calibrators are scored on the data they were fitted on (``summary["data"]["test"]`` says so).
@@ -309,10 +334,18 @@ def fit(
     device = _resolve_device(cfg.device)
     model.to(device)
     sample = train_in.first()
-    width = _dry_forward(model, sample, device)
-    k = _resolve_num_classes(num_classes, splits, width, cfg.loss.name)
+    out_shape = _dry_forward(model, sample, device)
+    task = _resolve_task(out_shape, train_in.first_target(), cfg.loss.name)
+    if task == "dense_binary":
+        if num_classes not in (None, 1, 2):
+            raise ValueError(f"num_classes: a dense binary model has one output per pixel (foreground), got "
+                             f"{num_classes}")
+        k = 1
+    else:
+        k = _resolve_num_classes(num_classes, splits, int(out_shape[1]), cfg.loss.name)
     data_info["num_classes"] = k
-    user_data = _UserData(splits, k, tuple(sample.shape[1:]))
+    data_info["task"] = task
+    user_data = _UserData(splits, k, tuple(sample.shape[1:]), task)
 
     model_name = f"custom:{type(model).__name__}"
     config_dict = config_to_dict(cfg)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["TrainingDiverged", "check_finite_logits", "check_finite_loss", "check_finite_weights"]
+__all__ = ["TrainingDiverged", "check_finite_loss", "check_finite_split", "check_finite_weights"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -45,7 +45,8 @@ def check_finite_weights(model: nn.Module, *, epoch: int, step: int, checkpoint:
         raise _diverged("weights", epoch, step, checkpoint)
 
 
-def check_finite_logits(logits: torch.Tensor, split: str, *, epoch: int, step: int, checkpoint: Path) -> None:
-    """Raise :class:`TrainingDiverged` when the model's ``logits`` on ``split`` are not all finite."""
-    if not bool(torch.isfinite(logits).all()):
+def check_finite_split(finite: bool, split: str, *, epoch: int, step: int, checkpoint: Path) -> None:
+    """Raise :class:`TrainingDiverged` when the model's logits on ``split`` were not all finite (``finite``, as the
+    evaluator's :class:`~caltrain.train.evaluation.SplitScore` reports it)."""
+    if not finite:
         raise _diverged(f"{split} logits", epoch, step, checkpoint)

@@ -66,7 +66,8 @@ def _as_tensor(value: Any, what: str) -> torch.Tensor:
 
 @dataclass
 class TensorInput:
-    """In-memory ``(x, y)``: ``x [N, ...]`` as the model takes it, ``y`` int64 ``[N]``."""
+    """In-memory ``(x, y)``: ``x [N, ...]`` as the model takes it, ``y`` int64 ``[N]`` class indices or float32
+    ``[N, 1, H, W]`` masks in {0, 1} (a dense binary task)."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -79,14 +80,19 @@ class TensorInput:
         return TensorInput(self.x[index], self.y[index], name)
 
     def labels(self) -> torch.Tensor | None:
-        return self.y
+        """The class indices (None for masks: a dense task has no classes to count)."""
+        return None if self.y.ndim > 1 else self.y
 
     def first(self) -> torch.Tensor:
         """One input, batched (``[1, ...]``): what the dry forward pass runs."""
         return self.x[:1]
 
+    def first_target(self) -> torch.Tensor:
+        """The first sample's target, batched (``[1]`` or a mask ``[1, 1, H, W]``)."""
+        return self.y[:1]
+
     def describe(self) -> str:
-        return f"tensors x {list(self.x.shape)} {str(self.x.dtype).removeprefix('torch.')}, y [{len(self)}]"
+        return f"tensors x {list(self.x.shape)} {str(self.x.dtype).removeprefix('torch.')}, y {list(self.y.shape)}"
 
     def path(self) -> str:
         return "device-resident"
@@ -221,11 +227,18 @@ class DatasetInput:
         return None
 
     def first(self) -> torch.Tensor:
-        collate = self.loader.collate_fn if self.loader is not None else torch.utils.data.default_collate
-        x, _ = collate([_pair(self.dataset[0], 0)])
+        x, _ = self._first_pair()
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{self.name}: the collated inputs must be a tensor, got {type(x).__name__}")
         return x
+
+    def first_target(self) -> torch.Tensor:
+        """The first sample's target, collated and checked as the loader will (``[1]`` or ``[1, 1, H, W]``)."""
+        return _targets(self._first_pair()[1], 1)
+
+    def _first_pair(self) -> tuple[Any, Any]:
+        collate = self.loader.collate_fn if self.loader is not None else torch.utils.data.default_collate
+        return collate([_pair(self.dataset[0], 0)])
 
     def describe(self) -> str:
         kind = type(self.dataset).__name__
@@ -278,8 +291,25 @@ class DatasetLoader:
         for x, y, index in self.loader:
             if not isinstance(x, torch.Tensor):
                 raise TypeError(f"the collated inputs must be a tensor, got {type(x).__name__}")
-            yield (x.to(self.device, non_blocking=not blocking), _class_indices(y, len(index)).to(self.device),
+            yield (x.to(self.device, non_blocking=not blocking), _targets(y, len(index)).to(self.device),
                    index.to(self.device))
+
+
+def _targets(y: Any, n: int) -> torch.Tensor:
+    """A collated batch of targets: masks (3-D or 4-D, :func:`_masks`) or class indices (:func:`_class_indices`)."""
+    y = torch.as_tensor(y)
+    return _masks(y, "labels") if y.ndim >= 3 else _class_indices(y, n)
+
+
+def _masks(y: torch.Tensor, name: str) -> torch.Tensor:
+    """Masks ``[N, H, W]`` or ``[N, 1, H, W]`` with values in {0, 1} (bool, integer or float) as float32
+    ``[N, 1, H, W]``; soft or multi-class masks are refused (the dense metrics score binary outcomes)."""
+    if y.ndim not in (3, 4) or (y.ndim == 4 and y.shape[1] != 1):
+        raise TypeError(f"{name}: expected binary masks [N, H, W] or [N, 1, H, W], got shape {list(y.shape)}")
+    if y.is_complex() or not bool(((y == 0) | (y == 1)).all()):
+        raise TypeError(f"{name}: expected mask values in {{0, 1}}; binarise soft or 8-bit masks first "
+                        "(e.g. mask >= 0.5, or png > 128 as the SOD convention does)")
+    return (y.unsqueeze(1) if y.ndim == 3 else y).to(torch.float32)
 
 
 def _class_indices(y: Any, n: int) -> torch.Tensor:
@@ -335,17 +365,20 @@ def as_input(value: Any, name: str) -> TensorInput | DatasetInput:
         return DatasetInput(value, name)
     if isinstance(value, (tuple, list)) and len(value) == 2:
         x, y = _as_tensor(value[0], f"{name}[0] (inputs)"), _as_tensor(value[1], f"{name}[1] (labels)")
-        if y.ndim != 1 or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
-            raise TypeError(f"{name}: labels must be integers of shape [N], got {y.dtype} {list(y.shape)}")
+        if y.ndim in (3, 4):  # masks: a dense binary task
+            y = _masks(y, f"{name}[1] (labels)")
+        elif y.ndim != 1 or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+            raise TypeError(f"{name}: labels must be integers of shape [N] (or binary masks [N, 1, H, W]), got "
+                            f"{y.dtype} {list(y.shape)}")
         if x.ndim < 2:
             raise ValueError(f"{name}: inputs must be batched as [N, ...] (at least 2-D; one feature per sample: "
                              f"x[:, None]), got shape {list(x.shape)}")
         if x.shape[0] != y.shape[0]:
-            raise ValueError(f"{name}: inputs [N, ...] and labels [N] must have the same N, got {list(x.shape)} "
+            raise ValueError(f"{name}: inputs [N, ...] and labels [N, ...] must have the same N, got {list(x.shape)} "
                              f"and {list(y.shape)}")
         if y.shape[0] == 0:
             raise ValueError(f"{name}: no samples")
-        return TensorInput(x, y.long(), name)
+        return TensorInput(x, y if y.ndim > 1 else y.long(), name)
     raise TypeError(f"{name}: expected a torch Dataset yielding (x, y), a DataLoader, or (inputs, labels) tensors "
                     f"or NumPy arrays, got {type(value).__name__}")
 

@@ -15,6 +15,12 @@ This module is the one place that knows file names; every writer (trainer, suite
       logits_val.npz     the selected model's validation logits and labels (``logits``, ``labels``)
       logits_test.npz    the same on the test split
       logits_ood.npz     the same on the first paired OOD set (when ``eval.ood`` is on)
+      examples_test.npz  dense tasks, instead of the logits: a few test images, masks, probability maps
+                         (:mod:`caltrain.train.dense`)
+      reliability_test.json
+                         dense tasks: the test split's pooled bin statistics, before and after each calibrator
+      sample_state.npz   the objective's per-sample state at the end (``sample_state``: ASLP's per-image alpha,
+                         SAT's and Socrates' target tables, GenCE's EMA), by dataset index of the training split
       calibrators/<name>.json
                          every post-hoc calibrator of ``eval.posthoc``, fitted on the validation logits
                          (``Calibrator.save``; reload with :func:`caltrain.posthoc.load`)
@@ -284,12 +290,26 @@ class RunDir(_Folder):
     #: Every name a run directory may hold (``calibrators`` holds ``*.json``, ``report_files`` ``*.png``).
     KNOWN = ("config.yaml", "meta.json", "labels.json", "metrics.jsonl", "checkpoint.pt", "best.pt", "summary.json",
              "calibrators", ".caltrain-run", ".caltrain-lock", "fingerprint.json", "logits_val.npz",
-             "logits_test.npz", "logits_ood.npz", "report.html", "report.md", "report_files")
+             "logits_test.npz", "logits_ood.npz", "examples_test.npz", "reliability_test.json", "sample_state.npz", "report.html", "report.md",
+             "report_files")
     _SUBFOLDERS = {"calibrators": ".json", "report_files": ".png"}
 
     def logits(self, split: str) -> Path:
         """``logits_<split>.npz`` (``split``: "val", "test" or "ood")."""
         return self.root / f"logits_{split}.npz"
+
+    def examples(self, split: str) -> Path:
+        """``examples_<split>.npz``: a dense run's example images, masks and probability maps (``split``: "test")."""
+        return self.root / f"examples_{split}.npz"
+
+    @property
+    def sample_state(self) -> Path:
+        """``sample_state.npz``: the objective's per-sample tables at the end of the run (when it has any)."""
+        return self.root / "sample_state.npz"
+
+    def reliability(self, split: str) -> Path:
+        """``reliability_<split>.json``: a dense run's pooled bin statistics (``split``: "test")."""
+        return self.root / f"reliability_{split}.json"
 
     def calibrator(self, name: str) -> Path:
         """``calibrators/<name>.json``: the saved post-hoc calibrator ``name`` (a ``caltrain.posthoc`` name)."""

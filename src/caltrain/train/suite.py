@@ -12,6 +12,7 @@ import importlib.util
 
 import itertools
 import sys
+import time
 import traceback
 from dataclasses import dataclass, field
 from importlib import resources
@@ -20,9 +21,10 @@ from typing import Any, Callable, Sequence
 
 from caltrain.train.config import (ConfigError, TrainConfig, _deep_merge, apply_overrides, build_config, check_data,
                                    config_to_dict)
+from caltrain.train.progress import format_duration
 from caltrain.train.run_dir import RunDir, RunLockedError, SuiteDir
 
-__all__ = ["RunSpec", "Suite", "builtin_suites", "expand", "load_suite", "run_suite"]
+__all__ = ["RunSpec", "Suite", "builtin_suites", "default_jobs", "expand", "load_suite", "run_suite"]
 
 
 @dataclass(frozen=True)
@@ -138,9 +140,18 @@ def _run_one(config_dict: dict[str, Any], run_dir: str, labels: dict[str, Any], 
             validated (a Ray worker is a fresh process) and recorded in the run's ``meta.json``.
         wait: wait for the lock when another process holds it (else return at once with status "busy").
     Returns:
-        ``{"status": "done" | "skipped" | "busy" | "failed", "message": str | None, "set_aside": path | None}``:
-        "skipped" when the run was complete and current (another worker finished it), "busy" with the holder.
+        ``{"status": "done" | "skipped" | "busy" | "failed", "message": str | None, "set_aside": path | None,
+        "seconds": wall time}``: "skipped" when the run was complete and current (another worker finished it),
+        "busy" with the holder.
     """
+    start = time.perf_counter()
+    outcome = _run_one_timed(config_dict, run_dir, labels, shipped, wait)
+    outcome["seconds"] = time.perf_counter() - start
+    return outcome
+
+
+def _run_one_timed(config_dict: dict[str, Any], run_dir: str, labels: dict[str, Any], shipped: Sequence[dict],
+                   wait: bool) -> dict[str, Any]:
     from caltrain.train.trainer import train
     from caltrain.utils.plugins import PluginError, import_shipped, record_in_meta
 
@@ -173,8 +184,23 @@ def _run_one(config_dict: dict[str, Any], run_dir: str, labels: dict[str, Any], 
                 f"{traceback.format_exc(limit=3)}", "set_aside": set_aside}
 
 
-def _log_outcome(log: Callable[[str], None], prefix: str, name: str, outcome: dict[str, Any]) -> None:
-    """One line per outcome (and one more when a stale run was set aside)."""
+class _Clock:
+    """Per-run time and the grid's ETA: the wall time so far per finished run, times the runs left."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.start = total, 0, time.perf_counter()
+
+    def finished(self, outcome: dict[str, Any]) -> str:
+        self.done += 1
+        elapsed = time.perf_counter() - self.start
+        took = f" in {format_duration(outcome['seconds'])}" if "seconds" in outcome else ""
+        left = self.total - self.done
+        eta = f"; about {format_duration(elapsed / self.done * left)} left" if left else ""
+        return f"{took} (elapsed {format_duration(elapsed)}{eta})"
+
+
+def _log_outcome(log: Callable[[str], None], prefix: str, name: str, outcome: dict[str, Any], timing: str = "") -> None:
+    """One line per outcome (and one more when a stale run was set aside); ``timing`` follows a finished run."""
     if outcome.get("set_aside"):
         log(f"{prefix} {name}: stale ({outcome.get('reason')}); the old run was moved to {outcome['set_aside']}")
     status = outcome["status"]
@@ -183,7 +209,7 @@ def _log_outcome(log: Callable[[str], None], prefix: str, name: str, outcome: di
     elif status == "skipped":
         log(f"{prefix} {name}: completed by another process")
     else:
-        log(f"{prefix} {name}: {'trained' if status == 'done' else 'failed'}")
+        log(f"{prefix} {name}: {'trained' if status == 'done' else 'failed'}{timing}")
 
 
 def run_suite(
@@ -195,13 +221,19 @@ def run_suite(
     overrides: Sequence[str] = (),
     seeds: Sequence[int] | None = None,
     imports: Sequence[str] = (),
+    jobs: int = 1,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
 ) -> dict[str, Any]:
     """Run every incomplete or stale grid point of ``suite`` under ``out_dir/runs`` and aggregate the results.
 
     Args:
-        executor: "local" (sequential, in this process) or "ray" (one Ray task per run; ``address`` of an
-            existing cluster, or a local Ray instance when None).
+        executor: "local" (on this machine) or "ray" (one Ray task per run; ``address`` of an existing
+            cluster, or a local Ray instance when None).
+        jobs: with the local executor, how many runs train at once: 1 trains them one after the other in this
+            process; N > 1 in N spawned worker processes, each with a thread budget of ``cores // N``
+            (:func:`caltrain.utils.threads.set_budget`; :func:`default_jobs` is the CLI's default). A script
+            calling this with N > 1 needs the usual ``if __name__ == "__main__":`` guard (the workers import
+            the main module).
         imports: modules to import first (``--import``: names or .py paths), besides the suite's own ``imports``;
             recorded in ``suite.json`` and each run's ``meta.json``, and imported by every Ray task.
     Returns:
@@ -216,6 +248,8 @@ def run_suite(
 
     if executor not in ("local", "ray"):
         raise ValueError(f"executor: expected 'local' or 'ray', got {executor!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs: expected an integer >= 1, got {jobs!r}")
     if executor == "ray" and importlib.util.find_spec("ray") is None:  # before anything is written or printed
         raise ValueError("executor 'ray' needs Ray: pip install 'caltrain[ray]'")
     out = SuiteDir(out_dir)
@@ -231,13 +265,17 @@ def run_suite(
     out.write_meta({"name": suite.name, "description": suite.description,
                     "runs": [s.name for s in specs], "overrides": list(overrides), "imports": imports})
     packed = shipped(imports)
-    jobs = [(s.config.model_dump(mode="json"), str(out.run(s.name).root), s.labels, packed) for s in todo]
-    if executor == "local":
+    work = [(s.config.model_dump(mode="json"), str(out.run(s.name).root), s.labels, packed) for s in todo]
+    if executor == "local" and min(jobs, len(work)) > 1:
+        failures = _run_in_processes(work, min(jobs, len(work)), log)
+    elif executor == "local":
         failures, busy = [], []
-        for k, job in enumerate(jobs, 1):
-            log(f"[{k}/{len(jobs)}] {Path(job[1]).name}")
+        clock = _Clock(len(work))
+        for k, job in enumerate(work, 1):
+            log(f"[{k}/{len(work)}] {Path(job[1]).name}")
             outcome = _run_one(*job)
-            _log_outcome(log, f"[{k}/{len(jobs)}]", Path(job[1]).name, outcome)
+            _log_outcome(log, f"[{k}/{len(work)}]", Path(job[1]).name, outcome,
+                         clock.finished(outcome) if outcome["status"] != "busy" else "")
             if outcome["status"] == "failed":
                 failures.append(outcome["message"])
             elif outcome["status"] == "busy":
@@ -245,16 +283,98 @@ def run_suite(
         for k, job in enumerate(busy, 1):  # runs other processes held: wait for them, then finish them if needed
             log(f"[waiting {k}/{len(busy)}] {Path(job[1]).name}")
             outcome = _run_one(*job, wait=True)
-            _log_outcome(log, f"[waiting {k}/{len(busy)}]", Path(job[1]).name, outcome)
+            _log_outcome(log, f"[waiting {k}/{len(busy)}]", Path(job[1]).name, outcome, clock.finished(outcome))
             if outcome["status"] == "failed":
                 failures.append(outcome["message"])
     else:
-        failures = _run_with_ray(jobs, address, log)
+        failures = _run_with_ray(work, address, log)
     for err in failures:
         log(f"FAILED {err}")
     rows = aggregate(out.root, runs=[s.name for s in specs])
     return {"runs": len(specs), "skipped": len(specs) - len(todo), "stale": len(stale), "failed": failures,
             "results": rows}
+
+
+#: Memory a worker of a parallel suite is assumed to need (torch, the data, the model): caps the default jobs.
+JOB_MEMORY_BYTES = 1 << 30
+
+
+def default_jobs(configs: Sequence[TrainConfig]) -> int:
+    """``caltrain bench``'s default ``--jobs``: one per core this process may use, or 1 when a run uses a GPU.
+
+    Each worker then gets one thread (``cores // jobs``): a grid of runs is divided between the cores better
+    than one run's operations are (BENCHMARKS.md, "Speed on a busy machine"); runs on one GPU share it better
+    one at a time. At most one job per :data:`JOB_MEMORY_BYTES` (1 GiB) of available memory.
+    """
+    import os
+
+    import torch
+
+    from caltrain.utils.threads import usable_cores
+
+    for c in configs:
+        if c.device.startswith("cuda") or c.device == "mps" or (c.device == "auto" and torch.cuda.is_available()):
+            return 1
+    jobs = usable_cores()
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        jobs = min(jobs, max(1, available // JOB_MEMORY_BYTES))
+    except (AttributeError, ValueError, OSError):  # not POSIX
+        pass
+    return jobs
+
+
+def _init_worker(budget: int) -> None:
+    """A parallel suite's worker: ``budget`` threads (``threads: auto`` and torch's default), no progress bars."""
+    import torch
+
+    from caltrain.train import progress
+    from caltrain.utils.threads import set_budget
+
+    set_budget(budget)
+    torch.set_num_threads(budget)
+    progress.set_enabled(False)  # several processes drawing bars on one terminal garble it
+
+
+def _run_in_processes(work: list[tuple], n_jobs: int, log: Callable[[str], None]) -> list[str]:
+    """Train ``work`` in ``n_jobs`` spawned worker processes; the same outcomes, logging and busy round as Ray."""
+    import concurrent.futures as cf
+    import multiprocessing
+    from concurrent.futures.process import BrokenProcessPool
+
+    from caltrain.utils.threads import usable_cores
+
+    budget = max(1, usable_cores() // n_jobs)
+    log(f"{n_jobs} runs at a time (worker processes with {budget} thread{'s' * (budget > 1)} each)")
+    failures: list[str] = []
+    clock = _Clock(len(work))
+    pool = cf.ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_init_worker, initargs=(budget,))
+    try:
+        for wait in (False, True):  # second round: the runs another process held, waiting for their locks
+            futures = {pool.submit(_run_one, *job, wait=wait): job for job in work}
+            work, done_count = [], 0
+            for future in cf.as_completed(futures):
+                job = futures[future]
+                name = Path(job[1]).name
+                done_count += 1
+                try:
+                    outcome = future.result()
+                except BrokenProcessPool as err:  # a worker died (killed, out of memory)
+                    outcome = {"status": "failed", "message": f"{name}: its worker process died ({err})"}
+                _log_outcome(log, f"[{done_count}/{len(futures)}]", name, outcome,
+                             clock.finished(outcome) if outcome["status"] != "busy" else "")
+                if outcome["status"] == "failed":
+                    failures.append(outcome["message"])
+                elif outcome["status"] == "busy":
+                    work.append(job)
+            if not work:
+                break
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return failures
 
 
 def _run_with_ray(jobs: list[tuple], address: str | None, log: Callable[[str], None]) -> list[str]:
@@ -268,6 +388,7 @@ def _run_with_ray(jobs: list[tuple], address: str | None, log: Callable[[str], N
     try:
         remote = ray.remote(num_cpus=1)(_run_one)
         failures = []
+        clock = _Clock(len(jobs))
         for wait in (False, True):  # second round: the runs another process held, waiting for their locks
             refs = {remote.remote(*job, wait=wait): job for job in jobs}
             pending, jobs, done_count = list(refs), [], 0
@@ -276,7 +397,8 @@ def _run_with_ray(jobs: list[tuple], address: str | None, log: Callable[[str], N
                 done_count += 1
                 outcome = ray.get(done[0])
                 name = Path(refs[done[0]][1]).name
-                _log_outcome(log, f"[{done_count}/{len(refs)}]", name, outcome)
+                _log_outcome(log, f"[{done_count}/{len(refs)}]", name, outcome,
+                             clock.finished(outcome) if outcome["status"] != "busy" else "")
                 if outcome["status"] == "failed":
                     failures.append(outcome["message"])
                 elif outcome["status"] == "busy":

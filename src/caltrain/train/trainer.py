@@ -42,18 +42,20 @@ import caltrain
 from caltrain import posthoc
 from caltrain.train.checkpoint import capture_run_state, restore_run_state, save_checkpoint
 from caltrain.train.config import TrainConfig, config_to_dict, resolve_model_name
-from caltrain.train.distributed import gather_rows, init_from_env, merge_sample_state, sum_over_ranks
-from caltrain.train.evaluation import Evaluator
+from caltrain.train.distributed import init_from_env, merge_sample_state, sum_over_ranks
+from caltrain.train.evaluation import SplitScore, make_evaluator
 from caltrain.train.finish import finish_run
-from caltrain.train.guard import TrainingDiverged, check_finite_logits, check_finite_loss, check_finite_weights
+from caltrain.train.guard import TrainingDiverged, check_finite_loss, check_finite_split, check_finite_weights
 from caltrain.train.optim import build_optimizer
 from caltrain.train.progress import Progress, make_progress
 from caltrain.train.run_dir import RunDir, git_revision
 from caltrain.train.schedule import build_scheduler
 from caltrain.train.selection import Selection
 from caltrain.train.step import TrainStep, frozen_batchnorm_stats
+from caltrain.train.task import check_task, model_outputs, objective_classes
 from caltrain.utils.io import remove_stale_temp_files
 from caltrain.utils.modules import unwrap
+from caltrain.utils.threads import prepare_threads, resolve_threads
 
 __all__ = ["Trainer", "TrainingDiverged", "train"]
 
@@ -92,25 +94,16 @@ class Trainer:
         if config.precision != "fp32" and self.device.type != "cuda":
             raise ValueError(f"precision={config.precision!r} needs a CUDA device; on {self.device} use fp32")
 
-        if config.threads:
-            torch.set_num_threads(config.threads)
+        prepare_threads(config.threads, self.device)
         torch.manual_seed(config.seed)
         self.data = self._create_data()
         self.num_classes = self.data.num_classes
-        if self.data.task != "classification":  # the dense binary task is not in the trainer yet
-            raise ValueError(
-                f"data.name: {config.data.name!r} is a {self.data.task} dataset, and the trainer trains classifiers "
-                "only for now; load it with caltrain.data.create and train it in your own loop"
-            )
+        self.task = getattr(self.data, "task", "classification")
         self.objective = losses.create(
-            config.loss.name, num_classes=self.num_classes, num_samples=len(self.data.train), **config.loss.options
+            config.loss.name, num_classes=objective_classes(self.task, self.num_classes),
+            num_samples=len(self.data.train), **config.loss.options
         ).to(self.device)
-        if "classification" not in self.objective.tasks:  # the dense binary task is not in the trainer yet
-            raise ValueError(
-                f"loss.name: {config.loss.name!r} is an objective for {', '.join(sorted(self.objective.tasks))} "
-                "outputs, and the trainer trains classifiers only for now; use it in your own loop "
-                "(caltrain.losses.create) or pick a classification objective (caltrain losses lists them)"
-            )
+        check_task(self.task, self.objective, config)
         torch.manual_seed(config.seed)  # model initialisation depends on the seed only
         model = self._create_model().to(self.device)  # sets self.model_name
         self.channels_last = config.channels_last is True or (
@@ -118,6 +111,8 @@ class Trainer:
         )
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        self.threads = resolve_threads(config.threads, model=model, input_shape=tuple(self.data.input_shape),
+                                       batch_size=config.data.batch_size, device=self.device)
         self.model = model
         if self.dist.enabled:
             if self.objective.needs_input_grad or "model" in self.objective.requires:
@@ -136,10 +131,11 @@ class Trainer:
         self.abstention = config.eval.abstention
         if self.abstention is None:
             self.abstention = self.objective.abstention
-        self.evaluator = Evaluator(
-            model=self.model, forward_model=self.forward_model, data=self.data, loaders=self.eval_loaders,
+        self.evaluator = make_evaluator(
+            self.task, model=self.model, forward_model=self.forward_model, data=self.data, loaders=self.eval_loaders,
             make_loader=eval_loader, n_bins=config.eval.n_bins, abstention=self.abstention,
             autocast=self._autocast, prepare=self._prepare, dist=self.dist, device=self.device,
+            posthoc_pixels=config.eval.posthoc_pixels, seed=config.seed,
         )
         self.optimizer = build_optimizer(unwrap(self.model), config.optim)
         self.scheduler = build_scheduler(
@@ -177,13 +173,13 @@ class Trainer:
         return data_mod.create(cfg.data.name, root=cfg.data.root, **cfg.data.options)
 
     def _create_model(self) -> nn.Module:
-        """The model with ``objective.num_outputs`` outputs, initialised under ``torch.manual_seed(seed)``."""
+        """The model with ``model_outputs(task, objective)`` outputs, initialised under ``torch.manual_seed(seed)``."""
         from caltrain import models
 
         cfg = self.cfg
-        self.model_name = resolve_model_name(cfg.model.name, self.data.kind)
+        self.model_name = resolve_model_name(cfg.model.name, self.data.kind, self.task)
         return models.create(
-            self.model_name, num_classes=self.objective.num_outputs, in_channels=self.data.input_shape[0],
+            self.model_name, num_classes=model_outputs(self.task, self.objective), in_channels=self.data.input_shape[0],
             input_shape=tuple(self.data.input_shape), **cfg.model.options,
         )
 
@@ -262,12 +258,12 @@ class Trainer:
             for epoch in range(self.start_epoch, self.cfg.epochs):
                 t0 = time.perf_counter()
                 out = self._train_epoch(epoch, progress)
-                record, val_logits, val_labels = self._epoch_record(epoch, out["train"])
+                record, val = self._epoch_record(epoch, out["train"])
                 record["time_s"] = time.perf_counter() - t0
-                if self.objective.needs_validation:
-                    self.objective.on_epoch_end(epoch, val_logits=val_logits, val_labels=val_labels)
-                else:
-                    self.objective.on_epoch_end(epoch)
+                self.objective.on_epoch_end(epoch, **self._validation_inputs(val))
+                objective_summary = self.objective.epoch_summary()
+                if objective_summary:
+                    record["objective"] = objective_summary
                 self.history.extend(out["step_records"])
                 self.history.append(record)
                 if self.selection.update(epoch, record) and self.dist.is_main:
@@ -281,9 +277,9 @@ class Trainer:
             progress.close()
         summary = finish_run(
             cfg=self.cfg, run=self.run, model=self.model, evaluator=self.evaluator, selection=self.selection,
-            data=self.data, steps=self.step, train_seconds=time.perf_counter() - t_start,
+            steps=self.step, train_seconds=time.perf_counter() - t_start,
             convention=posthoc.RUN_ABSTENTION if self.objective.has_abstention else None, device=self.device,
-            is_main=self.dist.is_main, extra=self._summary_extra(),
+            is_main=self.dist.is_main, extra=self._summary_extra(), sample_state=self._objective_sample_state(),
         )
         if self.dist.enabled:
             torch.distributed.barrier()
@@ -299,21 +295,21 @@ class Trainer:
         progress.start_epoch(epoch, self.cfg.epochs, len(self.train_loader))
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)  # running accuracy, read with the loss
         n_seen = 0
-        logits_parts, label_parts, index_parts = [], [], []
+        running = self.evaluator.train_metrics()
         records = []
         for i, (x, y, idx) in enumerate(self.train_loader):
             loss, logits = self.train_step(self._prepare(x), y, idx)
             self.step += 1
             nonfinite |= ~torch.isfinite(loss)
             loss_sum += loss.double() * y.shape[0]
+            correct += (logits.argmax(1) == y).sum()
             n_seen += y.shape[0]
-            logits_parts.append(logits.float())
-            label_parts.append(y)
-            index_parts.append(idx)
+            running.update(logits, y, idx)
             if (i + 1) % _HOST_READ_EVERY == 0 or i + 1 == len(self.train_loader):
                 check_finite_loss(nonfinite, epoch=epoch, step=self.step, checkpoint=self.run.checkpoint)
-                progress.update(i + 1, float(loss_sum) / max(n_seen, 1), float("nan"))
+                progress.update(i + 1, float(loss_sum) / max(n_seen, 1), int(correct) / max(n_seen, 1))
             if self.cfg.eval.every_steps and self.step % self.cfg.eval.every_steps == 0:
                 records.append(self._step_record(epoch, i + 1))
                 self.model.train()
@@ -323,40 +319,47 @@ class Trainer:
                 self.model.train()
         check_finite_weights(unwrap(self.model), epoch=epoch, step=self.step, checkpoint=self.run.checkpoint)
         merge_sample_state(self._objective_sample_state(), snapshot, self.dist)
-        logits, labels, index = gather_rows((torch.cat(logits_parts), torch.cat(label_parts), torch.cat(index_parts)),
-                                            self.dist)
         loss_sum, n_seen = sum_over_ranks(loss_sum, n_seen, self.dist)
-        train_metrics = self.evaluator.metrics(logits, labels, self.evaluator.posterior("train", index))
+        train_metrics = running.compute()
         train_metrics["loss"] = float(loss_sum) / n_seen
         return {"train": train_metrics, "step_records": records}
 
-    def _epoch_record(self, epoch: int, train_metrics: dict[str, Any]):
-        """The epoch's ``metrics.jsonl`` record (train, validation, test, lr) and the validation logits and labels."""
+    def _epoch_record(self, epoch: int, train_metrics: dict[str, Any]) -> tuple[dict[str, Any], SplitScore]:
+        """The epoch's ``metrics.jsonl`` record (train, validation, test, lr) and the validation score."""
         record: dict[str, Any] = {"epoch": epoch + 1, "step": self.step}
         if "train" in self.cfg.eval.splits:
             record["train"] = train_metrics
         else:
             record["train"] = {"loss": train_metrics["loss"]}
-        needed = tuple(s for s in ("val", "test") if s in self.cfg.eval.splits or s == "val")
-        val_logits = val_labels = None
-        for split in needed:
-            logits, labels, record[split] = self._evaluate_split(split, epoch)
-            if split == "val":
-                val_logits, val_labels = logits, labels
+        statistics = self.objective.validation_statistics if self.objective.needs_validation_statistics else None
+        val = self._evaluate_split("val", epoch, statistics=statistics)
+        record["val"] = val.metrics
+        if "test" in self.cfg.eval.splits:
+            record["test"] = self._evaluate_split("test", epoch).metrics
         record["lr"] = self.scheduler.get_last_lr()[0]
-        return record, val_logits, val_labels
+        return record, val
+
+    def _validation_inputs(self, val: SplitScore) -> dict[str, Any]:
+        """What ``objective.on_epoch_end`` asked for through its protocol: the validation logits and labels
+        (``needs_validation``), the summed validation statistics (``needs_validation_statistics``)."""
+        inputs: dict[str, Any] = {}
+        if self.objective.needs_validation:
+            inputs.update(val_logits=val.logits, val_labels=val.labels)
+        if self.objective.needs_validation_statistics:
+            inputs["val_stats"] = val.statistics
+        return inputs
 
     def _step_record(self, epoch: int, batches_done: int) -> dict[str, Any]:
         record: dict[str, Any] = {"epoch": epoch + batches_done / len(self.train_loader), "step": self.step}
         for split in (s for s in self.cfg.eval.splits if s != "train"):
-            record[split] = self._evaluate_split(split, epoch)[2]
+            record[split] = self._evaluate_split(split, epoch).metrics
         return record
 
-    def _evaluate_split(self, split: str, epoch: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
-        """The current model's logits, labels and metrics on ``split``; a diverged model stops the run."""
-        logits, labels = self.evaluator.predict(split)
-        check_finite_logits(logits, split, epoch=epoch, step=self.step, checkpoint=self.run.checkpoint)
-        return logits, labels, self.evaluator.metrics(logits, labels, self.evaluator.posterior(split))
+    def _evaluate_split(self, split: str, epoch: int, statistics: Any = None) -> SplitScore:
+        """The current model's score on ``split``; a diverged model (a non-finite logit) stops the run."""
+        score = self.evaluator.score(split, statistics=statistics)
+        check_finite_split(score.finite, split, epoch=epoch, step=self.step, checkpoint=self.run.checkpoint)
+        return score
 
     def _track_curvature(self) -> dict[str, float]:
         """Curvature and margin tail of the current model on the first ``curvature.subset`` training samples."""
@@ -417,6 +420,7 @@ class Trainer:
             "world_size": self.dist.world_size,
             "model": self.model_name,
             "num_parameters": sum(p.numel() for p in unwrap(self.model).parameters()),
+            "threads": self.threads,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
             **self._extra_meta(),
         })

@@ -15,6 +15,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
+from caltrain.utils.threads import map_chunks
+
 __all__ = [
     "as_tensor",
     "check_choice",
@@ -154,7 +156,11 @@ def check_probabilities(
             q = q.float()
         ones = torch.ones(q.shape[1], dtype=q.dtype, device=q.device)
         rows = 1 << 16
-        worst = float(torch.stack([(q[i : i + rows] @ ones - 1).abs().max() for i in range(0, q.shape[0], rows)]).max())
+        part = lambda a, b: (q[a:b] @ ones - 1).abs().max()  # noqa: E731
+        if q.device.type == "cpu":  # many small ops: worker threads, one intra-op thread each (utils/threads.py)
+            worst = float(torch.stack(map_chunks(part, q.shape[0], rows)).max())
+        else:
+            worst = float(torch.stack([part(i, i + rows) for i in range(0, q.shape[0], rows)]).max())
         if worst > tol:
             dtype_note = "" if torch.finfo(p.dtype).bits >= 32 else f" for {str(p.dtype).replace('torch.', '')}"
             raise ValueError(
@@ -203,7 +209,7 @@ def check_labels(
     valid = labels if ignore_index is None else labels[labels != ignore_index]
     if valid.numel() == 0:
         return
-    lo, hi = int(valid.min()), int(valid.max())
+    lo, hi = (int(v) for v in torch.aminmax(valid))
     if lo < 0 or hi >= num_classes:
         extra = f" (or ignore_index={ignore_index})" if ignore_index is not None else ""
         raise ValueError(
