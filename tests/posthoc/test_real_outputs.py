@@ -9,8 +9,11 @@ A synthetic K = 100 stand-in (over-confident logits, 2,500 fitting samples) alwa
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -106,3 +109,27 @@ def test_defaults_do_no_harm_on_a_synthetic_k100_stand_in():
     for name, options in OLD_DEFAULTS.items():
         after = _held_out(posthoc.create(name, max_iter=100, **options), z_fit, y_fit, z_test, y_test)
         assert after["nll"] > before["nll"], (name, before["nll"], after["nll"])
+
+
+def test_the_records_file_builder(tmp_path):
+    """tests/data/real_outputs/build.py: netcal's record files -> one npz of log-probabilities and labels."""
+    path = Path(__file__).resolve().parents[1] / "data" / "real_outputs" / "build.py"
+    spec = importlib.util.spec_from_file_location("build_real_outputs", path)
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    checkout = tmp_path / "calibration-framework"
+    records = checkout / "examples" / "classification" / "records" / "cifar100"
+    records.mkdir(parents=True)
+    (checkout / "LICENSE.txt").write_text("Apache License 2.0\n")
+    g = np.random.default_rng(0)
+    for name in build.RECORDS:
+        p = g.dirichlet(np.ones(4), size=6).astype(np.float32)
+        np.savez(records / f"{name}.npz", predictions=p, ground_truth=g.integers(0, 4, size=6))
+    target = build.main(["--records", str(checkout / "examples"), "--out", str(tmp_path / "out")])
+    with np.load(target) as data, np.load(records / f"{build.RECORDS[0]}.npz") as original:
+        np.testing.assert_allclose(data[f"{build.RECORDS[0]}.logits"], np.log(original["predictions"]), rtol=1e-6)
+        assert data[f"{build.RECORDS[0]}.labels"].dtype == np.int16
+        assert (data[f"{build.RECORDS[0]}.labels"] == original["ground_truth"]).all()
+    assert (tmp_path / "out" / "LICENSE-netcal.txt").read_text() == "Apache License 2.0\n"
+    with pytest.raises(SystemExit, match="exists"):  # never overwrites
+        build.main(["--records", str(checkout), "--out", str(tmp_path / "out")])
