@@ -134,3 +134,46 @@ def test_map_chunks_returns_in_chunk_order_and_raises_a_workers_error():
     with pytest.raises(ValueError, match="chunk 6"):
         map_chunks(boom, 10, 3, workers=2)
     assert torch.get_num_threads() == 3
+
+
+@pytest.mark.parametrize("k", [2, 10, 16])
+def test_float32_key_top_label_falls_back_for_rows_without_a_positive_maximum(k):
+    p, y = _rows_with_ties(k)
+    p[3] = 0.0  # maximum 0: the integer keys would not order it; torch.max decides (index 0)
+    p[4, :] = -0.0
+    conf, correct = _top_label_values(p, y)
+    ref_conf, ref_correct = top_label(p, y)
+    assert torch.equal(conf, ref_conf) and torch.equal(correct, ref_correct)
+    q, z = _rows_with_ties(k)  # every maximum positive: the key path, same values
+    assert torch.equal(torch.stack(_top_label_values(q, z)), torch.stack(top_label(q, z)).to(q.dtype))
+
+
+def _bad_inputs():
+    g = torch.Generator().manual_seed(5)
+    p = torch.softmax(2 * torch.randn(150_000, 10, generator=g), 1)  # three 2^16-row chunks
+    y = torch.randint(0, 10, (150_000,), generator=g)
+    nan, off, neg, big = p.clone(), p.clone(), p.clone(), p * 3
+    nan[140_000, 3] = float("nan")  # in the last chunk
+    off[70_000] *= 1.01
+    neg[131_100, 0], neg[131_100, 1] = -0.01, neg[131_100, 1] + 0.01 + neg[131_100, 0]
+    return p, y, [nan, off, neg, big]
+
+
+def test_ece_checks_probabilities_inside_its_pass_with_the_checks_messages():
+    from caltrain.utils.checks import check_probabilities
+
+    p, y, bad = _bad_inputs()
+    for q in bad:
+        with pytest.raises(ValueError) as expected:
+            check_probabilities(q, "probs")
+        with pytest.raises(ValueError) as got:
+            M.expected_calibration_error(q, y)
+        assert str(got.value) == str(expected.value)
+        float(M.expected_calibration_error(q, y, validate_args=False))  # unchecked: no error
+    with pytest.raises(ValueError, match="labels: expected class indices"):  # labels first, as before
+        M.expected_calibration_error(bad[0], y + 10)
+    checked = top_label_statistics(p, y, 15, check=True)
+    plain = top_label_statistics(p, y, 15)
+    for name in ("count", "conf_sum", "acc_sum"):
+        assert torch.equal(getattr(checked, name), getattr(plain, name))
+    assert float(M.expected_calibration_error(p, y)) == float(M.expected_calibration_error(p, y, validate_args=False))

@@ -112,17 +112,18 @@ def _float32_ceil_is_exact(n_bins: int) -> bool:
     return True
 
 
-def uniform_bin_index(scores: torch.Tensor, n_bins: int) -> torch.Tensor:
+def uniform_bin_index(scores: torch.Tensor, n_bins: int, *, short: bool = False) -> torch.Tensor:
     """Bin of every score under equal-width bins ``(lo, hi]`` (0 in the first bin), int64, same shape.
 
     ``ceil(s B) - 1`` (clamped to ``[0, B - 1]``), computed in float64. For float32 / float16 / bfloat16
     scores this is exact (:func:`_float32_ceil_is_exact`); for float64 scores the few within 1e-9 of an edge
     are re-binned by exact comparison with the float64 edges ``j / B`` (``torch.bucketize``), so the rule
-    holds to the bit.
+    holds to the bit. ``short=True``: the scores are float64 copies of float32 / float16 / bfloat16 values
+    (the caller's promise), binned by the exact short-float rule without another conversion.
     """
     s = scores.to(torch.float64)
     scaled = s * n_bins
-    if scores.dtype in _SHORT_FLOATS and _float32_ceil_is_exact(n_bins):
+    if (short or scores.dtype in _SHORT_FLOATS) and _float32_ceil_is_exact(n_bins):
         return scaled.ceil_().long().sub_(1).clamp_(0, n_bins - 1)
     index = scaled.ceil().long().sub_(1).clamp_(0, n_bins - 1)
     near = (scaled - scaled.round()).abs_() < 1e-9

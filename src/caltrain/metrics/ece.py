@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -39,7 +40,13 @@ from caltrain.metrics.binning import (
     uniform_edges,
 )
 from caltrain.metrics.validation import prepare
-from caltrain.utils.checks import as_tensor, check_choice, check_n_bins, probability_tolerance
+from caltrain.utils.checks import (
+    as_tensor,
+    check_choice,
+    check_n_bins,
+    check_probabilities,
+    probability_tolerance,
+)
 from caltrain.utils.threads import map_chunks
 
 __all__ = [
@@ -76,7 +83,7 @@ _CHUNK_ROWS = 1 << 16
 _DEVICE_CHUNK_ROWS = 1 << 22
 
 
-def top_label_statistics(probs: torch.Tensor, labels: torch.Tensor, n_bins: int) -> BinStats:
+def top_label_statistics(probs: torch.Tensor, labels: torch.Tensor, n_bins: int, *, check: bool = False) -> BinStats:
     """Equal-width top-label :class:`BinStats` of prepared ``probs [N, K]``, ``labels [N]``, in row chunks.
 
     Chunks of 2^16 rows keep the float64 temporaries small and in cache: the extra memory does not grow
@@ -86,19 +93,42 @@ def top_label_statistics(probs: torch.Tensor, labels: torch.Tensor, n_bins: int)
     time slice whenever another process holds a core (5x slower than torchmetrics at 1e7 x 10 on a loaded
     2-core machine before; BENCHMARKS.md, "Speed on a busy machine"). The chunks' sums are added in chunk order,
     so the result does not depend on the number of threads.
-    """
 
-    def chunk(start: int, stop: int) -> BinStats:
-        conf, correct = _top_label_values(probs[start:stop], labels[start:stop])
-        return bin_statistics(conf, correct, uniform_bin_index(conf, n_bins), n_bins)
+    ``check=True`` also does :func:`caltrain.utils.checks.check_probabilities` (range and row sums) inside
+    the same pass, on each chunk while it is in cache (CPU, float32 / float64, 2 <= K; elsewhere the check
+    runs first): the chunk's ``aminmax`` and its row sums by the same 2^16-row matrix-vector products as the
+    check, so it passes and fails on the same inputs; on failure the check itself runs and raises its message.
+    """
+    fused = check and probs.device.type == "cpu" and probs.dtype in (torch.float32, torch.float64)
+    if check and not fused:
+        check_probabilities(probs, "probs")
+    ones = torch.ones(probs.shape[1], dtype=probs.dtype)
+
+    def chunk(start: int, stop: int) -> tuple[BinStats, torch.Tensor | None]:
+        p = probs[start:stop]
+        conf, correct = _top_label_values(p, labels[start:stop])
+        if conf.dtype in (torch.float32, torch.float16, torch.bfloat16):  # one float64 copy for the index and S_b
+            c64 = conf.to(torch.float64)
+            stats = bin_statistics(c64, correct, uniform_bin_index(c64, n_bins, short=True), n_bins)
+        else:
+            stats = bin_statistics(conf, correct, uniform_bin_index(conf, n_bins), n_bins)
+        if not fused:
+            return stats, None
+        return stats, torch.stack([p.amin(), conf.amax(), (p @ ones - 1).abs().max()])
 
     n = probs.shape[0]
     if probs.device.type == "cpu":
         parts = map_chunks(chunk, n, _CHUNK_ROWS)
     else:
         parts = [chunk(s, min(s + _DEVICE_CHUNK_ROWS, n)) for s in range(0, n, _DEVICE_CHUNK_ROWS)]
-    total = parts[0]
-    for part in parts[1:]:  # in chunk order: the same sums whatever the number of threads
+    if fused:
+        ranges = torch.stack([r for _, r in parts])
+        lo, hi, worst = float(ranges[:, 0].min()), float(ranges[:, 1].max()), float(ranges[:, 2].max())
+        tol = probability_tolerance(probs.dtype)
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo < -tol or hi > 1 + tol or worst > tol:
+            check_probabilities(probs, "probs")  # raises its own message
+    total = parts[0][0]
+    for part, _ in parts[1:]:  # in chunk order: the same sums whatever the number of threads
         total = total + part
     return BinStats(total.count, total.conf_sum, total.acc_sum, uniform_edges(n_bins, device=probs.device))
 
@@ -107,6 +137,10 @@ def top_label(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, 
     """``(confidence [N], correct [N] bool)`` of prepared ``probs [N, K]`` and ``labels [N]``."""
     conf, pred = probs.max(dim=1)
     return conf, pred == labels
+
+
+#: ``15 - j`` for column ``j``: the tie-break bits of :func:`_top_label_values`' integer keys.
+_TIE_BREAK = torch.arange(15, -1, -1, dtype=torch.int64)
 
 
 def _top_label_values(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,9 +154,27 @@ def _top_label_values(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.
     ``c <= 1/2 + K tol`` are looked at again: those where another class also reaches ``c`` are decided by
     ``argmax`` (its first maximum). Exact for rows of probabilities (what the metrics validate unless
     ``validate_args=False``); on other devices, and for one column, :func:`top_label` itself.
+
+    float32 with ``2 <= K <= 16`` (most classifiers' evaluation) skips that second look: each ``p_j`` becomes a
+    float64 (exact, its 29 lowest bits zero) with ``15 - j`` written into its 4 lowest bits, and one float64
+    ``amax`` gives the maximum (rounded back to float32: ``p`` itself) and, in those bits, its first index
+    (tied entries differ only there, the lowest ``j`` largest; different values keep their order, all being
+    positive). A chunk where some row's maximum is not positive (0, negative or NaN: no rows of probabilities)
+    takes the path above. 1.3-1.5x faster on [2^16, 10] than ``amax`` + ``gather`` + the second look.
     """
     if probs.device.type != "cpu" or probs.shape[1] < 2:
         return top_label(probs, labels)
+    k = probs.shape[1]
+    if probs.dtype == torch.float32 and k <= 16:
+        # max and first argmax in one float64 amax: p_j as a float64 is exact and has 29 zero low bits;
+        # writing 15 - j into the lowest 4 makes tied entries differ (the lowest j largest) and leaves the
+        # order of different values unchanged, for positive values; rounding back to float32 gives p exactly
+        keys = probs.to(torch.float64)
+        keys.view(torch.int64).bitwise_or_(_TIE_BREAK[:k])
+        top = keys.amax(dim=1)
+        conf = top.to(torch.float32)
+        if bool((conf > 0).all()):  # a row whose maximum is <= 0 or NaN orders otherwise: torch.max below
+            return conf, top.view(torch.int64).bitwise_and_(15).neg_().add_(15) == labels
     conf = probs.amax(dim=1)
     correct = probs.gather(1, labels[:, None]).squeeze(1) == conf
     bound = 0.5 + probs.shape[1] * probability_tolerance(probs.dtype)
@@ -163,9 +215,12 @@ def expected_calibration_error(
     n_bins = check_n_bins(n_bins)
     check_choice(norm, "norm", NORMS)
     check_choice(binning, "binning", BINNINGS)
+    if binning == "uniform":  # the probability check inside the statistics' pass (top_label_statistics)
+        fuse = validate_args and not from_logits and ignore_index is None
+        p, y = prepare(probs, labels, from_logits=from_logits, ignore_index=ignore_index,
+                       validate_args=validate_args, check_probs=not fuse)
+        return calibration_error_from_stats(top_label_statistics(p, y, n_bins, check=fuse), norm)
     p, y = prepare(probs, labels, from_logits=from_logits, ignore_index=ignore_index, validate_args=validate_args)
-    if binning == "uniform":
-        return calibration_error_from_stats(top_label_statistics(p, y, n_bins), norm)
     conf, correct = top_label(p, y)
     return calibration_error_from_stats(binned_statistics(conf, correct, n_bins, binning), norm)
 

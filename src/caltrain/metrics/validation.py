@@ -46,11 +46,12 @@ def prepare(
     validate_args: bool = True,
     num_classes: int | None = None,
     row_sum: bool = True,
+    check_probs: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(probs [M, K], labels [M] int64)``: :func:`prepare_with` without an extra tensor."""
     p, y, _ = prepare_with(
         probs, labels, None, from_logits=from_logits, ignore_index=ignore_index, validate_args=validate_args,
-        num_classes=num_classes, row_sum=row_sum,
+        num_classes=num_classes, row_sum=row_sum, check_probs=check_probs,
     )
     return p, y
 
@@ -66,6 +67,7 @@ def prepare_with(
     num_classes: int | None = None,
     row_sum: bool = True,
     extra_name: str = "true_posterior",
+    check_probs: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Return ``(probs [M, K] floating, labels [M] int64, extra [M, K'] or None)`` (module docstring).
 
@@ -80,6 +82,9 @@ def prepare_with(
         num_classes: the valid label range ``[0, num_classes)``; default ``K`` (an abstention model with
             ``K + 1`` outputs passes ``K``).
         row_sum: require rows to sum to 1 (``False`` only checks the [0, 1] range).
+        check_probs: with ``validate_args``, check the probability values here; ``False`` for a caller that
+            checks them itself in its own pass over ``probs`` (the top-label ECE: ``top_label_statistics``);
+            the labels and shapes are checked either way.
     """
     p = as_tensor(probs, "probs")
     y = as_tensor(labels, "labels", device=p.device)
@@ -119,7 +124,7 @@ def prepare_with(
         if validate_args:
             check_finite(p, "probs")
         p = torch.softmax(p.to(torch.float64), dim=1)
-    elif validate_args:
+    elif validate_args and check_probs:
         check_probabilities(p, "probs", row_sum=row_sum)
     if ignore_index is not None:
         keep = y != ignore_index
