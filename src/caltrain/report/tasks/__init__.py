@@ -175,9 +175,24 @@ class TaskSections:
         """The dataset's verdict (default: none)."""
         return None
 
+    #: The methods that build the dataset's sections, in order (names of ``(ctx) -> Section | None`` methods).
+    builders: tuple[str, ...] = ()
+    #: The errors of a builder that leave its section out (listed under "Left out") instead of failing the report.
+    skip_errors: tuple[type[Exception], ...] = (FileNotFoundError,)
+
     def sections(self, ctx: DatasetContext) -> list[Section]:
-        """The dataset's sections after the lead (default: none)."""
-        return []
+        """The dataset's sections after the lead: each of :attr:`builders` in turn; one that raises a
+        :attr:`skip_errors` error is left out and named in ``ctx.skipped``."""
+        out = []
+        for name in self.builders:
+            try:
+                section = getattr(self, name)(ctx)
+            except self.skip_errors as err:
+                ctx.skipped.append(f"{ctx.dataset} / {name.strip('_')}: {err}")
+                continue
+            if section is not None:
+                out.append(section)
+        return out
 
     def caveats(self, ctx: DatasetContext) -> list[str]:
         """The conventions behind the task's numbers and figures, for the caveats (repeated ones are shown once)."""

@@ -60,17 +60,8 @@ class ClassificationSections(TaskSections):
             ctx.skipped.append(f"{ctx.dataset} / verdict: {err}")
             return None
 
-    def sections(self, ctx: DatasetContext) -> list[Section]:
-        out = []
-        for build in (self._learning, self._reliability, self._classwise, self._ood, self._sharpness):
-            try:
-                section = build(ctx)
-            except (FileNotFoundError, ImportError) as err:
-                ctx.skipped.append(f"{ctx.dataset} / {build.__name__.strip('_')}: {err}")
-                continue
-            if section is not None:
-                out.append(section)
-        return out
+    builders = ("_learning", "_reliability", "_classwise", "_ood", "_sharpness")
+    skip_errors = (FileNotFoundError, ImportError)
 
     def caveats(self, ctx: DatasetContext) -> list[str]:
         n_bins = sorted({r.n_bins for r in ctx.runs})
@@ -94,52 +85,7 @@ class ClassificationSections(TaskSections):
 
     # -- 1. learning curves -------------------------------------------------------------------------------------
     def _learning(self, ctx: DatasetContext) -> Section | None:
-        from caltrain.report.charts import Curve, CurveCard, card_grid
-        from caltrain.report.learning_curves import LearningCurves
-
-        metrics = ("accuracy", "ece", "nll")
-        runs = [r for r in ctx.runs if r.epochs]
-        if not runs:
-            ctx.skipped.append(f"{ctx.dataset} / learning curves: no epoch records in metrics.jsonl")
-            return None
-        curves = LearningCurves.from_runs(runs, split="val", metrics=metrics)
-        cards = {}
-        for obj in curves.objectives:
-            members = ctx.by_objective.get(obj, [])
-            card = CurveCard(obj, ctx.colours.get(obj, "#333"),
-                             subtitle=f"{len(curves.seeds[obj])} seed{'s' if len(curves.seeds[obj]) > 1 else ''}")
-            for m in metrics:
-                lo, hi = curves.band(obj, m)
-                test = [r.summary.get("test", {}).get(m) for r in members]
-                test = [float(v) for v in test if isinstance(v, (int, float))]
-                end = float(np.mean(test)) if test else None
-                selected = sorted({r.summary.get("selected_epoch") for r in members} - {None})
-                scale = 1 if m == "nll" else 100
-                tip = (f"{obj}: test {m} of the selected model (epoch {', '.join(map(str, selected)) or '?'}), "
-                       f"mean over seeds: {scale * end:.3f}{'' if m == 'nll' else '%'}") if end is not None else None
-                values = curves.mean(obj, m)
-                cards[obj] = card
-                card.curves[m] = None if np.all(np.isnan(values)) else Curve(
-                    curves.epochs[obj], values, lo if len(curves.seeds[obj]) > 1 else None,
-                    hi if len(curves.seeds[obj]) > 1 else None, end=end, end_tip=tip)
-        ordered = [cards[o] for o in ctx.objectives if o in cards]
-        reference = cards.get(ctx.reference)
-        legend = [("mean over seeds (validation)", {"colour": "#444", "width": 1.7}),
-                  ("min–max over seeds", {"fill": "#444", "opacity": 0.2, "colour": "#aaa"}),
-                  *([(f"{ctx.reference} (reference, validation)", {"colour": "#9a9a9a", "dash": "4 2", "width": 1.2})]
-                    if len(ordered) > 1 else []),
-                  ("test, selected model (once, at the end)", {"colour": "#444", "marker": "D", "hollow": True,
-                                                                "line": False})]
-        svg = card_grid(ordered, [("accuracy", "val acc %", 100), ("ece", "val ECE %", 100), ("nll", "val NLL", 1)],
-                        title=f"{ctx.dataset}: learning curves on the validation split, one panel per objective",
-                        xlabel="epoch", reference=reference, legend=legend, slug=f"{ctx.slug}-lc")
-        block = Block(slug=f"{ctx.slug}-learning-curves", title=f"{ctx.dataset}: learning curves (validation)",
-                      caption="Validation accuracy, ECE and NLL against epochs, one panel per objective on shared "
-                              "axes; line = mean over seeds, band = min-max across seeds, dashed grey = the "
-                              f"reference objective ({ctx.reference}). The hollow diamond after the last epoch is "
-                              "the test value of the selected model (eval.select), the only test number shown.",
-                      body=svg)
-        return Section("Learning curves (validation)", [block])
+        return learning_section(ctx)
 
     # -- 2. reliability diagrams ----------------------------------------------------------------------------------
     def _reliability(self, ctx: DatasetContext) -> Section | None:
@@ -263,6 +209,57 @@ class ClassificationSections(TaskSections):
             slug=f"{ctx.slug}-sharpness", title=title, body=svg,
             caption="From the curvature records of metrics.jsonl (caltrain.analysis.CurvatureTracker); Pearson r "
                     "of ECE and sharpness in each panel's corner.")])
+
+
+def learning_section(ctx: DatasetContext) -> Section | None:
+    """Learning curves on validation as small multiples (one panel per objective, shared axes; the selected
+    model's test value once, after the last epoch): the section both tasks show (their records share the keys)."""
+    from caltrain.report.charts import Curve, CurveCard, card_grid
+    from caltrain.report.learning_curves import LearningCurves
+
+    metrics = ("accuracy", "ece", "nll")
+    runs = [r for r in ctx.runs if r.epochs]
+    if not runs:
+        ctx.skipped.append(f"{ctx.dataset} / learning curves: no epoch records in metrics.jsonl")
+        return None
+    curves = LearningCurves.from_runs(runs, split="val", metrics=metrics)
+    cards = {}
+    for obj in curves.objectives:
+        members = ctx.by_objective.get(obj, [])
+        card = CurveCard(obj, ctx.colours.get(obj, "#333"),
+                         subtitle=f"{len(curves.seeds[obj])} seed{'s' if len(curves.seeds[obj]) > 1 else ''}")
+        for m in metrics:
+            lo, hi = curves.band(obj, m)
+            test = [r.summary.get("test", {}).get(m) for r in members]
+            test = [float(v) for v in test if isinstance(v, (int, float))]
+            end = float(np.mean(test)) if test else None
+            selected = sorted({r.summary.get("selected_epoch") for r in members} - {None})
+            scale = 1 if m == "nll" else 100
+            tip = (f"{obj}: test {m} of the selected model (epoch {', '.join(map(str, selected)) or '?'}), "
+                   f"mean over seeds: {scale * end:.3f}{'' if m == 'nll' else '%'}") if end is not None else None
+            values = curves.mean(obj, m)
+            cards[obj] = card
+            card.curves[m] = None if np.all(np.isnan(values)) else Curve(
+                curves.epochs[obj], values, lo if len(curves.seeds[obj]) > 1 else None,
+                hi if len(curves.seeds[obj]) > 1 else None, end=end, end_tip=tip)
+    ordered = [cards[o] for o in ctx.objectives if o in cards]
+    reference = cards.get(ctx.reference)
+    legend = [("mean over seeds (validation)", {"colour": "#444", "width": 1.7}),
+              ("min–max over seeds", {"fill": "#444", "opacity": 0.2, "colour": "#aaa"}),
+              *([(f"{ctx.reference} (reference, validation)", {"colour": "#9a9a9a", "dash": "4 2", "width": 1.2})]
+                if len(ordered) > 1 else []),
+              ("test, selected model (once, at the end)", {"colour": "#444", "marker": "D", "hollow": True,
+                                                            "line": False})]
+    svg = card_grid(ordered, [("accuracy", "val acc %", 100), ("ece", "val ECE %", 100), ("nll", "val NLL", 1)],
+                    title=f"{ctx.dataset}: learning curves on the validation split, one panel per objective",
+                    xlabel="epoch", reference=reference, legend=legend, slug=f"{ctx.slug}-lc")
+    block = Block(slug=f"{ctx.slug}-learning-curves", title=f"{ctx.dataset}: learning curves (validation)",
+                  caption="Validation accuracy, ECE and NLL against epochs, one panel per objective on shared "
+                          "axes; line = mean over seeds, band = min-max across seeds, dashed grey = the "
+                          f"reference objective ({ctx.reference}). The hollow diamond after the last epoch is "
+                          "the test value of the selected model (eval.select), the only test number shown.",
+                  body=svg)
+    return Section("Learning curves (validation)", [block])
 
 
 def _safe(text: str) -> str:

@@ -104,17 +104,8 @@ class DenseBinarySections(TaskSections):
     def matches(cls, run) -> bool:
         return "s_measure" in (run.summary.get("test") or {})
 
-    def sections(self, ctx: DatasetContext) -> list[Section]:
-        out = []
-        for build in (self._learning, self._reliability, self._examples, self._alpha, self._ood):
-            try:
-                section = build(ctx)
-            except (FileNotFoundError, ValueError, KeyError) as err:
-                ctx.skipped.append(f"{ctx.dataset} / {build.__name__.strip('_')}: {err}")
-                continue
-            if section is not None:
-                out.append(section)
-        return out
+    builders = ("_learning", "_reliability", "_examples", "_alpha", "_ood")
+    skip_errors = (FileNotFoundError, ValueError, KeyError)
 
     def caveats(self, ctx: DatasetContext) -> list[str]:
         n_bins = sorted({r.n_bins for r in ctx.runs})
@@ -140,9 +131,9 @@ class DenseBinarySections(TaskSections):
 
     # -- 1. learning curves (the classification task's figure: its keys are the dense validation records' too) ----
     def _learning(self, ctx: DatasetContext) -> Section | None:
-        from caltrain.report.tasks.classification import ClassificationSections
+        from caltrain.report.tasks.classification import learning_section
 
-        return ClassificationSections._learning(self, ctx)
+        return learning_section(ctx)
 
     # -- 2. reliability -----------------------------------------------------------------------------------------
     def _reliability(self, ctx: DatasetContext) -> Section | None:
